@@ -1,2 +1,60 @@
-//! Harness for the cross-process tests: starts the real binaries on 127.0.0.1.
+//! Harness for the cross-process tests: starts the real binaries (`conduit-control-plane`,
+//! `conduit-data-plane`, `conduitctl`, `conduit-mcp-fixture`) as child processes on
+//! 127.0.0.1 with temporary directories and free ports, and tears them down on drop.
+//!
+//! The binaries are looked up next to the running test executable (`target/<profile>/`),
+//! so `cargo build --workspace --bins` must have run first; the harness says so when one is
+//! missing. Every process logs to a file in its temporary directory; when a test panics the
+//! logs of every process it started are printed, so a failure explains itself.
+//!
+//! Module map:
+//! - [`process`]: spawning, process groups, logs, kill on drop;
+//! - [`control_plane`], [`data_plane`], [`fixture`]: one handle per kind of process;
+//! - [`ctl`]: running `conduitctl` and parsing its JSON output;
+//! - [`http`], [`mcp`]: a small blocking HTTP/1.1 client and an MCP client on top of it;
+//! - [`wait`]: bounded polling; [`tls`]: throw-away certificates; [`configs`]: test configs.
 #![forbid(unsafe_code)]
+
+pub mod binaries;
+pub mod configs;
+pub mod control_plane;
+pub mod ctl;
+pub mod data_plane;
+pub mod fixture;
+pub mod http;
+pub mod mcp;
+pub mod process;
+pub mod tls;
+pub mod wait;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Once;
+
+pub use control_plane::{ControlPlane, ControlPlaneOptions};
+pub use ctl::{Ctl, DataPlaneStatus, FleetStatus, HistoryEntry, Output};
+pub use data_plane::{DataPlane, DataPlaneOptions};
+pub use fixture::Fixture;
+pub use wait::{DEFAULT_TIMEOUT, wait_until};
+
+/// One-time process setup: installs the rustls crypto provider (tonic clients in the
+/// benchmark and any TLS probe need it).
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}
+
+/// A port on 127.0.0.1 that was free a moment ago: bind port 0, read it, release it.
+///
+/// There is a small window in which another process could take it; the harness accepts
+/// that in exchange for letting the real binaries bind their own listeners.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// `127.0.0.1:<free port>`.
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?)))
+}
