@@ -1,0 +1,19 @@
+//! Cross-process tests of Conduit: the real control plane, data planes, conduitctl and the
+//! MCP fixture, as separate processes on 127.0.0.1 with temporary directories.
+//!
+//! Needs the workspace binaries: run `cargo build --workspace --bins` first (the harness
+//! says so when one is missing). One test binary, one submodule per behaviour.
+#![forbid(unsafe_code)]
+
+mod integration {
+    mod common;
+
+    mod auth;
+    mod golden;
+    mod proxy;
+    mod rejection;
+    mod resilience;
+    mod rollback;
+    mod rollout;
+    mod standalone;
+}
