@@ -1,0 +1,85 @@
+//! The pipeline from text to a validated [`Document`]: parse (YAML or JSON) into a JSON value,
+//! check its structure against the schema (all structural errors at once), build the typed
+//! document, then run the semantic checks.
+
+use crate::error::{ConfigError, ConfigErrors};
+use crate::model::Document;
+use crate::references::{self, ReferenceResolver};
+use crate::schema_check;
+use crate::validate::{self, Mode};
+
+impl Document {
+    /// Parse YAML or JSON text and validate it; every problem is reported, each with its path.
+    ///
+    /// References (`${env:NAME}`, `${file:PATH}`) are checked for syntax but not resolved, and
+    /// the format checks of a string holding one are left to [`Document::resolve_references`].
+    pub fn from_text(text: &str) -> Result<Document, ConfigErrors> {
+        let value = parse_text(text)?;
+        from_value_in(value, Mode::Unresolved)
+    }
+
+    /// Validate a JSON value (for example a document decoded by another tool).
+    pub fn from_value(value: serde_json::Value) -> Result<Document, ConfigErrors> {
+        from_value_in(value, Mode::Unresolved)
+    }
+
+    /// Run the semantic checks of [`Document::from_text`] on a document built in code.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        ConfigErrors::check(validate::document(self, Mode::Unresolved))
+    }
+
+    /// Replace every `${env:NAME}` / `${file:PATH}` reference (data-plane side), collecting
+    /// every failure with its path, then validate the result again, now with the format checks
+    /// of resolved values. `$${` stands for a literal `${` and becomes `${`.
+    ///
+    /// The returned document holds secrets: never send it anywhere, and dump it only through
+    /// [`crate::mask_secrets`].
+    pub fn resolve_references(
+        &self,
+        resolver: &dyn ReferenceResolver,
+    ) -> Result<Document, ConfigErrors> {
+        let mut value = serde_json::to_value(self).expect("config model serializes");
+        let mut errors = Vec::new();
+        references::resolve_value(&mut value, resolver, "", &mut errors);
+        ConfigErrors::check(errors)?;
+        from_value_in(value, Mode::Resolved)
+    }
+}
+
+/// Parse YAML or JSON text into a JSON value; an empty document is an empty object.
+fn parse_text(text: &str) -> Result<serde_json::Value, ConfigErrors> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    let value: serde_json::Value = if trimmed.starts_with('{') {
+        serde_json::from_str(trimmed)
+            .map_err(|error| ConfigErrors::single("", format!("invalid JSON: {error}")))?
+    } else {
+        yaml_serde::from_str(text)
+            .map_err(|error| ConfigErrors::single("", format!("invalid YAML: {error}")))?
+    };
+    Ok(match value {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        other => other,
+    })
+}
+
+fn from_value_in(mut value: serde_json::Value, mode: Mode) -> Result<Document, ConfigErrors> {
+    let mut errors = schema_check::check(&mut value, mode);
+    let fatal = errors.iter().any(|error| error.fatal);
+    let mut errors: Vec<ConfigError> = errors.drain(..).map(|error| error.error).collect();
+    if fatal {
+        return Err(ConfigErrors(errors));
+    }
+    // Non-fatal errors (unknown fields, which were pruned from `value`, bad patterns, numbers
+    // out of range) leave a document that can be typed, so the semantic checks still run and
+    // the user sees every problem at once.
+    let document: Document = match serde_json::from_value(value) {
+        Ok(document) => document,
+        Err(error) => {
+            errors.push(ConfigError::new("", error.to_string()));
+            return Err(ConfigErrors(errors));
+        }
+    };
+    errors.extend(validate::document(&document, mode));
+    ConfigErrors::check(errors)?;
+    Ok(document)
+}
