@@ -29,7 +29,6 @@ DP_ADMIN=127.0.0.1:9901
 STATE="$ROOT/.conduit-quickstart"
 BIN="$ROOT/target/debug"
 
-log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
 
 # ---- stop every child on exit, whatever the reason ------------------------------------
@@ -93,12 +92,10 @@ wait_for() { # URL WHAT LOGFILE PID
 }
 
 # ---- build -----------------------------------------------------------------------------
-if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
-    # shellcheck disable=SC1091
-    . "$HOME/.cargo/env"
-fi
-command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs) or run bash scripts/test.sh once"
 [ -f examples/quickstart.yaml ] || die "examples/quickstart.yaml is missing"
+# shellcheck source=scripts/deps.sh
+. scripts/deps.sh
+ensure_quickstart_dependencies
 
 log "building the binaries (cargo build --workspace --bins)"
 cargo build --workspace --bins
