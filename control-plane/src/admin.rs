@@ -1,0 +1,280 @@
+//! The `Admin` gRPC service used by conduitctl: apply, rollback, reads of versions, fleet
+//! status and waiting for a rollout.
+//!
+//! This module only translates between the wire and [`Versions`]/[`Fleet`]; the rules live
+//! there. Errors map to gRPC codes here, including the `ConfigErrors` status details that
+//! carry every validation problem of a rejected document.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conduit_proto::v1::admin_server::Admin;
+use conduit_proto::v1::wait_rollout_response::Outcome;
+use conduit_proto::v1::{
+    self as pb, ApplyRequest, ApplyResponse, ConfigVersion, DataPlaneStatus, FleetStatusRequest,
+    FleetStatusResponse, GetConfigRequest, ListVersionsRequest, ListVersionsResponse,
+    RollbackRequest, WaitRolloutRequest, WaitRolloutResponse,
+};
+use prost::Message;
+use tonic::{Code, Request, Response, Status};
+
+use crate::fleet::{Fleet, NodeStatus, RolloutState};
+use crate::metrics::{AdminMethod, Metrics};
+use crate::store::VersionRow;
+use crate::versions::{Applied, ApplyInput, Versions, VersionsError};
+
+/// The service; one per server.
+pub struct AdminService {
+    versions: Arc<Versions>,
+    fleet: Arc<Fleet>,
+    metrics: Arc<Metrics>,
+}
+
+impl AdminService {
+    pub fn new(versions: Arc<Versions>, fleet: Arc<Fleet>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            versions,
+            fleet,
+            metrics,
+        }
+    }
+
+    fn count<T>(&self, method: AdminMethod, result: Result<T, Status>) -> Result<T, Status> {
+        self.metrics
+            .admin_request(method, result.as_ref().map(|_| ()).map_err(Status::code));
+        result
+    }
+
+    async fn wait_rollout_inner(
+        &self,
+        request: WaitRolloutRequest,
+    ) -> Result<WaitRolloutResponse, Status> {
+        let version = match request.version {
+            0 => self.versions.current_version(),
+            version => version,
+        };
+        if version == 0 || version > self.versions.current_version() {
+            return Err(Status::not_found(format!(
+                "version {} does not exist",
+                request.version
+            )));
+        }
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(u64::from(request.timeout_ms));
+        let mut changes = self.fleet.subscribe();
+        loop {
+            // Mark the generation seen *before* reading the fleet, so a change that lands
+            // between the read and the wait below still wakes us.
+            changes.borrow_and_update();
+            let connected: Vec<NodeStatus> = self
+                .fleet
+                .statuses()
+                .into_iter()
+                .filter(|status| status.connected)
+                .collect();
+            let states: Vec<RolloutState> = connected
+                .iter()
+                .map(|status| status.rollout_state(version))
+                .collect();
+            let rejected = states.contains(&RolloutState::Rejected);
+            let pending = states.contains(&RolloutState::Pending);
+            let outcome = if !pending {
+                Some(if rejected {
+                    Outcome::Rejected
+                } else {
+                    Outcome::Converged
+                })
+            } else if tokio::time::Instant::now() >= deadline {
+                // A known rejection says more than a timeout.
+                Some(if rejected {
+                    Outcome::Rejected
+                } else {
+                    Outcome::TimedOut
+                })
+            } else {
+                None
+            };
+            if let Some(outcome) = outcome {
+                return Ok(WaitRolloutResponse {
+                    outcome: outcome.into(),
+                    data_planes: connected.into_iter().map(to_proto_status).collect(),
+                });
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Err(Status::unavailable("control plane is shutting down"));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn apply(
+        &self,
+        request: Request<ApplyRequest>,
+    ) -> Result<Response<ApplyResponse>, Status> {
+        let request = request.into_inner();
+        let result = self
+            .versions
+            .apply(ApplyInput {
+                document: request.document,
+                author: request.author,
+                message: request.message,
+                dry_run: request.dry_run,
+            })
+            .await
+            .map(to_apply_response)
+            .map_err(to_status);
+        self.count(AdminMethod::Apply, result).map(Response::new)
+    }
+
+    async fn rollback(
+        &self,
+        request: Request<RollbackRequest>,
+    ) -> Result<Response<ApplyResponse>, Status> {
+        let request = request.into_inner();
+        let result = if request.to_version == 0 {
+            Err(Status::invalid_argument(
+                "to_version must name a stored version",
+            ))
+        } else {
+            self.versions
+                .rollback(request.to_version, request.author, request.message)
+                .await
+                .map(to_apply_response)
+                .map_err(to_status)
+        };
+        self.count(AdminMethod::Rollback, result).map(Response::new)
+    }
+
+    async fn get_config(
+        &self,
+        request: Request<GetConfigRequest>,
+    ) -> Result<Response<ConfigVersion>, Status> {
+        let version = request.into_inner().version;
+        let result = match self.versions.get(version).await {
+            Ok(row) => Ok(to_proto_version(row)),
+            Err(VersionsError::NotFound(0)) => {
+                Err(Status::not_found("no configuration has been applied yet"))
+            }
+            Err(error) => Err(to_status(error)),
+        };
+        self.count(AdminMethod::GetConfig, result)
+            .map(Response::new)
+    }
+
+    async fn list_versions(
+        &self,
+        request: Request<ListVersionsRequest>,
+    ) -> Result<Response<ListVersionsResponse>, Status> {
+        let result = self
+            .versions
+            .list(request.into_inner().limit)
+            .await
+            .map(|rows| ListVersionsResponse {
+                versions: rows.into_iter().map(to_proto_version).collect(),
+            })
+            .map_err(to_status);
+        self.count(AdminMethod::ListVersions, result)
+            .map(Response::new)
+    }
+
+    async fn fleet_status(
+        &self,
+        _request: Request<FleetStatusRequest>,
+    ) -> Result<Response<FleetStatusResponse>, Status> {
+        let response = FleetStatusResponse {
+            current_version: self.versions.current_version(),
+            data_planes: self
+                .fleet
+                .statuses()
+                .into_iter()
+                .map(to_proto_status)
+                .collect(),
+        };
+        self.count(AdminMethod::FleetStatus, Ok(response))
+            .map(Response::new)
+    }
+
+    async fn wait_rollout(
+        &self,
+        request: Request<WaitRolloutRequest>,
+    ) -> Result<Response<WaitRolloutResponse>, Status> {
+        let result = self.wait_rollout_inner(request.into_inner()).await;
+        self.count(AdminMethod::WaitRollout, result)
+            .map(Response::new)
+    }
+}
+
+/// The gRPC status for a failed version operation.
+fn to_status(error: VersionsError) -> Status {
+    match error {
+        VersionsError::Invalid(errors) => {
+            let details = pb::ConfigErrors {
+                errors: errors.0.iter().cloned().map(Into::into).collect(),
+            };
+            Status::with_details(
+                Code::InvalidArgument,
+                errors.to_string(),
+                details.encode_to_vec().into(),
+            )
+        }
+        VersionsError::NotFound(version) => {
+            Status::not_found(format!("version {version} does not exist"))
+        }
+        error @ (VersionsError::Store(_) | VersionsError::Task(_)) => {
+            tracing::error!(%error, "admin request failed");
+            Status::internal(error.to_string())
+        }
+    }
+}
+
+fn to_apply_response(applied: Applied) -> ApplyResponse {
+    ApplyResponse {
+        version: applied.version,
+        hash: applied.hash,
+        changed: applied.changed,
+        dry_run: applied.dry_run,
+    }
+}
+
+fn to_proto_version(row: VersionRow) -> ConfigVersion {
+    ConfigVersion {
+        version: row.version,
+        hash: row.hash,
+        author: row.author,
+        message: row.message,
+        created_at: row.created_at,
+        config_json: row.config_json,
+        rolled_back_from: row.rolled_back_from.unwrap_or(0),
+    }
+}
+
+fn to_proto_status(status: NodeStatus) -> DataPlaneStatus {
+    let row = status.row;
+    DataPlaneStatus {
+        node_id: row.node_id,
+        labels: row.labels.into_iter().collect(),
+        build_version: row.build_version,
+        connected: status.connected,
+        applied_version: row.applied_version,
+        applied_hash: row.applied_hash,
+        rejected_version: row.rejected_version,
+        rejected_errors: row
+            .rejected_errors
+            .into_iter()
+            .map(|error| pb::ConfigError {
+                path: error.path,
+                message: error.message,
+            })
+            .collect(),
+        last_seen: row.last_seen,
+        connected_since: row.connected_since,
+        peer_address: row.peer_address,
+    }
+}

@@ -1,0 +1,19 @@
+//! Conduit control plane: holds the desired configuration as immutable versions in SQLite,
+//! streams snapshots to data planes, tracks the fleet, and serves the Admin API.
+//!
+//! Entry point for embedding (and for tests): [`server::start`].
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod discovery;
+pub mod fleet;
+pub mod http;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod versions;
+
+pub use server::{RunningServer, ServeConfig, ServeError, start};

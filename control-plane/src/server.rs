@@ -1,0 +1,278 @@
+//! Assembles and runs the control plane: opens the store, loads versions and the fleet,
+//! binds both listeners and serves until shutdown.
+//!
+//! [`start`] returns once the listeners are bound, with their actual addresses, so tests can
+//! run a real server on port 0 in-process; the binary calls it and waits for a signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conduit_proto::v1::admin_server::AdminServer;
+use conduit_proto::v1::config_discovery_server::ConfigDiscoveryServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::admin::AdminService;
+use crate::auth::BearerAuth;
+use crate::discovery::Discovery;
+use crate::fleet::Fleet;
+use crate::http::{self, HttpState};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use crate::tls::{TlsError, TlsFiles};
+use crate::versions::Versions;
+
+/// Largest gRPC message accepted or sent: whole config documents travel in one message.
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+/// HTTP/2 pings keep idle config streams open through middleboxes and detect dead peers.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tls: Option<TlsFiles>,
+    pub heartbeat_interval: Duration,
+    pub admin_token: Option<String>,
+    pub dp_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to listen on non-loopback address {0} without authentication: set both \
+         CONDUIT_ADMIN_TOKEN and CONDUIT_DP_TOKEN, or use a loopback --listen address"
+    )]
+    Unauthenticated(SocketAddr),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("HTTP server: {0}")]
+    Http(std::io::Error),
+    #[error("startup task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A started control plane.
+pub struct RunningServer {
+    /// Bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningServer {
+    /// Begin a graceful shutdown: streams end, listeners close, fleet state is flushed.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Wait until the server has stopped (after [`RunningServer::shutdown`] or a failure).
+    pub async fn wait(self) -> Result<(), ServeError> {
+        self.task.await?
+    }
+}
+
+/// Check the configuration, open the store, bind both listeners and start serving.
+pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    check_exposure(&config)?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(TlsFiles::server_config)
+        .transpose()?;
+
+    let data_dir = config.data_dir.clone();
+    let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&data_dir)).await??);
+    let metrics = Arc::new(Metrics::new());
+    let (versions, rows) = {
+        let store = store.clone();
+        let metrics = metrics.clone();
+        let dp_token = config.dp_token.clone();
+        tokio::task::spawn_blocking(move || {
+            let versions = Versions::load(store.clone(), dp_token, metrics)?;
+            Ok::<_, StoreError>((versions, store.load_data_planes()?))
+        })
+        .await??
+    };
+    let versions = Arc::new(versions);
+    let fleet = Arc::new(Fleet::new(rows));
+    tracing::info!(
+        database = %store.path().display(),
+        current_version = versions.current_version(),
+        "store opened"
+    );
+
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let grpc_listener = bind(config.listen).await?;
+    let http_listener = bind(config.http_listen).await?;
+    let local = |listener: &TcpListener, addr| {
+        listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let grpc_addr = local(&grpc_listener, config.listen)?;
+    let http_addr = local(&http_listener, config.http_listen)?;
+
+    let shutdown = CancellationToken::new();
+    let admin = AdminServer::new(AdminService::new(
+        versions.clone(),
+        fleet.clone(),
+        metrics.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let discovery = ConfigDiscoveryServer::new(Discovery::new(
+        versions.clone(),
+        fleet.clone(),
+        metrics.clone(),
+        config.heartbeat_interval,
+        shutdown.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let router = builder
+        .add_service(InterceptedService::new(
+            admin,
+            BearerAuth::new(config.admin_token.as_deref(), "admin"),
+        ))
+        .add_service(InterceptedService::new(
+            discovery,
+            BearerAuth::new(config.dp_token.as_deref(), "data plane"),
+        ));
+    let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let grpc = tokio::spawn(
+        router.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
+    );
+    let http = tokio::spawn(http::serve(
+        http_listener,
+        HttpState {
+            store: store.clone(),
+            versions,
+            fleet: fleet.clone(),
+            metrics,
+        },
+        shutdown.clone(),
+    ));
+    let persistence = tokio::spawn(fleet.run_persistence(store, shutdown.clone()));
+
+    tracing::info!(
+        grpc = %grpc_addr,
+        http = %http_addr,
+        tls = config.tls.is_some(),
+        "control plane listening"
+    );
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        // Whichever listener stops first (shutdown or failure) stops the whole server.
+        let stopped_early = |name: &str| {
+            if !stop.is_cancelled() {
+                tracing::error!(listener = name, "listener stopped; shutting down");
+            }
+            stop.cancel();
+        };
+        let (grpc, http) = tokio::join!(
+            async {
+                let result = grpc.await;
+                stopped_early("grpc");
+                result
+            },
+            async {
+                let result = http.await;
+                stopped_early("http");
+                result
+            },
+        );
+        persistence.await?;
+        grpc??;
+        http?.map_err(ServeError::Http)?;
+        tracing::info!("control plane stopped");
+        Ok(())
+    });
+    Ok(RunningServer {
+        grpc_addr,
+        http_addr,
+        shutdown,
+        task,
+    })
+}
+
+/// Refuse an exposed listener without tokens; warn about an open loopback one.
+fn check_exposure(config: &ServeConfig) -> Result<(), ServeError> {
+    let loopback = config.listen.ip().is_loopback();
+    if !loopback && (config.admin_token.is_none() || config.dp_token.is_none()) {
+        return Err(ServeError::Unauthenticated(config.listen));
+    }
+    if config.admin_token.is_none() {
+        tracing::warn!(
+            listen = %config.listen,
+            "CONDUIT_ADMIN_TOKEN is not set: the Admin API is open to anyone who can reach this loopback address"
+        );
+    }
+    if config.dp_token.is_none() {
+        tracing::warn!(
+            listen = %config.listen,
+            "CONDUIT_DP_TOKEN is not set: any local process can join as a data plane and snapshots are unsigned"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(listen: &str, admin: Option<&str>, dp: Option<&str>) -> ServeConfig {
+        ServeConfig {
+            listen: listen.parse().unwrap(),
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: PathBuf::from("unused"),
+            tls: None,
+            heartbeat_interval: Duration::from_secs(5),
+            admin_token: admin.map(str::to_owned),
+            dp_token: dp.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn exposed_listener_needs_both_tokens() {
+        assert!(check_exposure(&config("127.0.0.1:7700", None, None)).is_ok());
+        assert!(check_exposure(&config("[::1]:7700", None, None)).is_ok());
+        assert!(check_exposure(&config("0.0.0.0:7700", Some("a"), Some("d"))).is_ok());
+        for (admin, dp) in [(None, None), (Some("a"), None), (None, Some("d"))] {
+            let error = check_exposure(&config("0.0.0.0:7700", admin, dp)).unwrap_err();
+            assert!(matches!(error, ServeError::Unauthenticated(_)));
+            assert!(error.to_string().contains("CONDUIT_DP_TOKEN"));
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The control plane's durable state: one SQLite database (`conduit.db`) in the data
+//! directory, in WAL mode, readable by its owner only.
+//!
+//! This module owns opening the database (directory and file permissions, pragmas) and the
+//! schema migrations. The tables live in [`versions`] (immutable config versions) and
+//! [`fleet`] (last known state of every data plane). A `rusqlite::Connection` is not `Sync`,
+//! so it sits behind a `std::sync::Mutex`; every method here is synchronous and async callers
+//! run it on the blocking pool, never holding the lock across an `.await`.
+
+pub mod fleet;
+pub mod versions;
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use fleet::DataPlaneRow;
+pub use versions::{ApplyOutcome, NewVersion, VersionRow};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "conduit.db";
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+/// Never edit a released entry: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: config versions and fleet rows.
+    "CREATE TABLE config_versions (
+        version INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL,
+        author TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        config_json TEXT NOT NULL,
+        rolled_back_from INTEGER NULL REFERENCES config_versions(version)
+    ) STRICT;
+    CREATE TABLE data_planes (
+        node_id TEXT PRIMARY KEY,
+        labels_json TEXT NOT NULL,
+        build_version TEXT NOT NULL,
+        applied_version INTEGER NOT NULL,
+        applied_hash TEXT NOT NULL,
+        rejected_version INTEGER NOT NULL,
+        rejected_errors_json TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        connected_since TEXT NOT NULL,
+        peer_address TEXT NOT NULL
+    ) STRICT;",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot prepare data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database {path} has schema version {found}, newer than this binary knows ({known})")]
+    SchemaTooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+}
+
+/// The open database. Cheap to share behind an `Arc`.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) `DIR/conduit.db`: the directory is made 0700, the database
+    /// file and its WAL companions 0600, and pending migrations are applied.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let dir_error = |source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        };
+        if !data_dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)
+                .map_err(dir_error)?;
+        }
+        let path = data_dir.join(DB_FILE);
+        // Creating the file ourselves fixes its mode before SQLite writes anything into it;
+        // SQLite then gives the -wal and -shm files the same mode as the database file.
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(dir_error)?;
+        restrict_permissions(&path).map_err(dir_error)?;
+
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose
+        // the last transactions, which the operator can re-apply.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        migrate(&mut conn, &path)?;
+        for suffix in ["-wal", "-shm"] {
+            let companion = PathBuf::from(format!("{}{suffix}", path.display()));
+            if companion.exists() {
+                restrict_permissions(&companion).map_err(dir_error)?;
+            }
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Cheap liveness check for `/readyz`.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.lock()
+            .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back on drop), so a poisoned lock is still safe to use.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn restrict_permissions(path: &Path) -> std::io::Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "applied database migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_private_directory_and_files() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
+        let store = Store::open(&dir).unwrap();
+        store.ping().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(store.path()), 0o600);
+        let wal = dir.join(format!("{DB_FILE}-wal"));
+        assert!(wal.exists(), "WAL mode creates a -wal file");
+        assert_eq!(mode(&wal), 0o600);
+        let journal: String = store
+            .lock()
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+    }
+
+    #[test]
+    fn reopening_keeps_schema_version() {
+        let temp = tempfile::tempdir().unwrap();
+        drop(Store::open(temp.path()).unwrap());
+        let store = Store::open(temp.path()).unwrap();
+        let version: usize = store
+            .lock()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let temp = tempfile::tempdir().unwrap();
+        drop(Store::open(temp.path()).unwrap());
+        let conn = Connection::open(temp.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let error = Store::open(temp.path()).err().unwrap();
+        assert!(matches!(error, StoreError::SchemaTooNew { found: 99, .. }));
+    }
+}

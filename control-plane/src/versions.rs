@@ -1,0 +1,263 @@
+//! Config versions as the rest of the control plane sees them: apply and rollback (validate
+//! with `conduit-config`, hash, store in one transaction, then publish) and the current
+//! snapshot every config stream follows.
+//!
+//! The current snapshot lives in a `tokio::sync::watch`, not a queue: a data plane that is
+//! slow to take one version simply sees the newest when it is ready again.
+
+use std::sync::Arc;
+
+use conduit_config::{ConfigErrors, Document};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::auth::snapshot_signature;
+use crate::metrics::Metrics;
+use crate::store::{ApplyOutcome, NewVersion, Store, StoreError, VersionRow};
+
+/// One published version, shared by every config stream.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub version: u64,
+    pub hash: String,
+    pub signature: String,
+    pub config_json: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// When this process published it; the start of the propagation measurement.
+    pub published_at: Instant,
+}
+
+/// Receiver of the current snapshot (`None` until the first version exists).
+pub type SnapshotReceiver = watch::Receiver<Option<Arc<Snapshot>>>;
+
+/// What Apply or Rollback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The version now current; for a dry run, the version it would have become.
+    pub version: u64,
+    pub hash: String,
+    pub changed: bool,
+    pub dry_run: bool,
+}
+
+/// A request to store a document.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyInput {
+    pub document: String,
+    pub author: String,
+    pub message: String,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VersionsError {
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+    #[error("version {0} does not exist")]
+    NotFound(u64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Apply, rollback and reads of config versions, and the publisher of snapshots.
+pub struct Versions {
+    store: Arc<Store>,
+    dp_token: Option<String>,
+    snapshots: watch::Sender<Option<Arc<Snapshot>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Versions {
+    /// Load the current version from the store and publish it.
+    pub fn load(
+        store: Arc<Store>,
+        dp_token: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        let current = store.current_version()?;
+        let versions = Self {
+            store,
+            dp_token,
+            snapshots: watch::Sender::new(None),
+            metrics,
+        };
+        if let Some(row) = current {
+            versions.publish(row);
+        }
+        Ok(versions)
+    }
+
+    /// Follow the current snapshot.
+    pub fn subscribe(&self) -> SnapshotReceiver {
+        self.snapshots.subscribe()
+    }
+
+    /// The current snapshot, if any version exists.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// The current version number, 0 when none exists.
+    pub fn current_version(&self) -> u64 {
+        self.snapshots
+            .borrow()
+            .as_ref()
+            .map_or(0, |snapshot| snapshot.version)
+    }
+
+    /// Validate `input.document` and store it as a new version unless it equals the current.
+    pub async fn apply(&self, input: ApplyInput) -> Result<Applied, VersionsError> {
+        let document = Document::from_text(&input.document).map_err(VersionsError::Invalid)?;
+        let new = NewVersion {
+            hash: document.content_hash(),
+            config_json: document.canonical_json(),
+            author: author_or_unknown(input.author),
+            message: input.message,
+            created_at: now_rfc3339(),
+            rolled_back_from: None,
+        };
+        if input.dry_run {
+            return Ok(self.dry_run(&new.hash));
+        }
+        self.store(new).await
+    }
+
+    /// Store version `to`'s document as a new version (unless it is already current).
+    pub async fn rollback(
+        &self,
+        to: u64,
+        author: String,
+        message: String,
+    ) -> Result<Applied, VersionsError> {
+        let old = self.get(to).await?;
+        // Validate again: the model may have become stricter since `to` was stored, and an
+        // invalid document must never become current.
+        let document = Document::from_text(&old.config_json).map_err(VersionsError::Invalid)?;
+        let message = if message.is_empty() {
+            format!("rollback to version {to}")
+        } else {
+            message
+        };
+        self.store(NewVersion {
+            hash: document.content_hash(),
+            config_json: document.canonical_json(),
+            author: author_or_unknown(author),
+            message,
+            created_at: now_rfc3339(),
+            rolled_back_from: Some(to),
+        })
+        .await
+    }
+
+    /// One version with its document; 0 means the current one.
+    pub async fn get(&self, version: u64) -> Result<VersionRow, VersionsError> {
+        let store = self.store.clone();
+        let row = tokio::task::spawn_blocking(move || {
+            if version == 0 {
+                store.current_version()
+            } else {
+                store.get_version(version)
+            }
+        })
+        .await??;
+        row.ok_or(VersionsError::NotFound(version))
+    }
+
+    /// Versions newest first, without documents; `limit` 0 means all.
+    pub async fn list(&self, limit: u32) -> Result<Vec<VersionRow>, VersionsError> {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || store.list_versions(limit)).await??)
+    }
+
+    fn dry_run(&self, hash: &str) -> Applied {
+        let current = self.current();
+        let unchanged = current.as_ref().is_some_and(|current| current.hash == hash);
+        let current_version = current.map_or(0, |current| current.version);
+        Applied {
+            version: if unchanged {
+                current_version
+            } else {
+                current_version + 1
+            },
+            hash: hash.to_owned(),
+            changed: !unchanged,
+            dry_run: true,
+        }
+    }
+
+    async fn store(&self, new: NewVersion) -> Result<Applied, VersionsError> {
+        let store = self.store.clone();
+        let outcome = tokio::task::spawn_blocking(move || store.insert_version(new)).await??;
+        Ok(match outcome {
+            ApplyOutcome::Unchanged(row) => Applied {
+                version: row.version,
+                hash: row.hash,
+                changed: false,
+                dry_run: false,
+            },
+            ApplyOutcome::Created(row) => {
+                tracing::info!(
+                    version = row.version,
+                    hash = %row.hash,
+                    author = %row.author,
+                    rolled_back_from = row.rolled_back_from,
+                    "stored new config version"
+                );
+                self.metrics.versions_created.inc();
+                let applied = Applied {
+                    version: row.version,
+                    hash: row.hash.clone(),
+                    changed: true,
+                    dry_run: false,
+                };
+                self.publish(row);
+                applied
+            }
+        })
+    }
+
+    /// Make `row` the current snapshot unless a newer one is already published (two
+    /// concurrent applies may finish their transactions and their publishes in either order).
+    fn publish(&self, row: VersionRow) {
+        let snapshot = Arc::new(Snapshot {
+            signature: snapshot_signature(self.dp_token.as_deref(), row.version, &row.hash),
+            version: row.version,
+            hash: row.hash,
+            config_json: row.config_json,
+            created_at: row.created_at,
+            published_at: Instant::now(),
+        });
+        let version = snapshot.version;
+        let published = self.snapshots.send_if_modified(|current| {
+            if current
+                .as_ref()
+                .is_some_and(|current| current.version >= version)
+            {
+                return false;
+            }
+            *current = Some(snapshot);
+            true
+        });
+        if published {
+            self.metrics
+                .config_version
+                .set(i64::try_from(version).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+fn author_or_unknown(author: String) -> String {
+    if author.trim().is_empty() {
+        "unknown".to_owned()
+    } else {
+        author
+    }
+}
+
+/// Now as RFC 3339 with millisecond precision, UTC.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
