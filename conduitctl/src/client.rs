@@ -54,6 +54,7 @@ impl Session {
     pub async fn connect(args: &ConnectionArgs) -> Result<Self, CliError> {
         let endpoint = endpoint(args)?;
         let token = bearer(args.token.as_deref())?;
+        let token_given = token.is_some();
         let channel = endpoint
             .connect()
             .await
@@ -62,7 +63,7 @@ impl Session {
             admin: AdminClient::with_interceptor(channel, BearerToken(token))
                 .max_decoding_message_size(64 * 1024 * 1024),
             server: args.server.clone(),
-            has_token: args.token.is_some(),
+            has_token: token_given,
         })
     }
 
@@ -149,10 +150,13 @@ fn read_ca(path: &Path) -> Result<Certificate, CliError> {
     Ok(Certificate::from_pem(pem))
 }
 
+/// An empty `--token ""` means no token, not an empty bearer credential.
 fn bearer(token: Option<&str>) -> Result<Option<MetadataValue<Ascii>>, CliError> {
     token
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
         .map(|token| {
-            format!("Bearer {}", token.trim())
+            format!("Bearer {token}")
                 .parse::<MetadataValue<Ascii>>()
                 .map_err(|_| {
                     CliError::usage("error: the token contains characters not allowed in a header")
@@ -328,6 +332,7 @@ mod tests {
         let value = bearer(Some(" s3cret\n")).unwrap().unwrap();
         assert_eq!(value.to_str().unwrap(), "Bearer s3cret");
         assert!(bearer(None).unwrap().is_none());
+        assert!(bearer(Some(" ")).unwrap().is_none());
         assert_eq!(bearer(Some("bad\u{7}")).unwrap_err().exit(), Exit::Usage);
     }
 
