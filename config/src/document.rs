@@ -23,9 +23,10 @@ impl Document {
         from_value_in(value, Mode::Unresolved)
     }
 
-    /// Run the semantic checks of [`Document::from_text`] on a document built in code.
+    /// Run the checks of [`Document::from_text`] on a document built in code.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
-        ConfigErrors::check(validate::document(self, Mode::Unresolved))
+        let value = serde_json::to_value(self).expect("config model serializes");
+        from_value_in(value, Mode::Unresolved).map(|_| ())
     }
 
     /// Replace every `${env:NAME}` / `${file:PATH}` reference (data-plane side), collecting
