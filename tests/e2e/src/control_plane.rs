@@ -115,9 +115,22 @@ impl ControlPlane {
         }
     }
 
-    /// Starts the control plane again with the same ports, data directory and options.
+    /// SIGTERM: a clean shutdown (pending state is flushed), SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.terminate(Duration::from_secs(10));
+        }
+    }
+
+    /// Crash and start again: SIGKILL, then the same ports, data directory and options.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
+        self.spawn()
+    }
+
+    /// Clean restart: SIGTERM, then the same ports, data directory and options.
+    pub fn graceful_restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
         self.spawn()
     }
 

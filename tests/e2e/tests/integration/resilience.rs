@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use conduit_e2e::wait::holds_for;
+use conduit_e2e::{DEFAULT_TIMEOUT, wait_until};
 
 use super::common::{DEFAULT_FLEET, Fleet, RECONNECT_TIMEOUT, proxied_echo};
 
@@ -64,10 +65,18 @@ fn data_planes_ride_out_a_control_plane_outage() -> anyhow::Result<()> {
 #[test]
 fn fleet_status_survives_a_control_plane_restart() -> anyhow::Result<()> {
     let mut fleet = Fleet::start(2)?;
+    fleet.wait_converged(fleet.first_version, DEFAULT_TIMEOUT)?;
     fleet.dps[1].kill();
-    fleet.cp.restart()?;
+    wait_until(DEFAULT_TIMEOUT, "dp-2 seen as disconnected", || {
+        if fleet.cp.status()?.require("dp-2")?.connected {
+            bail!("dp-2 still connected");
+        }
+        Ok(())
+    })?;
+    // A clean restart: the control plane flushes what it knows on the way down.
+    fleet.cp.graceful_restart()?;
     // dp-1 reconnects; dp-2 is gone but still known from the store, as disconnected.
-    let status = conduit_e2e::wait_until(RECONNECT_TIMEOUT, "dp-1 reconnected", || {
+    let status = wait_until(RECONNECT_TIMEOUT, "dp-1 reconnected", || {
         let status = fleet.cp.status()?;
         let dp1 = status.require("dp-1")?;
         if !dp1.connected {
