@@ -8,6 +8,8 @@ mod examples;
 mod references;
 #[path = "integration/secrets.rs"]
 mod secrets;
+#[path = "integration/sections.rs"]
+mod sections;
 #[path = "integration/semantic.rs"]
 mod semantic;
 #[path = "integration/support.rs"]

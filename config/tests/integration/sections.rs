@@ -1,0 +1,312 @@
+//! Semantic rules of the policy, traffic and security sections: one case per rule,
+//! each checked to fail with its path, plus valid counterparts.
+
+use super::support::{SERVER, assert_error, assert_valid};
+
+#[test]
+fn policy_rules() {
+    let cases = [
+        (
+            "acl: {default_action: deny, policies: [{name: p, clients: []}]}\n",
+            "acl.policies[0].clients",
+            "at least one pattern",
+        ),
+        (
+            "acl: {default_action: deny, policies: [{name: p, clients: ['a*b']}]}\n",
+            "acl.policies[0].clients[0]",
+            "only allowed at the end",
+        ),
+        (
+            "acl: {default_action: deny, policies: [{name: p, clients: [x]}, {name: p, clients: [y]}]}\n",
+            "acl.policies[1].name",
+            "duplicate policy name",
+        ),
+        (
+            "acl: {default_action: deny, policies: [{name: p, clients: [x], allow: [{server: a, tools: []}]}]}\n",
+            "acl.policies[0].allow[0].tools",
+            "at least one pattern",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block}, {name: r, action: alert}]}\n",
+            "guardrails.rules[1].name",
+            "duplicate rule name",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r}]}\n",
+            "guardrails.rules[0].action",
+            "required",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, bypass: true}]}\n",
+            "guardrails.rules[0].clients",
+            "at least one pattern",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, bypass: true, clients: [c], action: block}]}\n",
+            "guardrails.rules[0].action",
+            "not allowed on a bypass rule",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: require_approval}]}\n",
+            "guardrails.rules[0].action",
+            "needs the governance section",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, conditions: [{field: q, operator: matches, value: '(unclosed'}]}]}\n",
+            "guardrails.rules[0].conditions[0].value",
+            "invalid regular expression",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, conditions: [{field: q, operator: matches, value: 3}]}]}\n",
+            "guardrails.rules[0].conditions[0].value",
+            "must be a regular expression",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, conditions: [{field: q, operator: gt, value: ten}]}]}\n",
+            "guardrails.rules[0].conditions[0].value",
+            "must be a number",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, conditions: [{field: q, operator: eq}]}]}\n",
+            "guardrails.rules[0].conditions[0].value",
+            "required for this operator",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, conditions: [{field: q, operator: exists, value: 1}]}]}\n",
+            "guardrails.rules[0].conditions[0].value",
+            "take no value",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, conditions: [{field: 'a..b', operator: exists}]}]}\n",
+            "guardrails.rules[0].conditions[0].field",
+            "invalid field path",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, conditions: [{field: a, operator: like, value: x}]}]}\n",
+            "guardrails.rules[0].conditions[0].operator",
+            "unknown value \"like\"",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: alert, webhook: 'hooks.example.com/x'}]}\n",
+            "guardrails.rules[0].webhook",
+            "invalid URL",
+        ),
+        (
+            "governance: {approvals: {enabled: false}, tool_policies: [{name: t, effect: require_approval}]}\n",
+            "governance.tool_policies[0].effect",
+            "needs approvals enabled",
+        ),
+        (
+            "governance: {role_bindings: [{workspace_id: w, role: approver, clients: []}]}\n",
+            "governance.role_bindings[0].clients",
+            "at least one pattern",
+        ),
+        (
+            "governance: {role_bindings: [{workspace_id: w, role: boss, clients: [a]}]}\n",
+            "governance.role_bindings[0].role",
+            "unknown value \"boss\"",
+        ),
+        (
+            "governance: {approvals: {required_roles: []}}\n",
+            "governance.approvals.required_roles",
+            "nobody could approve",
+        ),
+        (
+            "governance: {quotas: {workspaces: [{workspace_id: w, requests_per_day: 0}]}}\n",
+            "governance.quotas.workspaces[0].requests_per_day",
+            "must be at least 1",
+        ),
+    ];
+    for (text, path, needle) in cases {
+        assert_error(text, path, needle);
+    }
+    assert_valid(
+        "governance: {}\nguardrails: {default_action: block, rules: [{name: r, action: require_approval, conditions: [{field: q, operator: matches, value: '^a+$'}]}]}\n",
+    );
+}
+
+#[test]
+fn traffic_rules() {
+    let cases = [
+        (
+            "rate_limits: {backend: redis}\n",
+            "rate_limits.redis_url",
+            "required for backend: redis",
+        ),
+        (
+            "rate_limits: {redis_url: 'redis://r'}\n",
+            "rate_limits.redis_url",
+            "only for backend: redis",
+        ),
+        (
+            "rate_limits: {backend: redis, redis_url: 'http://r'}\n",
+            "rate_limits.redis_url",
+            "URL scheme must be",
+        ),
+        (
+            "rate_limits: {global: {requests_per_minute: 0}}\n",
+            "rate_limits.global.requests_per_minute",
+            "must be at least 1",
+        ),
+        (
+            "rate_limits: {per_client: {}}\n",
+            "rate_limits.per_client",
+            "sets no limit",
+        ),
+        (
+            "rate_limits: {overrides: [{server: b, requests_per_minute: 1}]}\n",
+            "rate_limits.overrides[0].server",
+            "unknown server id \"b\"",
+        ),
+        (
+            "rate_limits: {overrides: [{server: a}]}\n",
+            "rate_limits.overrides[0]",
+            "sets no limit",
+        ),
+        (
+            "cache: {l2: {}}\n",
+            "cache.l2.redis_url",
+            "required when l2 is enabled",
+        ),
+        (
+            "cache: {l2: {redis_url: 'redis://r', default_ttl_multiplier: 0.5}}\n",
+            "cache.l2.default_ttl_multiplier",
+            "must be at least 1",
+        ),
+        (
+            "cache: {l1: {max_entries: 0}}\n",
+            "cache.l1.max_entries",
+            "must be at least 1",
+        ),
+        (
+            "router: {health_check: {interval_seconds: 1, timeout_ms: 5000}}\n",
+            "router.health_check.timeout_ms",
+            "shorter than the interval",
+        ),
+        (
+            "router: {circuit_breaker: {failure_threshold: 0}}\n",
+            "router.circuit_breaker.failure_threshold",
+            "must be at least 1",
+        ),
+        (
+            "tenant_isolation: {header: 'bad header'}\n",
+            "tenant_isolation.header",
+            "invalid HTTP header name",
+        ),
+    ];
+    for (text, path, needle) in cases {
+        assert_error(&format!("{SERVER}{text}"), path, needle);
+    }
+    assert_valid(&format!(
+        "{SERVER}cache: {{l2: {{enabled: false}}}}\nrate_limits: {{backend: redis, redis_url: 'rediss://:pw@r:6380/0', overrides: [{{server: a, per_tool: {{t: {{requests_per_day: 5}}}}}}]}}\n"
+    ));
+}
+
+#[test]
+fn security_rules() {
+    let cases = [
+        (
+            "auth: {method: api-key}\n",
+            "auth.api_keys",
+            "at least one key",
+        ),
+        (
+            "auth: {method: api-key, api_keys: [{key: 'sha256:abc', client_id: c}]}\n",
+            "auth.api_keys[0].key",
+            "64 hex digits",
+        ),
+        (
+            "auth: {method: api-key, api_keys: [{key: k, client_id: c}, {key: k, client_id: d}]}\n",
+            "auth.api_keys[1].key",
+            "same key as auth.api_keys[0]",
+        ),
+        (
+            "auth: {method: api-key, api_keys: [{key: k, client_id: c}], jwks_url: 'https://i/j'}\n",
+            "auth.jwks_url",
+            "only for method: jwt",
+        ),
+        (
+            "auth: {method: none, api_keys: [{key: k, client_id: c}]}\n",
+            "auth.api_keys",
+            "only for method: api-key",
+        ),
+        ("auth: {method: jwt}\n", "auth", "jwks_url, jwks or secret"),
+        (
+            "auth: {method: jwt, jwks_url: 'http://idp.example/jwks'}\n",
+            "auth.jwks_url",
+            "must use https",
+        ),
+        (
+            "auth: {method: jwt, jwks: '{\"nokeys\": 1}'}\n",
+            "auth.jwks",
+            "JSON Web Key Set",
+        ),
+        (
+            "auth: {method: jwt, secret: s}\n",
+            "auth.algorithms",
+            "needs HMAC algorithms",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', algorithms: [HS256]}\n",
+            "auth.secret",
+            "required for HMAC",
+        ),
+        (
+            "auth: {method: jwt, secret: s, algorithms: [HS256, RS256]}\n",
+            "auth.algorithms",
+            "cannot be mixed",
+        ),
+        (
+            "auth: {method: jwt, secret: s, jwks_url: 'https://i/j', algorithms: [HS256]}\n",
+            "auth.secret",
+            "not allowed together",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', algorithms: [RS256, RS256]}\n",
+            "auth.algorithms[1]",
+            "listed twice",
+        ),
+        (
+            "gateway: {tls: {cert_path: /c}}\n",
+            "gateway.tls.key_path",
+            "required when TLS is enabled",
+        ),
+        (
+            "gateway: {tls: {key_path: /k}}\n",
+            "gateway.tls.cert_path",
+            "required when TLS is enabled",
+        ),
+        (
+            "gateway: {tls: {cert_path: /c, key_path: /k, min_version: TLSv1.1}}\n",
+            "gateway.tls.min_version",
+            "unknown value \"TLSv1.1\"",
+        ),
+        (
+            "identity: {workspaces: [{id: w, tenant_ids: [t]}, {id: w, tenant_ids: [u]}]}\n",
+            "identity.workspaces[1].id",
+            "duplicate workspace id",
+        ),
+        (
+            "identity: {workspaces: [{id: w, tenant_ids: [t]}, {id: v, tenant_ids: [t]}]}\n",
+            "identity.workspaces[1].tenant_ids[0]",
+            "already belongs to a workspace",
+        ),
+        (
+            "identity: {default_workspace_id: 'a b'}\n",
+            "identity.default_workspace_id",
+            "does not match",
+        ),
+    ];
+    for (text, path, needle) in cases {
+        assert_error(text, path, needle);
+    }
+    assert_valid("auth: {method: jwt, secret: s, algorithms: [HS256]}\n");
+    assert_valid(
+        "auth: {method: jwt, jwks_url: 'http://127.0.0.1:9/jwks', issuer: i, audience: a}\n",
+    );
+    assert_valid(&format!(
+        "auth: {{method: api-key, api_keys: [{{key: 'sha256:{}', client_id: c}}]}}\n",
+        "ab".repeat(32)
+    ));
+    assert_valid("gateway: {tls: {enabled: false}}\n");
+}
