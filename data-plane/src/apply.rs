@@ -1,0 +1,179 @@
+//! The one apply path every configuration source goes through.
+//!
+//! text → `Document::from_text` → `resolve_references` → `Runtime::compile` →
+//! `ArcSwap::store`. Nothing is stored unless every step succeeds, so a rejected candidate
+//! leaves the last-known-good runtime serving untouched. Each attempt is reported once, by
+//! [`Applier::record`], which writes both the log line and the metrics.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use chrono::Utc;
+use conduit_config::{ConfigErrors, Document, ProcessResolver};
+
+use crate::metrics::{ApplyOutcome, Metrics};
+use crate::runtime::{Applied, ConfigSource, Runtime};
+
+/// The serving runtime, swapped atomically by the applier and read by requests.
+pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
+
+/// A configuration offered for apply.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// YAML or JSON text of the whole document, references unresolved.
+    pub text: String,
+    pub version: u64,
+    /// The hash the source vouches for (the snapshot hash from the control plane); `None`
+    /// means the document's own content hash.
+    pub hash: Option<String>,
+    pub source: ConfigSource,
+}
+
+/// Applies candidates to the shared runtime. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Applier {
+    runtime: SharedRuntime,
+    metrics: Arc<Metrics>,
+}
+
+impl Applier {
+    pub fn new(runtime: SharedRuntime, metrics: Arc<Metrics>) -> Self {
+        Applier { runtime, metrics }
+    }
+
+    pub fn runtime(&self) -> &SharedRuntime {
+        &self.runtime
+    }
+
+    /// What is serving now, if anything.
+    pub fn current(&self) -> Option<Applied> {
+        self.runtime.load().applied().cloned()
+    }
+
+    /// Apply `candidate` entirely or not at all. On error every problem is returned and
+    /// the previous runtime keeps serving.
+    pub fn apply(&self, candidate: &Candidate) -> Result<Applied, ConfigErrors> {
+        let result = compile(candidate).map(|runtime| {
+            let runtime = Arc::new(runtime);
+            self.runtime.store(Arc::clone(&runtime));
+            runtime
+                .applied()
+                .cloned()
+                .expect("a compiled runtime is applied")
+        });
+        self.record(candidate, &result);
+        result
+    }
+
+    /// The single place that reports an apply attempt: one log line and its metrics.
+    fn record(&self, candidate: &Candidate, result: &Result<Applied, ConfigErrors>) {
+        let source = candidate.source.as_str();
+        match result {
+            Ok(applied) => {
+                self.metrics
+                    .config_applies
+                    .with_label_values(&[ApplyOutcome::Applied.as_str()])
+                    .inc();
+                self.metrics
+                    .config_version
+                    .set(i64::try_from(applied.version).unwrap_or(i64::MAX));
+                self.metrics
+                    .config_last_apply_timestamp
+                    .set(applied.applied_at.timestamp_millis() as f64 / 1000.0);
+                tracing::info!(
+                    version = applied.version,
+                    hash = %applied.hash,
+                    source,
+                    "configuration applied"
+                );
+            }
+            Err(errors) => {
+                self.metrics
+                    .config_applies
+                    .with_label_values(&[ApplyOutcome::Rejected.as_str()])
+                    .inc();
+                let listed: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+                tracing::warn!(
+                    version = candidate.version,
+                    source,
+                    errors = %listed.join("; "),
+                    "configuration rejected; the previous configuration keeps serving"
+                );
+            }
+        }
+    }
+}
+
+fn compile(candidate: &Candidate) -> Result<Runtime, ConfigErrors> {
+    let document = Document::from_text(&candidate.text)?;
+    let resolved = document.resolve_references(&ProcessResolver)?;
+    let applied = Applied {
+        version: candidate.version,
+        hash: candidate
+            .hash
+            .clone()
+            .unwrap_or_else(|| document.content_hash()),
+        source: candidate.source,
+        applied_at: Utc::now(),
+    };
+    Runtime::compile(&resolved, applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applier() -> (Applier, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let runtime = Arc::new(ArcSwap::from_pointee(Runtime::empty()));
+        (Applier::new(runtime, Arc::clone(&metrics)), metrics)
+    }
+
+    fn candidate(text: &str, version: u64) -> Candidate {
+        Candidate {
+            text: text.into(),
+            version,
+            hash: None,
+            source: ConfigSource::File,
+        }
+    }
+
+    const GOOD: &str = "servers:\n  - id: a\n    url: http://127.0.0.1:1/mcp\n";
+
+    #[test]
+    fn applies_and_counts() {
+        let (applier, metrics) = applier();
+        let applied = applier.apply(&candidate(GOOD, 3)).expect("applies");
+        assert_eq!(applied.version, 3);
+        assert_eq!(
+            applied.hash,
+            Document::from_text(GOOD).unwrap().content_hash()
+        );
+        assert_eq!(applier.current(), Some(applied));
+        assert_eq!(metrics.config_version.get(), 3);
+        assert_eq!(
+            metrics.config_applies.with_label_values(&["applied"]).get(),
+            1
+        );
+    }
+
+    #[test]
+    fn rejection_keeps_the_last_known_good() {
+        let (applier, metrics) = applier();
+        applier.apply(&candidate(GOOD, 1)).expect("applies");
+        let errors = applier
+            .apply(&candidate("servers: [{id: b, url: 'ftp://x/'}]", 2))
+            .expect_err("rejected");
+        assert!(!errors.0.is_empty());
+        assert_eq!(applier.current().map(|a| a.version), Some(1));
+        assert!(applier.runtime().load().server("a").is_some());
+        assert_eq!(metrics.config_version.get(), 1);
+        assert_eq!(
+            metrics
+                .config_applies
+                .with_label_values(&["rejected"])
+                .get(),
+            1
+        );
+    }
+}

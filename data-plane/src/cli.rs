@@ -1,0 +1,226 @@
+//! Command line of `conduit-data-plane`, turned into [`Settings`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use conduit_data_plane::lifecycle::{Settings, SourceSettings};
+use conduit_data_plane::source::backoff::Backoff;
+use conduit_data_plane::source::file::DEFAULT_POLL_INTERVAL;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "conduit-data-plane",
+    version,
+    about = "Conduit data plane: a stateless MCP gateway proxy"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP traffic with configuration from the control plane or a local file.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["control_plane", "config"])))]
+pub struct RunArgs {
+    /// Control plane gRPC URL (http:// or https://). The token comes from CONDUIT_DP_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub control_plane: Option<String>,
+    /// PEM file with the CA certificate that signed an https control plane's certificate.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub control_plane_ca: Option<PathBuf>,
+    /// Standalone mode: configuration from this file, re-applied whenever it changes.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Public MCP listener.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Internal listener for /healthz, /readyz, /metrics and /config_dump.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
+    pub admin_listen: SocketAddr,
+    /// Identity reported to the control plane (default: the host name).
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
+    /// Labels reported to the control plane, like `zone=eu-1,tier=edge`.
+    #[arg(long, value_name = "K=V,...", value_parser = parse_labels)]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Directory keeping the last applied snapshot so a restart can serve without the
+    /// control plane.
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    pub state_dir: Option<PathBuf>,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Reconnect when the control plane sends nothing, not even a heartbeat, for this long.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub stream_idle_timeout: Duration,
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl RunArgs {
+    /// Settings for the data plane; `token` is CONDUIT_DP_TOKEN.
+    pub fn settings(self, token: Option<String>) -> anyhow::Result<Settings> {
+        let source = match (self.control_plane, self.config) {
+            (Some(url), None) => SourceSettings::ControlPlane {
+                url,
+                ca_file: self.control_plane_ca,
+                state_dir: self.state_dir,
+            },
+            (None, Some(path)) => SourceSettings::File {
+                path,
+                poll_interval: DEFAULT_POLL_INTERVAL,
+            },
+            _ => bail!("exactly one of --control-plane and --config is required"),
+        };
+        let node_id = match self.node_id {
+            Some(id) => id,
+            None => hostname().context("cannot determine the host name; pass --node-id")?,
+        };
+        Ok(Settings {
+            source,
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            node_id,
+            labels: self.labels.unwrap_or_default(),
+            token: token.filter(|token| !token.is_empty()),
+            drain_timeout: self.drain_timeout,
+            stream_idle_timeout: self.stream_idle_timeout,
+            backoff: Backoff::default(),
+        })
+    }
+}
+
+fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    for pair in text.split(',').filter(|pair| !pair.trim().is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("label {pair:?} is not key=value"))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(format!("label {pair:?} has an empty key"));
+        }
+        if labels
+            .insert(key.to_owned(), value.trim().to_owned())
+            .is_some()
+        {
+            return Err(format!("label {key:?} is given twice"));
+        }
+    }
+    Ok(labels)
+}
+
+fn hostname() -> anyhow::Result<String> {
+    for file in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
+        if let Ok(name) = std::fs::read_to_string(file) {
+            let name = name.trim();
+            if !name.is_empty() {
+                return Ok(name.to_owned());
+            }
+        }
+    }
+    match std::env::var("HOSTNAME") {
+        Ok(name) if !name.trim().is_empty() => Ok(name.trim().to_owned()),
+        _ => bail!("no host name found in /proc/sys/kernel/hostname, /etc/hostname or $HOSTNAME"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let mut argv = vec!["conduit-data-plane", "run"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Run(args) => args,
+        })
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_the_contract_flags() {
+        let args = parse(&[
+            "--control-plane",
+            "http://127.0.0.1:7700",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--node-id",
+            "dp-1",
+            "--labels",
+            "zone=a,tier=edge",
+            "--state-dir",
+            "/var/lib/conduit",
+            "--drain-timeout",
+            "500ms",
+            "--log-format",
+            "json",
+        ])
+        .expect("parses");
+        assert_eq!(args.drain_timeout, Duration::from_millis(500));
+        assert_eq!(args.log_format, LogFormat::Json);
+        let settings = args.settings(Some("t".into())).expect("settings");
+        assert_eq!(settings.node_id, "dp-1");
+        assert_eq!(settings.labels["zone"], "a");
+        assert_eq!(settings.labels["tier"], "edge");
+        assert_eq!(settings.token.as_deref(), Some("t"));
+        assert!(matches!(
+            settings.source,
+            SourceSettings::ControlPlane {
+                state_dir: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn defaults() {
+        let args = parse(&["--config", "conduit.yaml"]).expect("parses");
+        assert_eq!(args.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(args.admin_listen, "127.0.0.1:9901".parse().unwrap());
+        assert_eq!(args.drain_timeout, Duration::from_secs(30));
+        assert_eq!(args.log_format, LogFormat::Text);
+        // An empty token means none.
+        let settings = args.settings(Some(String::new())).expect("settings");
+        assert_eq!(settings.token, None);
+    }
+
+    #[test]
+    fn needs_exactly_one_source() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--config", "a.yaml", "--control-plane", "http://x:1"]).is_err());
+        assert!(parse(&["--config", "a.yaml", "--state-dir", "/tmp/s"]).is_err());
+    }
+
+    #[test]
+    fn rejects_bad_labels() {
+        assert!(parse_labels("novalue").is_err());
+        assert!(parse_labels("=v").is_err());
+        assert!(parse_labels("a=1,a=2").is_err());
+        assert_eq!(parse_labels("").unwrap(), BTreeMap::new());
+    }
+}

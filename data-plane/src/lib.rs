@@ -1,0 +1,32 @@
+//! Conduit data plane: a stateless MCP proxy whose configuration comes from the control
+//! plane's config stream or, standalone, from a watched local file.
+//!
+//! Both sources feed one apply path (`apply`) that compiles a `Runtime` and swaps it in
+//! atomically; the public listener (`server`, `proxy`) serves MCP from whatever runtime is
+//! current, the admin listener (`admin`) reports health, readiness, metrics and the
+//! applied configuration. `lifecycle` wires it all together.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod apply;
+pub mod jsonrpc;
+pub mod lifecycle;
+pub mod metrics;
+pub mod proxy;
+pub mod runtime;
+pub mod server;
+pub mod snapshot;
+pub mod source;
+pub mod state;
+
+/// `error: cause: cause`; transport errors keep the useful part in their sources.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

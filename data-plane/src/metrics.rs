@@ -1,0 +1,181 @@
+//! Every Prometheus metric the data plane exports, defined once.
+//!
+//! The registry is per process instance (not global) so several data planes can run in one
+//! test process. Label values come from enums with `as_str()`, never free-form strings,
+//! except the server id, which is bounded by the applied configuration.
+
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Outcome label of `conduit_dp_config_applies_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied,
+    Rejected,
+}
+
+impl ApplyOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyOutcome::Applied => "applied",
+            ApplyOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// The data plane's metrics and the registry that exports them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub config_version: IntGauge,
+    pub config_applies: IntCounterVec,
+    pub config_last_apply_timestamp: Gauge,
+    pub control_plane_connected: IntGauge,
+    pub stream_reconnects: IntCounter,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let config_version = IntGauge::new(
+            "conduit_dp_config_version",
+            "Version of the configuration currently serving (0 before the first apply).",
+        )
+        .expect("valid metric");
+        let config_applies = IntCounterVec::new(
+            Opts::new(
+                "conduit_dp_config_applies_total",
+                "Configuration apply attempts by outcome.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let config_last_apply_timestamp = Gauge::new(
+            "conduit_dp_config_last_apply_timestamp_seconds",
+            "Unix time of the last successful configuration apply.",
+        )
+        .expect("valid metric");
+        let control_plane_connected = IntGauge::new(
+            "conduit_dp_control_plane_connected",
+            "1 while the config stream to the control plane is open, else 0.",
+        )
+        .expect("valid metric");
+        let stream_reconnects = IntCounter::new(
+            "conduit_dp_stream_reconnects_total",
+            "Times the config stream was re-established after ending.",
+        )
+        .expect("valid metric");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "conduit_dp_requests_total",
+                "MCP requests on the public listener by server and HTTP status class.",
+            ),
+            &["server", "status_class"],
+        )
+        .expect("valid metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "conduit_dp_request_duration_seconds",
+                "Time from request start to response headers, by server.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["server"],
+        )
+        .expect("valid metric");
+
+        for collector in [
+            Box::new(config_version.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(config_applies.clone()),
+            Box::new(config_last_apply_timestamp.clone()),
+            Box::new(control_plane_connected.clone()),
+            Box::new(stream_reconnects.clone()),
+            Box::new(requests.clone()),
+            Box::new(request_duration.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        // Both outcomes exist from the start so dashboards can rate() them before the first
+        // rejection happens.
+        for outcome in [ApplyOutcome::Applied, ApplyOutcome::Rejected] {
+            config_applies.with_label_values(&[outcome.as_str()]);
+        }
+
+        Metrics {
+            registry,
+            config_version,
+            config_applies,
+            config_last_apply_timestamp,
+            control_plane_connected,
+            stream_reconnects,
+            requests,
+            request_duration,
+        }
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|error| format!("# encoding metrics failed: {error}\n"))
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `2xx`, `4xx`, ... for a status code.
+pub fn status_class(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_every_metric_name() {
+        let metrics = Metrics::new();
+        metrics.requests.with_label_values(&["a", "2xx"]).inc();
+        metrics
+            .request_duration
+            .with_label_values(&["a"])
+            .observe(0.1);
+        let text = metrics.encode();
+        for name in [
+            "conduit_dp_config_version",
+            "conduit_dp_config_applies_total{outcome=\"applied\"}",
+            "conduit_dp_config_applies_total{outcome=\"rejected\"}",
+            "conduit_dp_config_last_apply_timestamp_seconds",
+            "conduit_dp_control_plane_connected",
+            "conduit_dp_stream_reconnects_total",
+            "conduit_dp_requests_total{server=\"a\",status_class=\"2xx\"}",
+            "conduit_dp_request_duration_seconds_bucket",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(status_class(http::StatusCode::OK), "2xx");
+        assert_eq!(status_class(http::StatusCode::NOT_FOUND), "4xx");
+        assert_eq!(status_class(http::StatusCode::GATEWAY_TIMEOUT), "5xx");
+    }
+}

@@ -1,0 +1,394 @@
+//! The public MCP route: `POST|GET|DELETE /mcp/{server_id}`, a streaming pass-through to
+//! the server's streamable-HTTP endpoint.
+//!
+//! A request takes one `Arc<Runtime>` at its start and uses it to the end, so a config swap
+//! never changes a request midway. POST bodies are read (bounded) before forwarding so that
+//! gateway errors can carry the JSON-RPC request id; responses, SSE included, stream back
+//! as they arrive. Every request ends in [`Proxy::finish`], the one place that records it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use crate::apply::SharedRuntime;
+use crate::jsonrpc::{self, RequestId};
+use crate::metrics::{Metrics, status_class};
+use crate::runtime::{HttpUpstream, Upstream};
+
+/// Largest request body accepted (the original gateway's limit).
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Response header naming the server that handled the request.
+pub const SERVER_ID_HEADER: &str = "x-conduit-server-id";
+const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Request headers passed to the upstream besides every `Mcp-*` header.
+const FORWARDED_REQUEST_HEADERS: [HeaderName; 5] = [
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    HeaderName::from_static("last-event-id"),
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+];
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+
+/// The public request handler and its upstream connection pool.
+#[derive(Debug)]
+pub struct Proxy {
+    runtime: SharedRuntime,
+    client: UpstreamClient,
+    metrics: Arc<Metrics>,
+}
+
+impl Proxy {
+    pub fn new(runtime: SharedRuntime, metrics: Arc<Metrics>) -> Proxy {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));
+        // The TLS layer below handles https URLs.
+        http.enforce_http(false);
+        let builder = HttpsConnectorBuilder::new();
+        let builder = match builder.with_native_roots() {
+            Ok(builder) => builder,
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "no usable system trust store; https upstreams are verified against the bundled Mozilla roots"
+                );
+                HttpsConnectorBuilder::new().with_webpki_roots()
+            }
+        };
+        let connector = builder
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
+            .build(connector);
+        Proxy {
+            runtime,
+            client,
+            metrics,
+        }
+    }
+
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        let started = Instant::now();
+        let (label, response) = self.route(request).await;
+        self.finish(&label, &response, started);
+        response
+    }
+
+    /// Returns the metrics label for the request and its response.
+    async fn route(&self, request: Request<Incoming>) -> (String, Response<ProxyBody>) {
+        let Some(server_id) = mcp_server_id(request.uri().path()).map(str::to_owned) else {
+            let response = error(
+                StatusCode::NOT_FOUND,
+                &RequestId::null(),
+                jsonrpc::METHOD_NOT_FOUND,
+                "not found: MCP servers are served at /mcp/{server_id}",
+            );
+            return ("none".into(), response);
+        };
+        if !matches!(
+            *request.method(),
+            Method::POST | Method::GET | Method::DELETE
+        ) {
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &RequestId::null(),
+                jsonrpc::INVALID_REQUEST,
+                format!(
+                    "method {} is not allowed on /mcp/{{server_id}}",
+                    request.method()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+            return ("none".into(), response);
+        }
+
+        let runtime = self.runtime.load_full();
+        if runtime.applied().is_none() {
+            let response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &RequestId::null(),
+                jsonrpc::INTERNAL_ERROR,
+                "the gateway has no configuration yet",
+            );
+            return ("none".into(), response);
+        }
+        let Some(server) = runtime.server(&server_id).cloned() else {
+            let response = error(
+                StatusCode::NOT_FOUND,
+                &RequestId::null(),
+                jsonrpc::METHOD_NOT_FOUND,
+                format!("unknown server: {server_id}"),
+            );
+            return ("unknown".into(), response);
+        };
+
+        let (parts, body) = request.into_parts();
+        let (body, id) = match read_body(&parts, body).await {
+            Ok(read) => read,
+            Err(response) => {
+                let response = with_server_id(response, &server_id);
+                return (server_id, response);
+            }
+        };
+        let response = match &server.upstream {
+            Upstream::Http(upstream) => self.forward(&server_id, upstream, &parts, body, &id).await,
+            Upstream::Stdio => error(
+                StatusCode::NOT_IMPLEMENTED,
+                &id,
+                jsonrpc::INTERNAL_ERROR,
+                "stdio transport is not supported by this data plane yet",
+            ),
+        };
+        let response = with_server_id(response, &server_id);
+        (server_id, response)
+    }
+
+    async fn forward(
+        &self,
+        server_id: &str,
+        upstream: &HttpUpstream,
+        parts: &Parts,
+        body: Bytes,
+        id: &RequestId,
+    ) -> Response<ProxyBody> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = upstream.uri.clone();
+        *request.headers_mut() = upstream_headers(&parts.headers, upstream);
+
+        match tokio::time::timeout(upstream.timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => pass_back(response),
+            Ok(Err(failure)) => {
+                let cause = crate::error_chain(&failure);
+                tracing::warn!(server = server_id, error = %cause, "upstream request failed");
+                error(
+                    StatusCode::BAD_GATEWAY,
+                    id,
+                    jsonrpc::INTERNAL_ERROR,
+                    format!("upstream server {server_id} is unreachable: {cause}"),
+                )
+            }
+            Err(_) => {
+                let timeout = humantime::format_duration(upstream.timeout);
+                tracing::warn!(server = server_id, %timeout, "upstream request timed out");
+                error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    id,
+                    jsonrpc::INTERNAL_ERROR,
+                    format!("upstream server {server_id} did not respond within {timeout}"),
+                )
+            }
+        }
+    }
+
+    /// The single place where every request is recorded.
+    fn finish(&self, label: &str, response: &Response<ProxyBody>, started: Instant) {
+        let status = response.status();
+        let elapsed = started.elapsed();
+        self.metrics
+            .requests
+            .with_label_values(&[label, status_class(status)])
+            .inc();
+        self.metrics
+            .request_duration
+            .with_label_values(&[label])
+            .observe(elapsed.as_secs_f64());
+        tracing::debug!(
+            server = label,
+            status = status.as_u16(),
+            ?elapsed,
+            "request"
+        );
+    }
+}
+
+/// `Some(id)` for `/mcp/{id}` (one non-empty segment), else `None`.
+fn mcp_server_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/mcp/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// Read a POST body (bounded) and its JSON-RPC id; other methods carry no body.
+async fn read_body(
+    parts: &Parts,
+    body: Incoming,
+) -> Result<(Bytes, RequestId), Response<ProxyBody>> {
+    if parts.method != Method::POST {
+        return Ok((Bytes::new(), RequestId::null()));
+    }
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &RequestId::null(),
+            jsonrpc::INVALID_REQUEST,
+            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(failure) if failure.is::<LengthLimitError>() => return Err(too_large()),
+        Err(failure) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                &RequestId::null(),
+                jsonrpc::INVALID_REQUEST,
+                format!("cannot read the request body: {failure}"),
+            ));
+        }
+    };
+    match jsonrpc::request_id(&bytes) {
+        Ok(id) => Ok((bytes, id)),
+        Err(parse) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &RequestId::null(),
+            jsonrpc::PARSE_ERROR,
+            parse.to_string(),
+        )),
+    }
+}
+
+/// The headers sent upstream: the caller's MCP and tracing headers, its `Authorization`
+/// only when the server opts in, then the server's static headers (which win).
+fn upstream_headers(incoming: &HeaderMap, upstream: &HttpUpstream) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(incoming.len() + upstream.headers.len());
+    for (name, value) in incoming {
+        let forwarded = FORWARDED_REQUEST_HEADERS.contains(name)
+            || name.as_str().starts_with("mcp-")
+            || (*name == header::AUTHORIZATION && upstream.forward_authorization);
+        if forwarded {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    for (name, value) in &upstream.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    headers
+}
+
+/// The upstream's response as the caller sees it: status, the headers MCP clients need,
+/// and the body streamed as it arrives.
+fn pass_back(upstream: Response<Incoming>) -> Response<ProxyBody> {
+    let (parts, body) = upstream.into_parts();
+    let mut response = Response::new(body.boxed());
+    *response.status_mut() = parts.status;
+    for name in [header::CONTENT_TYPE, MCP_SESSION_ID] {
+        if let Some(value) = parts.headers.get(&name) {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    response
+}
+
+fn error(
+    status: StatusCode,
+    id: &RequestId,
+    code: i64,
+    message: impl Into<String>,
+) -> Response<ProxyBody> {
+    jsonrpc::error_response(status, id, code, message)
+        .map(|body| body.map_err(|never| match never {}).boxed())
+}
+
+fn with_server_id(mut response: Response<ProxyBody>, server_id: &str) -> Response<ProxyBody> {
+    if let Ok(value) = HeaderValue::from_str(server_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(SERVER_ID_HEADER), value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_only_single_segment_mcp_paths() {
+        assert_eq!(mcp_server_id("/mcp/alpha"), Some("alpha"));
+        assert_eq!(mcp_server_id("/mcp/"), None);
+        assert_eq!(mcp_server_id("/mcp"), None);
+        assert_eq!(mcp_server_id("/mcp/a/b"), None);
+        assert_eq!(mcp_server_id("/metrics"), None);
+    }
+
+    fn upstream(forward_authorization: bool) -> HttpUpstream {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_static("k"));
+        headers.insert("accept", HeaderValue::from_static("application/json"));
+        HttpUpstream {
+            uri: "http://127.0.0.1:1/mcp".parse().unwrap(),
+            headers,
+            timeout: Duration::from_secs(1),
+            forward_authorization,
+        }
+    }
+
+    #[test]
+    fn forwards_mcp_headers_and_guards_authorization() {
+        let mut incoming = HeaderMap::new();
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("accept", "text/event-stream"),
+            ("mcp-session-id", "s1"),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("mcp-method", "tools/call"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("authorization", "Bearer caller"),
+            ("cookie", "session=1"),
+            ("host", "gateway"),
+        ] {
+            incoming.insert(name, HeaderValue::from_static(value));
+        }
+
+        let headers = upstream_headers(&incoming, &upstream(false));
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["mcp-session-id"], "s1");
+        assert_eq!(headers["mcp-protocol-version"], "2025-11-25");
+        assert_eq!(headers["mcp-method"], "tools/call");
+        assert!(headers.contains_key("traceparent"));
+        assert_eq!(headers["x-api-key"], "k");
+        // Static headers win over the caller's.
+        assert_eq!(headers["accept"], "application/json");
+        for dropped in ["authorization", "cookie", "host"] {
+            assert!(!headers.contains_key(dropped), "{dropped} was forwarded");
+        }
+
+        let headers = upstream_headers(&incoming, &upstream(true));
+        assert_eq!(headers["authorization"], "Bearer caller");
+    }
+}

@@ -1,0 +1,373 @@
+//! The `Runtime`: what one applied configuration compiles into, valid by construction.
+//!
+//! A `Runtime` is built once per apply, off the request path, from a `Document` whose
+//! references are already resolved. Everything a request needs is precompiled here (parsed
+//! upstream URIs, header maps, timeouts), so the hot path never re-validates or re-parses.
+//! Requests take one `Arc<Runtime>` (`ArcSwap::load_full`) and keep it for their whole life.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use conduit_config::{ConfigError, ConfigErrors, Document, ServerConfig, Transport};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Scheme, Uri};
+
+/// Upstream timeout (to response headers) when a server sets no `timeout_ms`.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where an applied configuration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    ControlPlane,
+    File,
+    StateDir,
+}
+
+impl ConfigSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigSource::ControlPlane => "control-plane",
+            ConfigSource::File => "file",
+            ConfigSource::StateDir => "state-dir",
+        }
+    }
+}
+
+/// Identity of an applied configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub version: u64,
+    pub hash: String,
+    pub source: ConfigSource,
+    pub applied_at: DateTime<Utc>,
+}
+
+/// The compiled, serving configuration.
+#[derive(Debug)]
+pub struct Runtime {
+    /// `None` until the first configuration is applied (the data plane is then not ready).
+    applied: Option<Applied>,
+    servers: HashMap<String, Arc<Server>>,
+    /// The document with secrets masked, for `/config_dump`; computed once per apply.
+    masked_config: serde_json::Value,
+}
+
+/// One routable upstream server.
+#[derive(Debug)]
+pub struct Server {
+    pub id: String,
+    pub upstream: Upstream,
+}
+
+#[derive(Debug)]
+pub enum Upstream {
+    Http(Box<HttpUpstream>),
+    /// Accepted by the config model; the data path for it arrives in a later issue.
+    Stdio,
+}
+
+#[derive(Debug)]
+pub struct HttpUpstream {
+    pub uri: Uri,
+    /// Static headers added to every upstream request.
+    pub headers: HeaderMap,
+    /// Time allowed until the upstream's response headers arrive.
+    pub timeout: Duration,
+    /// Whether the caller's `Authorization` header is passed upstream.
+    pub forward_authorization: bool,
+}
+
+/// Why a (schema-valid) document cannot be compiled into a `Runtime`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error("{path}: an HTTP server needs a url")]
+    MissingUrl { path: String },
+    #[error("{path}: invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        path: String,
+        url: String,
+        reason: String,
+    },
+    #[error("{path}: unsupported URL scheme {scheme:?} (use http or https)")]
+    UnsupportedScheme { path: String, scheme: String },
+    #[error("{path}: invalid header name {name:?}")]
+    InvalidHeaderName { path: String, name: String },
+    #[error("{path}: header value is not a valid HTTP header value")]
+    InvalidHeaderValue { path: String },
+    #[error("{path}: duplicate server id {id:?}")]
+    DuplicateId { path: String, id: String },
+}
+
+impl CompileError {
+    fn path(&self) -> &str {
+        match self {
+            CompileError::MissingUrl { path }
+            | CompileError::InvalidUrl { path, .. }
+            | CompileError::UnsupportedScheme { path, .. }
+            | CompileError::InvalidHeaderName { path, .. }
+            | CompileError::InvalidHeaderValue { path }
+            | CompileError::DuplicateId { path, .. } => path,
+        }
+    }
+}
+
+impl From<CompileError> for ConfigError {
+    fn from(error: CompileError) -> Self {
+        let path = error.path().to_owned();
+        let full = error.to_string();
+        // The Display text starts with "<path>: "; ConfigError carries the path separately.
+        let message = full
+            .strip_prefix(&format!("{path}: "))
+            .unwrap_or(&full)
+            .to_owned();
+        ConfigError { path, message }
+    }
+}
+
+// === impl Runtime ===
+
+impl Runtime {
+    /// The runtime before any configuration is applied: routes nothing, not ready.
+    pub fn empty() -> Self {
+        Runtime {
+            applied: None,
+            servers: HashMap::new(),
+            masked_config: serde_json::Value::Null,
+        }
+    }
+
+    /// Compile a resolved, validated document. Every problem is reported, none is skipped:
+    /// a runtime either routes every configured server or is not built at all.
+    pub fn compile(document: &Document, applied: Applied) -> Result<Runtime, ConfigErrors> {
+        let mut servers = HashMap::with_capacity(document.servers.len());
+        let mut errors = Vec::new();
+        for (index, config) in document.servers.iter().enumerate() {
+            let path = format!("servers[{index}]");
+            match Server::compile(&path, config) {
+                Ok(server) => {
+                    if servers.contains_key(&server.id) {
+                        errors.push(CompileError::DuplicateId {
+                            path: format!("{path}.id"),
+                            id: server.id,
+                        });
+                    } else {
+                        servers.insert(server.id.clone(), Arc::new(server));
+                    }
+                }
+                Err(server_errors) => errors.extend(server_errors),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors.into_iter().map(Into::into).collect()));
+        }
+        Ok(Runtime {
+            applied: Some(applied),
+            servers,
+            masked_config: conduit_config::mask_secrets(document),
+        })
+    }
+
+    pub fn applied(&self) -> Option<&Applied> {
+        self.applied.as_ref()
+    }
+
+    pub fn server(&self, id: &str) -> Option<&Arc<Server>> {
+        self.servers.get(id)
+    }
+
+    pub fn masked_config(&self) -> &serde_json::Value {
+        &self.masked_config
+    }
+}
+
+// === impl Server ===
+
+impl Server {
+    fn compile(path: &str, config: &ServerConfig) -> Result<Server, Vec<CompileError>> {
+        let upstream = match config.transport {
+            Transport::Stdio => Upstream::Stdio,
+            Transport::Http => Upstream::Http(Box::new(HttpUpstream::compile(path, config)?)),
+        };
+        Ok(Server {
+            id: config.id.clone(),
+            upstream,
+        })
+    }
+}
+
+// === impl HttpUpstream ===
+
+impl HttpUpstream {
+    fn compile(path: &str, config: &ServerConfig) -> Result<HttpUpstream, Vec<CompileError>> {
+        let mut errors = Vec::new();
+        let uri = match &config.url {
+            None => {
+                errors.push(CompileError::MissingUrl {
+                    path: format!("{path}.url"),
+                });
+                None
+            }
+            Some(url) => match parse_upstream_uri(url) {
+                Ok(uri) => Some(uri),
+                Err(error) => {
+                    errors.push(error.at(format!("{path}.url"), url));
+                    None
+                }
+            },
+        };
+
+        let mut headers = HeaderMap::with_capacity(config.headers.len());
+        for (name, value) in &config.headers {
+            let header_path = format!("{path}.headers.{name}");
+            let parsed_name = HeaderName::from_bytes(name.as_bytes());
+            let parsed_value = HeaderValue::from_str(value);
+            match (parsed_name, parsed_value) {
+                (Ok(name), Ok(mut value)) => {
+                    // Static headers usually carry credentials; keep them out of debug output.
+                    value.set_sensitive(true);
+                    headers.insert(name, value);
+                }
+                (Err(_), _) => errors.push(CompileError::InvalidHeaderName {
+                    path: header_path,
+                    name: name.clone(),
+                }),
+                (Ok(_), Err(_)) => {
+                    errors.push(CompileError::InvalidHeaderValue { path: header_path })
+                }
+            }
+        }
+
+        match uri {
+            Some(uri) if errors.is_empty() => Ok(HttpUpstream {
+                uri,
+                headers,
+                timeout: config
+                    .timeout_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT),
+                forward_authorization: config.forward_authorization,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Why a URL cannot be an upstream, before the path is known.
+enum UriProblem {
+    Invalid(String),
+    Scheme(String),
+}
+
+impl UriProblem {
+    fn at(self, path: String, url: &str) -> CompileError {
+        match self {
+            UriProblem::Invalid(reason) => CompileError::InvalidUrl {
+                path,
+                url: url.to_owned(),
+                reason,
+            },
+            UriProblem::Scheme(scheme) => CompileError::UnsupportedScheme { path, scheme },
+        }
+    }
+}
+
+fn parse_upstream_uri(url: &str) -> Result<Uri, UriProblem> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|error: http::uri::InvalidUri| UriProblem::Invalid(error.to_string()))?;
+    match uri.scheme() {
+        Some(scheme) if *scheme == Scheme::HTTP || *scheme == Scheme::HTTPS => {}
+        Some(scheme) => return Err(UriProblem::Scheme(scheme.as_str().to_owned())),
+        None => {
+            return Err(UriProblem::Invalid(
+                "an absolute http:// or https:// URL is required".into(),
+            ));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(UriProblem::Invalid("the URL has no host".into()));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied() -> Applied {
+        Applied {
+            version: 7,
+            hash: "abc".into(),
+            source: ConfigSource::File,
+            applied_at: Utc::now(),
+        }
+    }
+
+    fn document(text: &str) -> Document {
+        Document::from_text(text).expect("valid document")
+    }
+
+    #[test]
+    fn compiles_http_servers() {
+        let doc = document(
+            "servers:\n  - id: alpha\n    url: http://127.0.0.1:9000/mcp\n    timeout_ms: 1500\n    headers:\n      X-Api-Key: secret\n",
+        );
+        let runtime = Runtime::compile(&doc, applied()).expect("compiles");
+        let server = runtime.server("alpha").expect("routed");
+        let Upstream::Http(http) = &server.upstream else {
+            panic!("expected an HTTP upstream");
+        };
+        assert_eq!(http.uri, "http://127.0.0.1:9000/mcp");
+        assert_eq!(http.timeout, Duration::from_millis(1500));
+        assert_eq!(http.headers["x-api-key"], "secret");
+        assert!(!http.forward_authorization);
+        assert_eq!(runtime.applied().map(|a| a.version), Some(7));
+        assert!(runtime.server("beta").is_none());
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        // The config model rejects all of these already; the runtime must not rely on
+        // that, so the document is built directly, bypassing validation.
+        let server = |id: &str, url: Option<&str>| ServerConfig {
+            id: id.into(),
+            url: url.map(Into::into),
+            ..ServerConfig::default()
+        };
+        let mut bad_header = server("b", Some("https://ok.example/mcp"));
+        bad_header.headers.insert("bad header".into(), "v".into());
+        let doc = Document {
+            servers: vec![
+                server("a", Some("ftp://example/mcp")),
+                bad_header,
+                server("c", None),
+                server("d", Some("http://one/mcp")),
+                server("d", Some("http://two/mcp")),
+            ],
+            ..Document::default()
+        };
+        let errors = Runtime::compile(&doc, applied()).expect_err("rejected").0;
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "servers[0].url",
+                "servers[1].headers.bad header",
+                "servers[2].url",
+                "servers[4].id"
+            ],
+            "{errors:?}"
+        );
+        assert!(errors[0].message.contains("ftp"), "{errors:?}");
+        assert!(!errors[0].message.starts_with("servers[0]"), "{errors:?}");
+    }
+
+    #[test]
+    fn empty_runtime_is_not_applied() {
+        let runtime = Runtime::empty();
+        assert!(runtime.applied().is_none());
+        assert!(runtime.server("anything").is_none());
+    }
+}

@@ -1,0 +1,170 @@
+//! One session on the config stream, after it is open: receive snapshots, verify and apply
+//! each one, answer every snapshot with an Ack (applied) or a Nack (every error), and notice
+//! when the control plane goes silent.
+//!
+//! Transport concerns (connecting, TLS, credentials) live in `control_plane`; this module
+//! only sees a stream of messages and a sender for replies, which keeps it testable with
+//! paused time and no network.
+
+use std::time::Duration;
+
+use conduit_config::{ConfigError, ConfigErrors};
+use conduit_proto::v1::{
+    self, Ack, ControlPlaneMessage, DataPlaneMessage, Nack, control_plane_message,
+    data_plane_message,
+};
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use super::reconnect::{SessionEnd, SessionReport};
+use crate::apply::{Applier, Candidate};
+use crate::runtime::{Applied, ConfigSource};
+use crate::snapshot::Snapshot;
+use crate::state::StateDir;
+
+/// What a session needs besides the stream itself.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    pub applier: Applier,
+    /// The data-plane token; snapshots must be signed with it when set.
+    pub token: Option<String>,
+    pub state: Option<StateDir>,
+    /// Longest silence tolerated from the control plane (it sends heartbeats).
+    pub idle_timeout: Duration,
+}
+
+/// Drive one open stream until it ends.
+pub async fn drive<S>(
+    context: &SessionContext,
+    mut inbound: S,
+    outbound: &mpsc::Sender<DataPlaneMessage>,
+    shutdown: &CancellationToken,
+) -> SessionReport
+where
+    S: Stream<Item = Result<ControlPlaneMessage, tonic::Status>> + Unpin,
+{
+    let mut progressed = false;
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return SessionReport { end: SessionEnd::Shutdown, progressed },
+            next = tokio::time::timeout(context.idle_timeout, inbound.next()) => next,
+        };
+        let message = match next {
+            Err(_) => {
+                let reason = format!(
+                    "no message from the control plane for {}",
+                    humantime::format_duration(context.idle_timeout)
+                );
+                return SessionReport {
+                    end: SessionEnd::Failed(reason),
+                    progressed,
+                };
+            }
+            Ok(None) => {
+                return SessionReport {
+                    end: SessionEnd::Closed,
+                    progressed,
+                };
+            }
+            Ok(Some(Err(status))) => {
+                return SessionReport {
+                    end: classify(&status),
+                    progressed,
+                };
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        progressed = true;
+        match message.kind {
+            Some(control_plane_message::Kind::Snapshot(snapshot)) => {
+                let reply = context.handle_snapshot(snapshot).await;
+                if outbound.send(reply).await.is_err() {
+                    return SessionReport {
+                        end: SessionEnd::Failed("the config stream closed while replying".into()),
+                        progressed,
+                    };
+                }
+            }
+            Some(control_plane_message::Kind::Heartbeat(heartbeat)) => {
+                tracing::trace!(
+                    current_version = heartbeat.current_version,
+                    "control plane heartbeat"
+                );
+            }
+            None => tracing::debug!("ignoring an empty message from the control plane"),
+        }
+    }
+}
+
+/// Map a gRPC status that ended a stream (or refused to open it) to a session end.
+pub fn classify(status: &tonic::Status) -> SessionEnd {
+    let reason = format!("{:?}: {}", status.code(), status.message());
+    match status.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => SessionEnd::Refused(reason),
+        _ => SessionEnd::Failed(reason),
+    }
+}
+
+// === impl SessionContext ===
+
+impl SessionContext {
+    /// Verify, apply and persist one snapshot; the reply reports the outcome.
+    pub async fn handle_snapshot(&self, snapshot: v1::Snapshot) -> DataPlaneMessage {
+        let nonce = snapshot.nonce.clone();
+        let snapshot = Snapshot::from(snapshot);
+        let version = snapshot.version;
+        let kind = match self.accept(snapshot, ConfigSource::ControlPlane).await {
+            Ok(_) => data_plane_message::Kind::Ack(Ack { version, nonce }),
+            Err(errors) => data_plane_message::Kind::Nack(Nack {
+                version,
+                nonce,
+                errors: errors.0.into_iter().map(Into::into).collect(),
+            }),
+        };
+        DataPlaneMessage { kind: Some(kind) }
+    }
+
+    /// Verify and apply a snapshot from `source`; one from the control plane is then
+    /// persisted to the state directory (as received, references unresolved).
+    pub async fn accept(
+        &self,
+        snapshot: Snapshot,
+        source: ConfigSource,
+    ) -> Result<Applied, ConfigErrors> {
+        if let Err(error) = snapshot.verify(self.token.as_deref()) {
+            let errors = ConfigErrors(vec![ConfigError {
+                path: String::new(),
+                message: error.to_string(),
+            }]);
+            tracing::warn!(version = snapshot.version, %error, "snapshot failed its integrity check");
+            return Err(errors);
+        }
+        let applier = self.applier.clone();
+        let state = self.state.clone();
+        // Resolving `${file:...}` references and writing the state file block; keep them
+        // off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let candidate = Candidate {
+                text: snapshot.config_json.clone(),
+                version: snapshot.version,
+                hash: Some(snapshot.hash.clone()),
+                source,
+            };
+            let applied = applier.apply(&candidate)?;
+            if let (Some(state), ConfigSource::ControlPlane) = (state, source)
+                && let Err(error) = state.save(&snapshot)
+            {
+                tracing::warn!(%error, "could not persist the applied snapshot");
+            }
+            Ok(applied)
+        })
+        .await
+        .unwrap_or_else(|join_error| {
+            Err(ConfigErrors(vec![ConfigError {
+                path: String::new(),
+                message: format!("applying the snapshot panicked: {join_error}"),
+            }]))
+        })
+    }
+}
