@@ -175,6 +175,25 @@ fn unreachable(server: &str, error: &(dyn std::error::Error + 'static)) -> CliEr
     )
 }
 
+/// Like [`unreachable`] for a call that failed: the status message, then its causes
+/// (a `Status` displays as a debug dump).
+fn unreachable_status(server: &str, status: &Status) -> CliError {
+    let mut text = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    CliError::new(
+        Exit::Unreachable,
+        format!("error: cannot reach the control plane at {server}: {text}"),
+    )
+}
+
 /// The error and its sources, `: `-joined (tonic's top-level messages alone say little).
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -195,7 +214,24 @@ const TOKEN_HINT: &str = "hint: pass the control plane's admin token with --toke
 /// Maps a gRPC status to the exit code the contract gives it.
 pub fn status_error(status: &Status, server: &str, has_token: bool) -> CliError {
     match status.code() {
-        Code::Unavailable => unreachable(server, status),
+        Code::Unavailable => unreachable_status(server, status),
+        // A status tonic made on this side from a broken connection (e.g. plain http to a
+        // TLS port) carries the transport error as its source; the server's own never do.
+        Code::Unknown | Code::Internal | Code::Cancelled
+            if std::error::Error::source(status).is_some() =>
+        {
+            let error = unreachable_status(server, status);
+            if !server.starts_with("http://") {
+                return error;
+            }
+            CliError::new(
+                Exit::Unreachable,
+                format!(
+                    "{}\nhint: if the control plane serves TLS, use an https:// --server",
+                    error.message()
+                ),
+            )
+        }
         Code::Unauthenticated => {
             let why = if has_token {
                 "the token was refused"
@@ -324,6 +360,22 @@ mod tests {
         assert_eq!(error.exit(), Exit::ServerError);
         assert!(error.message().contains("no version 9"));
         let error = status_error(&Status::internal(""), "http://cp", true);
+        assert_eq!(error.exit(), Exit::ServerError);
+    }
+
+    #[test]
+    fn broken_connection_statuses_are_unreachable() {
+        let status = Status::from_error(Box::new(std::io::Error::other("broken pipe")));
+        let error = status_error(&status, "http://cp:7700", true);
+        assert_eq!(error.exit(), Exit::Unreachable);
+        assert!(
+            error.message().contains("broken pipe"),
+            "{}",
+            error.message()
+        );
+        assert!(error.message().contains("https://"), "{}", error.message());
+        // The same code sent by the server itself is the server's error.
+        let error = status_error(&Status::unknown("boom"), "http://cp:7700", true);
         assert_eq!(error.exit(), Exit::ServerError);
     }
 
