@@ -55,6 +55,15 @@ impl Session {
         let endpoint = endpoint(args)?;
         let token = bearer(args.token.as_deref())?;
         let token_given = token.is_some();
+        if token_given && endpoint.uri().scheme_str() == Some("http") {
+            let host = endpoint.uri().host().unwrap_or_default();
+            if !is_loopback(host) {
+                eprintln!(
+                    "warning: sending the admin token to {host} over plain http; use https:// \
+                     so it cannot be read on the way"
+                );
+            }
+        }
         let channel = endpoint
             .connect()
             .await
@@ -138,6 +147,14 @@ fn endpoint(args: &ConnectionArgs) -> Result<Endpoint, CliError> {
     endpoint
         .tls_config(tls_config)
         .map_err(|error| CliError::usage(format!("error: TLS setup: {}", chain(&error))))
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn read_ca(path: &Path) -> Result<Certificate, CliError> {

@@ -121,3 +121,20 @@ fn server_urls() {
     assert_eq!(missing.exit(), Exit::Usage);
     assert!(missing.message().contains("--ca-cert"));
 }
+
+#[test]
+fn loopback_hosts() {
+    for host in [
+        "127.0.0.1",
+        "127.0.0.53",
+        "localhost",
+        "LOCALHOST",
+        "[::1]",
+        "::1",
+    ] {
+        assert!(is_loopback(host), "{host}");
+    }
+    for host in ["10.0.0.1", "cp.example", "[2001:db8::1]", ""] {
+        assert!(!is_loopback(host), "{host}");
+    }
+}
