@@ -168,3 +168,7 @@ impl SessionContext {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

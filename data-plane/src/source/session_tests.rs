@@ -1,0 +1,159 @@
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use conduit_proto::v1::Heartbeat;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::*;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+
+type Inbound = mpsc::Sender<Result<ControlPlaneMessage, tonic::Status>>;
+
+fn context(token: Option<&str>) -> SessionContext {
+    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::empty()));
+    SessionContext {
+        applier: Applier::new(runtime, Arc::new(Metrics::new())),
+        token: token.map(Into::into),
+        state: None,
+        idle_timeout: Duration::from_secs(15),
+    }
+}
+
+fn snapshot(version: u64, config_json: &str, token: Option<&str>) -> ControlPlaneMessage {
+    let hash = hex::encode(Sha256::digest(config_json.as_bytes()));
+    ControlPlaneMessage {
+        kind: Some(control_plane_message::Kind::Snapshot(v1::Snapshot {
+            version,
+            nonce: format!("n{version}"),
+            signature: token
+                .map(|t| crate::snapshot::sign(t, version, &hash))
+                .unwrap_or_default(),
+            hash,
+            config_json: config_json.into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        })),
+    }
+}
+
+fn heartbeat() -> ControlPlaneMessage {
+    ControlPlaneMessage {
+        kind: Some(control_plane_message::Kind::Heartbeat(Heartbeat {
+            current_version: 1,
+        })),
+    }
+}
+
+/// Runs a session in the background; returns the inbound sender, the replies, and the
+/// session's report.
+fn start(
+    context: SessionContext,
+) -> (
+    Inbound,
+    mpsc::Receiver<DataPlaneMessage>,
+    tokio::task::JoinHandle<SessionReport>,
+) {
+    let (inbound, inbound_rx) = mpsc::channel(8);
+    let (outbound, replies) = mpsc::channel(8);
+    let session = tokio::spawn(async move {
+        drive(
+            &context,
+            ReceiverStream::new(inbound_rx),
+            &outbound,
+            &CancellationToken::new(),
+        )
+        .await
+    });
+    (inbound, replies, session)
+}
+
+const GOOD: &str = r#"{"servers":[{"id":"a","url":"http://127.0.0.1:1/mcp"}]}"#;
+
+#[tokio::test(start_paused = true)]
+async fn acks_an_applied_snapshot_and_nacks_a_bad_one() {
+    let context = context(Some("tok"));
+    let applier = context.applier.clone();
+    let (inbound, mut replies, session) = start(context);
+
+    inbound
+        .send(Ok(snapshot(1, GOOD, Some("tok"))))
+        .await
+        .unwrap();
+    let Some(data_plane_message::Kind::Ack(ack)) = replies.recv().await.unwrap().kind else {
+        panic!("expected an ack");
+    };
+    assert_eq!((ack.version, ack.nonce.as_str()), (1, "n1"));
+    assert_eq!(applier.current().map(|a| a.version), Some(1));
+
+    // Signed with another token: rejected, version 1 keeps serving.
+    inbound
+        .send(Ok(snapshot(2, GOOD, Some("other"))))
+        .await
+        .unwrap();
+    let Some(data_plane_message::Kind::Nack(nack)) = replies.recv().await.unwrap().kind else {
+        panic!("expected a nack");
+    };
+    assert_eq!((nack.version, nack.nonce.as_str()), (2, "n2"));
+    assert!(nack.errors[0].message.contains("signature"), "{nack:?}");
+
+    // A reference that cannot be resolved here: every error carries its path.
+    let missing = r#"{"servers":[{"id":"a","url":"${env:CONDUIT_TEST_SURELY_UNSET_VAR}"}]}"#;
+    inbound
+        .send(Ok(snapshot(3, missing, Some("tok"))))
+        .await
+        .unwrap();
+    let Some(data_plane_message::Kind::Nack(nack)) = replies.recv().await.unwrap().kind else {
+        panic!("expected a nack");
+    };
+    assert_eq!(nack.errors[0].path, "servers[0].url", "{nack:?}");
+    assert_eq!(applier.current().map(|a| a.version), Some(1));
+
+    drop(inbound);
+    assert_eq!(
+        session.await.unwrap(),
+        SessionReport {
+            end: SessionEnd::Closed,
+            progressed: true
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_longer_than_the_idle_timeout_ends_the_session() {
+    let (inbound, _replies, session) = start(context(None));
+    let started = Instant::now();
+    // Heartbeats keep the session alive past the idle timeout...
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        inbound.send(Ok(heartbeat())).await.unwrap();
+    }
+    // ...then silence ends it 15 s after the last message.
+    let report = session.await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(45));
+    assert!(report.progressed);
+    assert!(
+        matches!(&report.end, SessionEnd::Failed(reason) if reason.contains("no message")),
+        "{report:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stream_errors_are_classified() {
+    let (inbound, _replies, session) = start(context(None));
+    inbound
+        .send(Err(tonic::Status::unauthenticated("bad token")))
+        .await
+        .unwrap();
+    let report = session.await.unwrap();
+    assert!(matches!(report.end, SessionEnd::Refused(_)), "{report:?}");
+    assert!(!report.progressed);
+
+    let (inbound, _replies, session) = start(context(None));
+    inbound
+        .send(Err(tonic::Status::unavailable("going away")))
+        .await
+        .unwrap();
+    assert!(matches!(session.await.unwrap().end, SessionEnd::Failed(_)));
+}

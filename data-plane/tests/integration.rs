@@ -1,0 +1,12 @@
+//! In-process integration tests of the data plane: a real `DataPlane` on 127.0.0.1 with a
+//! fake control plane (a tonic `ConfigDiscovery` server) and a small HTTP upstream.
+#![forbid(unsafe_code)]
+
+mod integration {
+    pub mod support;
+
+    mod control_plane;
+    mod file_source;
+    mod proxy;
+    mod state_dir;
+}

@@ -1,0 +1,102 @@
+//! Test harness: fake control plane, fake MCP upstream, HTTP helpers, data plane start-up.
+
+pub mod control_plane;
+pub mod http;
+pub mod upstream;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use conduit_data_plane::lifecycle::{DataPlane, Settings, SourceSettings};
+use conduit_data_plane::source::backoff::Backoff;
+
+/// Longest a test waits for something that should happen promptly.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub fn init() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn settings(source: SourceSettings) -> Settings {
+    Settings {
+        source,
+        listen: local(),
+        admin_listen: local(),
+        node_id: "dp-test".into(),
+        labels: BTreeMap::from([("zone".to_owned(), "test".to_owned())]),
+        token: None,
+        drain_timeout: Duration::from_secs(5),
+        stream_idle_timeout: Duration::from_secs(60),
+        backoff: Backoff::try_new(Duration::from_millis(20), Duration::from_millis(200))
+            .expect("valid backoff"),
+    }
+}
+
+pub fn file_source(path: &Path) -> SourceSettings {
+    SourceSettings::File {
+        path: path.to_path_buf(),
+        // Long enough that reloads in tests come from the directory watch, not the poll.
+        poll_interval: Duration::from_secs(3600),
+    }
+}
+
+pub fn control_plane_source(addr: SocketAddr, state_dir: Option<&Path>) -> SourceSettings {
+    SourceSettings::ControlPlane {
+        url: format!("http://{addr}"),
+        ca_file: None,
+        state_dir: state_dir.map(Path::to_path_buf),
+    }
+}
+
+pub async fn start(settings: Settings) -> DataPlane {
+    init();
+    DataPlane::start(settings).await.expect("data plane starts")
+}
+
+fn local() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("address")
+}
+
+/// Poll `check` until it returns `Some`, failing the test after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The admin `/config_dump` document, or `None` before the first apply.
+pub async fn config_dump(data_plane: &DataPlane) -> Option<serde_json::Value> {
+    let response = http::get(data_plane.admin_addr(), "/config_dump").await;
+    (response.status == 200).then(|| response.json())
+}
+
+/// Waits until `/config_dump` reports `version`.
+pub async fn wait_for_version(data_plane: &DataPlane, version: u64) -> serde_json::Value {
+    eventually(&format!("config version {version}"), || async {
+        config_dump(data_plane)
+            .await
+            .filter(|dump| dump["version"] == version)
+    })
+    .await
+}
