@@ -14,7 +14,7 @@ impl Document {
     /// References (`${env:NAME}`, `${file:PATH}`) are checked for syntax but not resolved, and
     /// the format checks of a string holding one are left to [`Document::resolve_references`].
     pub fn from_text(text: &str) -> Result<Document, ConfigErrors> {
-        let value = parse_text(text)?;
+        let value = crate::parse::parse_text(text)?;
         from_value_in(value, Mode::Unresolved)
     }
 
@@ -45,22 +45,6 @@ impl Document {
         ConfigErrors::check(errors)?;
         from_value_in(value, Mode::Resolved)
     }
-}
-
-/// Parse YAML or JSON text into a JSON value; an empty document is an empty object.
-fn parse_text(text: &str) -> Result<serde_json::Value, ConfigErrors> {
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    let value: serde_json::Value = if trimmed.starts_with('{') {
-        serde_json::from_str(trimmed)
-            .map_err(|error| ConfigErrors::single("", format!("invalid JSON: {error}")))?
-    } else {
-        yaml_serde::from_str(text)
-            .map_err(|error| ConfigErrors::single("", format!("invalid YAML: {error}")))?
-    };
-    Ok(match value {
-        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
-        other => other,
-    })
 }
 
 fn from_value_in(mut value: serde_json::Value, mode: Mode) -> Result<Document, ConfigErrors> {

@@ -14,6 +14,7 @@ mod canonical;
 mod document;
 mod error;
 pub mod model;
+mod parse;
 mod path;
 pub mod references;
 pub mod schema_check;

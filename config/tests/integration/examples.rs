@@ -128,3 +128,59 @@ fn json_schema_describes_every_field() {
         "fields without docs: {undocumented:?}"
     );
 }
+
+#[test]
+fn examples_satisfy_the_published_json_schema() {
+    // Editors validate with the exported schema: it must accept what the loader accepts and
+    // refuse what it refuses.
+    let validator = jsonschema::validator_for(&conduit_config::json_schema()).unwrap();
+    for name in ["quickstart.yaml", "full.yaml"] {
+        let text = std::fs::read_to_string(examples_dir().join(name)).unwrap();
+        let value = serde_json::to_value(Document::from_text(&text).unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+    let bad = serde_json::json!({"servers": [{"id": "a b", "timout_ms": 1}]});
+    assert!(!validator.is_valid(&bad));
+}
+
+#[test]
+fn tricky_strings_survive_the_yaml_round_trip() {
+    // Strings YAML would read as something else unless the writer quotes them.
+    for text in [
+        "true",
+        "123",
+        "null",
+        "~",
+        "",
+        "0x1F",
+        "1e3",
+        "- a",
+        ": x",
+        "#c",
+        "yes",
+        "1.0",
+        "'q'",
+        "@x",
+        "*a",
+        "&a",
+        "!t",
+        "%x",
+        "`x",
+        "a: b",
+        " padded ",
+        "multi\nline",
+        "${env:X}",
+    ] {
+        let value = serde_json::json!({
+            "plugins": [{"name": "p", "path": "p", "hooks": ["after:auth"], "config": {"v": text}}]
+        });
+        let document: Document = serde_json::from_value(value).unwrap();
+        let again = Document::from_text(&document.to_yaml()).unwrap();
+        assert_eq!(again, document, "{text:?}");
+        assert_eq!(again.plugins[0].config["v"], text, "{text:?}");
+    }
+}
