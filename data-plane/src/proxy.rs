@@ -127,33 +127,32 @@ impl Proxy {
         }
 
         let runtime = self.runtime.load_full();
+        let server = runtime.server(&server_id).cloned();
+        // The body is read before anything can fail, so every error carries the request id.
+        let (parts, body) = request.into_parts();
+        let (body, id) = match read_body(&parts, body).await {
+            Ok(read) => read,
+            Err(response) => return label_and_tag(server.is_some(), server_id, response),
+        };
         if runtime.applied().is_none() {
             let response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &RequestId::null(),
+                &id,
                 jsonrpc::INTERNAL_ERROR,
                 "the gateway has no configuration yet",
             );
             return ("none".into(), response);
         }
-        let Some(server) = runtime.server(&server_id).cloned() else {
+        let Some(server) = server else {
             let response = error(
                 StatusCode::NOT_FOUND,
-                &RequestId::null(),
+                &id,
                 jsonrpc::METHOD_NOT_FOUND,
                 format!("unknown server: {server_id}"),
             );
-            return ("unknown".into(), response);
+            return label_and_tag(false, server_id, response);
         };
 
-        let (parts, body) = request.into_parts();
-        let (body, id) = match read_body(&parts, body).await {
-            Ok(read) => read,
-            Err(response) => {
-                let response = with_server_id(response, &server_id);
-                return (server_id, response);
-            }
-        };
         let response = match &server.upstream {
             Upstream::Http(upstream) => self.forward(&server_id, upstream, &parts, body, &id).await,
             Upstream::Stdio => error(
@@ -163,8 +162,7 @@ impl Proxy {
                 "stdio transport is not supported by this data plane yet",
             ),
         };
-        let response = with_server_id(response, &server_id);
-        (server_id, response)
+        label_and_tag(true, server_id, response)
     }
 
     async fn forward(
@@ -321,13 +319,22 @@ fn error(
         .map(|body| body.map_err(|never| match never {}).boxed())
 }
 
-fn with_server_id(mut response: Response<ProxyBody>, server_id: &str) -> Response<ProxyBody> {
-    if let Ok(value) = HeaderValue::from_str(server_id) {
+/// The metrics label of a request on `/mcp/{server_id}` and its response, which names the
+/// server when it is configured. Unknown ids share one label to bound metric cardinality.
+fn label_and_tag(
+    known: bool,
+    server_id: String,
+    mut response: Response<ProxyBody>,
+) -> (String, Response<ProxyBody>) {
+    if !known {
+        return ("unknown".into(), response);
+    }
+    if let Ok(value) = HeaderValue::from_str(&server_id) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(SERVER_ID_HEADER), value);
     }
-    response
+    (server_id, response)
 }
 
 #[cfg(test)]

@@ -59,6 +59,7 @@ async fn applied_snapshot_is_acked_and_makes_the_data_plane_ready() {
     assert!(!hello.build_version.is_empty());
     let ready = http::get(data_plane.admin_addr(), "/readyz").await;
     assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(call_alpha(&data_plane).await, 503);
 
     control_plane.push(1, &config(&upstream.url()));
     let ack = ack(&control_plane).await;

@@ -183,8 +183,10 @@ async fn gateway_errors_are_json_rpc_with_the_request_id() {
 
     let unknown = http::post_mcp(addr, "nope", &[], call(1, "ping")).await;
     assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.header("x-conduit-server-id"), None);
     let body = unknown.json();
     assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["id"], 1);
     assert_eq!(body["error"]["code"], -32601);
     assert!(
         body["error"]["message"].as_str().unwrap().contains("nope"),
