@@ -17,7 +17,7 @@ pub mod model;
 mod parse;
 mod path;
 pub mod references;
-pub mod schema_check;
+mod schema_check;
 mod secrets;
 mod suggest;
 mod superseded;

@@ -4,7 +4,7 @@
 //! Conventions shared by every section:
 //! - Unknown fields are errors. Fields of the original that have no meaning in Conduit's
 //!   split design are refused with a message naming what replaces them (see
-//!   [`crate::schema_check`]).
+//!   `superseded.rs`).
 //! - Optional settings are `Option`s: `None` means "the documented default", and is left out
 //!   when the document is written back, so that parsing and writing round-trips.
 //! - A section or block with an `enabled` field is on as soon as it is present, unless it

@@ -92,6 +92,10 @@ fn stdio_server(c: &mut Checker, path: &str, server: &ServerConfig) {
         Some(command) if command.trim().is_empty() => {
             c.error(at(path, "command"), "must not be empty");
         }
+        Some(_) if server.managed_runtime.is_some() => c.error(
+            at(path, "command"),
+            "not allowed with managed_runtime: the active release's command runs",
+        ),
         Some(_) => {}
         None if server.managed_runtime.is_some() => {}
         None => c.error(

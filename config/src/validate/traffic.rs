@@ -55,9 +55,10 @@ fn rate_limits(c: &mut Checker, doc: &Document) {
         (RateLimitBackend::Redis, Some(url)) => {
             c.url("rate_limits.redis_url", url, REDIS_SCHEMES);
         }
-        (RateLimitBackend::Redis, None) => {
+        (RateLimitBackend::Redis, None) if limits.is_enabled() => {
             c.error("rate_limits.redis_url", "required for backend: redis");
         }
+        (RateLimitBackend::Redis, None) => {}
         (RateLimitBackend::Memory, Some(_)) => c.error(
             "rate_limits.redis_url",
             "not allowed: only for backend: redis (set backend: redis to share limits through Redis)",

@@ -134,6 +134,11 @@ fn traffic_rules() {
             "required for backend: redis",
         ),
         (
+            "rate_limits: {enabled: true, backend: redis}\n",
+            "rate_limits.redis_url",
+            "required for backend: redis",
+        ),
+        (
             "rate_limits: {redis_url: 'redis://r'}\n",
             "rate_limits.redis_url",
             "only for backend: redis",
@@ -197,6 +202,7 @@ fn traffic_rules() {
     for (text, path, needle) in cases {
         assert_error(&format!("{SERVER}{text}"), path, needle);
     }
+    assert_valid("rate_limits: {enabled: false, backend: redis}\n");
     assert_valid(&format!(
         "{SERVER}cache: {{l2: {{enabled: false}}}}\nrate_limits: {{backend: redis, redis_url: 'rediss://:pw@r:6380/0', overrides: [{{server: a, per_tool: {{t: {{requests_per_day: 5}}}}}}]}}\n"
     ));

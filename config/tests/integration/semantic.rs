@@ -151,6 +151,12 @@ fn managed_runtime_rules() {
         "servers[0].managed_runtime.sandbox.root_dir",
         "system directory /etc",
     );
+    let with_command = text.replace("  transport: stdio\n", "  transport: stdio\n  command: x\n");
+    assert_error(
+        &with_command,
+        "servers[0].command",
+        "not allowed with managed_runtime",
+    );
     assert_error(
         "servers:\n- id: n\n  url: http://x/mcp\n  managed_runtime: {source_type: npm, source_ref: p, active_release_id: r, releases: [{id: r, version: '1', command: c}]}\n",
         "servers[0].managed_runtime",
