@@ -18,7 +18,7 @@ use conduit_proto::v1::{
 use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
-use crate::fleet::{Fleet, NodeStatus, RolloutState};
+use crate::fleet::{Fleet, NodeStatus, RolloutSummary};
 use crate::metrics::{AdminMethod, Metrics};
 use crate::store::VersionRow;
 use crate::versions::{Applied, ApplyInput, Versions, VersionsError};
@@ -66,18 +66,7 @@ impl AdminService {
             // Mark the generation seen *before* reading the fleet, so a change that lands
             // between the read and the wait below still wakes us.
             changes.borrow_and_update();
-            let connected: Vec<NodeStatus> = self
-                .fleet
-                .statuses()
-                .into_iter()
-                .filter(|status| status.connected)
-                .collect();
-            let states: Vec<RolloutState> = connected
-                .iter()
-                .map(|status| status.rollout_state(version))
-                .collect();
-            let rejected = states.contains(&RolloutState::Rejected);
-            let pending = states.contains(&RolloutState::Pending);
+            let RolloutSummary { rejected, pending } = self.fleet.rollout_summary(version);
             let outcome = if !pending {
                 Some(if rejected {
                     Outcome::Rejected
@@ -97,7 +86,13 @@ impl AdminService {
             if let Some(outcome) = outcome {
                 return Ok(WaitRolloutResponse {
                     outcome: outcome.into(),
-                    data_planes: connected.into_iter().map(to_proto_status).collect(),
+                    data_planes: self
+                        .fleet
+                        .statuses()
+                        .into_iter()
+                        .filter(|status| status.connected)
+                        .map(to_proto_status)
+                        .collect(),
                 });
             }
             tokio::select! {

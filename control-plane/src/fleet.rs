@@ -55,6 +55,13 @@ impl NodeStatus {
     }
 }
 
+/// Whether any connected node rejected or has yet to apply a version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RolloutSummary {
+    pub rejected: bool,
+    pub pending: bool,
+}
+
 /// Census for the `conduit_cp_data_planes` gauge.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FleetCounts {
@@ -234,6 +241,21 @@ impl Fleet {
             .collect();
         statuses.sort_by(|a, b| a.row.node_id.cmp(&b.row.node_id));
         statuses
+    }
+
+    /// How the connected nodes stand with respect to `version`, without copying them:
+    /// `WaitRollout` asks this on every fleet change.
+    pub fn rollout_summary(&self, version: u64) -> RolloutSummary {
+        let inner = self.lock();
+        let mut summary = RolloutSummary::default();
+        for node in inner.nodes.values().filter(|node| node.status.connected) {
+            match node.status.rollout_state(version) {
+                RolloutState::Converged => {}
+                RolloutState::Rejected => summary.rejected = true,
+                RolloutState::Pending => summary.pending = true,
+            }
+        }
+        summary
     }
 
     /// Census relative to the current version.
