@@ -32,6 +32,10 @@ struct Args {
     /// Stop measuring a fleet size after this long, whatever `rounds` says.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     budget: Duration,
+    /// Run the data planes without `--state-dir` (shows what persisting each snapshot
+    /// before the ACK costs).
+    #[arg(long)]
+    no_state_dir: bool,
     /// p99 target in milliseconds for the largest fleet (reported, not enforced).
     #[arg(long, default_value_t = 50.0)]
     target_p99_ms: f64,
@@ -80,6 +84,10 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("propagation latency: Apply -> every data plane ACKed (WaitRollout CONVERGED)");
     println!(
+        "data planes {} --state-dir",
+        if args.no_state_dir { "without" } else { "with" }
+    );
+    println!(
         "{:>12} {:>8} {:>10} {:>10} {:>10}",
         "data planes", "rollouts", "p50 ms", "p99 ms", "max ms"
     );
@@ -123,8 +131,9 @@ fn measure(runtime: &tokio::runtime::Runtime, args: &Args, size: usize) -> anyho
     // Start every process first, then wait for all of them: much faster than one by one.
     let mut fleet = Vec::with_capacity(size);
     for i in 0..size {
-        let options =
+        let mut options =
             DataPlaneOptions::for_control_plane(&cp, &format!("bench-{i:03}")).wait_ready(false);
+        options.state_dir = !args.no_state_dir;
         fleet.push(DataPlane::start(options)?);
     }
     wait_until(
