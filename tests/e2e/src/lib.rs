@@ -8,7 +8,7 @@
 //! logs of every process it started are printed, so a failure explains itself.
 //!
 //! Module map:
-//! - [`process`]: spawning, process groups, logs, kill on drop;
+//! - [`process`]: spawning, logs, kill on drop;
 //! - [`control_plane`], [`data_plane`], [`fixture`]: one handle per kind of process;
 //! - [`ctl`]: running `conduitctl` and parsing its JSON output;
 //! - [`http`], [`mcp`]: a small blocking HTTP/1.1 client and an MCP client on top of it;

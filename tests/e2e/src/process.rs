@@ -1,15 +1,18 @@
-//! One child process of a test: spawned in its own process group with its output going to a
-//! log file, killed (group-wide) on drop, its log printed when the test is failing.
+//! One child process of a test: its output goes to a log file, it is killed on drop, and its
+//! log is printed when the test is failing.
+//!
+//! Children deliberately stay in the test's process group: when the test runner itself is
+//! interrupted (Ctrl-C in a terminal, a nextest timeout that kills the test's group), the
+//! children go with it instead of outliving the run, which no `Drop` could prevent.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rustix::process::{Pid, Signal, kill_process_group};
+use rustix::process::{Pid, Signal, kill_process};
 
 /// Variables of the operator's shell that would change how the binaries behave; children
 /// start without them and get only what the test sets explicitly.
@@ -63,8 +66,6 @@ impl ManagedProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
-            // Own process group: a kill reaches anything the binary spawned itself.
-            .process_group(0)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");
         for var in SCRUBBED_ENV {
@@ -114,7 +115,7 @@ impl ManagedProcess {
         }
     }
 
-    /// SIGKILL to the whole process group: a crash, no cleanup.
+    /// SIGKILL: a crash, no cleanup.
     pub fn kill(&mut self) {
         self.signal(Signal::KILL);
         self.reap(Duration::from_secs(10));
@@ -139,7 +140,7 @@ impl ManagedProcess {
             return;
         }
         let pid = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw);
-        let sent = pid.is_some_and(|pid| kill_process_group(pid, signal).is_ok());
+        let sent = pid.is_some_and(|pid| kill_process(pid, signal).is_ok());
         if !sent && signal == Signal::KILL {
             let _ = self.child.kill();
         }
@@ -156,10 +157,7 @@ impl ManagedProcess {
 
 impl Drop for ManagedProcess {
     fn drop(&mut self) {
-        // Kill the group even if the leader already exited: children it left behind go too.
-        if let Some(pid) = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw) {
-            let _ = kill_process_group(pid, Signal::KILL);
-        }
+        self.signal(Signal::KILL);
         self.reap(Duration::from_secs(10));
         if std::thread::panicking() {
             eprintln!(
