@@ -153,3 +153,25 @@ async fn persists_behind_and_reloads_disconnected() {
     assert_eq!(dp.row.applied_version, 1);
     assert_eq!(dp.row.labels.get("zone").map(String::as_str), Some("a"));
 }
+
+#[test]
+fn rollout_summary_counts_connected_nodes_only() {
+    let fleet = Fleet::new(Vec::new());
+    assert_eq!(fleet.rollout_summary(1), RolloutSummary::default());
+    let done = fleet.connect(hello("done", 1), None);
+    let gone = fleet.connect(hello("gone", 0), None);
+    fleet.disconnect(&gone);
+    assert_eq!(fleet.rollout_summary(1), RolloutSummary::default());
+    let rejecting = fleet.connect(hello("rejecting", 0), None);
+    fleet.nacked(&rejecting, 1, vec![error("")]);
+    let _pending = fleet.connect(hello("pending", 0), None);
+    assert_eq!(
+        fleet.rollout_summary(1),
+        RolloutSummary {
+            rejected: true,
+            pending: true
+        }
+    );
+    fleet.disconnect(&done);
+    assert_eq!(fleet.counts(1).disconnected, 2);
+}

@@ -2,30 +2,47 @@
 //! until SIGTERM or SIGINT.
 #![forbid(unsafe_code)]
 
-use anyhow::Context;
+use std::process::ExitCode;
+
 use clap::Parser;
+use conduit_control_plane::ServeError;
 use conduit_control_plane::cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Every error's message already includes its cause; printing the source chain
+            // as well would repeat it.
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), ServeError> {
     match cli.command {
         Command::Serve(args) => {
             init_tracing(args.log_format);
-            let server = conduit_control_plane::start(args.into_config())
-                .await
-                .context("cannot start the control plane")?;
+            let server = conduit_control_plane::start(args.into_config()).await?;
             tokio::select! {
                 () = shutdown_signal() => {
                     tracing::info!("shutdown requested");
                     server.shutdown();
                 }
-                // Nothing else stops the server unless it fails.
-                () = std::future::pending::<()>() => {}
+                () = server.stopping() => {}
             }
-            server.wait().await.context("control plane failed")?;
+            server.wait().await?;
         }
     }
     Ok(())

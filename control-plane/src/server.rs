@@ -86,6 +86,11 @@ impl RunningServer {
         self.shutdown.cancel();
     }
 
+    /// Resolves once shutdown has begun, requested or because a listener failed.
+    pub async fn stopping(&self) {
+        self.shutdown.cancelled().await;
+    }
+
     /// Wait until the server has stopped (after [`RunningServer::shutdown`] or a failure).
     pub async fn wait(self) -> Result<(), ServeError> {
         self.task.await?

@@ -261,3 +261,102 @@ fn author_or_unknown(author: String) -> String {
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "servers:\n  - id: a\n    url: http://127.0.0.1:9/mcp\n";
+
+    fn versions(dir: &std::path::Path, dp_token: Option<&str>) -> Versions {
+        let store = Arc::new(Store::open(dir).unwrap());
+        Versions::load(store, dp_token.map(str::to_owned), Arc::new(Metrics::new())).unwrap()
+    }
+
+    fn input(document: &str) -> ApplyInput {
+        ApplyInput {
+            document: document.to_owned(),
+            ..ApplyInput::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn apply_validates_stores_and_publishes() {
+        let temp = tempfile::tempdir().unwrap();
+        let versions = versions(temp.path(), Some("dp"));
+        let mut receiver = versions.subscribe();
+
+        let error = versions
+            .apply(input("servers: 3\nbogus: 1\n"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, VersionsError::Invalid(ref errors) if !errors.0.is_empty()));
+        assert!(!receiver.has_changed().unwrap(), "nothing published");
+        assert!(versions.list(0).await.unwrap().is_empty(), "nothing stored");
+
+        let dry = versions
+            .apply(ApplyInput {
+                dry_run: true,
+                ..input(DOC)
+            })
+            .await
+            .unwrap();
+        assert_eq!((dry.version, dry.changed, dry.dry_run), (1, true, true));
+        assert_eq!(versions.current_version(), 0);
+
+        let applied = versions.apply(input(DOC)).await.unwrap();
+        assert_eq!((applied.version, applied.changed), (1, true));
+        assert!(receiver.has_changed().unwrap());
+        let snapshot = receiver.borrow_and_update().clone().unwrap();
+        assert_eq!(snapshot.hash, applied.hash);
+        assert_eq!(
+            snapshot.signature,
+            snapshot_signature(Some("dp"), 1, &applied.hash)
+        );
+        assert_eq!(versions.get(1).await.unwrap().author, "unknown");
+
+        let same = versions.apply(input(DOC)).await.unwrap();
+        assert_eq!((same.version, same.changed), (1, false));
+        assert!(
+            !receiver.has_changed().unwrap(),
+            "an unchanged apply publishes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn publishing_never_goes_back_to_an_older_version() {
+        let temp = tempfile::tempdir().unwrap();
+        let versions = versions(temp.path(), None);
+        let row = |version: u64| VersionRow {
+            version,
+            hash: format!("h{version}"),
+            author: "a".into(),
+            message: String::new(),
+            created_at: now_rfc3339(),
+            config_json: "{}".into(),
+            rolled_back_from: None,
+        };
+        versions.publish(row(2));
+        versions.publish(row(1));
+        assert_eq!(versions.current_version(), 2);
+        assert_eq!(versions.current().unwrap().signature, "");
+    }
+
+    #[tokio::test]
+    async fn reload_publishes_the_stored_current_version() {
+        let temp = tempfile::tempdir().unwrap();
+        let hash = versions(temp.path(), None)
+            .apply(input(DOC))
+            .await
+            .unwrap()
+            .hash;
+        let reloaded = versions(temp.path(), None);
+        let current = reloaded.current().unwrap();
+        assert_eq!((current.version, current.hash.as_str()), (1, hash.as_str()));
+        let error = reloaded
+            .rollback(7, String::new(), String::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, VersionsError::NotFound(7)));
+    }
+}
