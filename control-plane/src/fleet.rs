@@ -191,10 +191,11 @@ impl Fleet {
     /// The node applied `version` (its content `hash`).
     pub fn acked(&self, session: &Session, version: u64, hash: &str) {
         self.update(session, true, |row| {
-            if version >= row.applied_version {
-                row.applied_version = version;
-                hash.clone_into(&mut row.applied_hash);
-            }
+            // Unconditional: messages on one stream arrive in order, so the latest ACK is
+            // what runs now, even if Hello claimed a higher version (a control plane whose
+            // database was replaced may legitimately send an older number).
+            row.applied_version = version;
+            hash.clone_into(&mut row.applied_hash);
             if row.rejected_version != 0 && version >= row.rejected_version {
                 clear_rejection(row);
             }
