@@ -27,8 +27,9 @@ pub mod process;
 pub mod tls;
 pub mod wait;
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Once;
+use std::sync::{Mutex, Once, PoisonError};
 
 pub use control_plane::{ControlPlane, ControlPlaneOptions};
 pub use ctl::{Ctl, DataPlaneStatus, FleetStatus, HistoryEntry, Output};
@@ -48,13 +49,33 @@ pub fn init() {
 /// A port on 127.0.0.1 that was free a moment ago: bind port 0, read it, release it.
 ///
 /// There is a small window in which another process could take it; the harness accepts
-/// that in exchange for letting the real binaries bind their own listeners.
+/// that in exchange for letting the real binaries bind their own listeners. What it does
+/// prevent is handing the same port out twice in one run: a released port can come back
+/// from the next `bind(0)`, which with a hundred data planes is likely, not rare.
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no unused port found on 127.0.0.1")
 }
 
 /// `127.0.0.1:<free port>`.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..300 {
+            assert!(seen.insert(super::free_port().unwrap()));
+        }
+    }
 }
