@@ -193,11 +193,15 @@ impl DataPlane {
         }
     }
 
-    /// SIGTERM (graceful drain), SIGKILL after `grace`.
-    pub fn terminate(&mut self, grace: Duration) {
-        if let Some(mut process) = self.process.take() {
-            process.terminate(grace);
+    /// SIGTERM (graceful drain), SIGKILL after `grace`; returns how the process ended
+    /// (`None` when it had to be killed or was not running).
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let mut process = self.process.take()?;
+        let status = process.wait_exit_after_term(grace);
+        if status.is_none() {
+            process.kill();
         }
+        status
     }
 
     /// Starts the data plane again with the same ports, state directory and options.

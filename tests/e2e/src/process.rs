@@ -130,6 +130,12 @@ impl ManagedProcess {
         self.reaped
     }
 
+    /// SIGTERM, then waits up to `grace` for the exit; `None` if it is still running.
+    pub fn wait_exit_after_term(&mut self, grace: Duration) -> Option<ExitStatus> {
+        self.signal(Signal::TERM);
+        self.reap(grace)
+    }
+
     /// Waits up to `timeout` for the process to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.reap(timeout)

@@ -5,7 +5,7 @@
 //! and prompts (for example the names the official conformance suite expects) can be added
 //! one module at a time:
 //!
-//! - [`tools`] (`echo`, `add`, `echo_headers`);
+//! - [`tools`] (`echo`, `add`, `echo_headers`, `sleep`);
 //! - [`resources`] (a static catalogue of text resources);
 //! - [`prompts`] (`greeting`);
 //! - [`server`] (the `ServerHandler` that glues the routers together);

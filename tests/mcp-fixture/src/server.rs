@@ -88,7 +88,7 @@ mod tests {
             .into_iter()
             .map(|t| t.name.to_string())
             .collect();
-        for name in ["echo", "add", "echo_headers"] {
+        for name in ["echo", "add", "echo_headers", "sleep"] {
             assert!(
                 tools.iter().any(|t| t == name),
                 "missing tool {name}: {tools:?}"

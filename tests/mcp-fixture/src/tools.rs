@@ -30,6 +30,16 @@ pub struct AddArgs {
     pub b: f64,
 }
 
+/// Arguments of `sleep`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SleepArgs {
+    /// How long to wait before answering, in milliseconds (at most 60000).
+    pub ms: u64,
+}
+
+/// Upper bound of `sleep`, so a test cannot park the fixture forever.
+const MAX_SLEEP_MS: u64 = 60_000;
+
 #[tool_router(router = basic_tools, vis = "pub(crate)")]
 impl FixtureServer {
     /// Returns `message` unchanged as text content.
@@ -42,6 +52,24 @@ impl FixtureServer {
     #[tool(description = "Add two numbers and return the sum as text.")]
     pub fn add(&self, Parameters(AddArgs { a, b }): Parameters<AddArgs>) -> CallToolResult {
         CallToolResult::success(vec![ContentBlock::text(format_number(a + b))])
+    }
+
+    /// Answers after `ms` milliseconds: a slow upstream for timeout and drain tests.
+    #[tool(description = "Wait `ms` milliseconds (at most 60000), then answer.")]
+    pub async fn sleep(
+        &self,
+        Parameters(SleepArgs { ms }): Parameters<SleepArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if ms > MAX_SLEEP_MS {
+            return Err(ErrorData::invalid_params(
+                format!("ms must be at most {MAX_SLEEP_MS}"),
+                None,
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+            "slept {ms} ms"
+        ))]))
     }
 
     /// Reports the HTTP request headers this call arrived with, as a JSON object with

@@ -135,6 +135,37 @@ fn unknown_server_and_dead_upstream_get_json_rpc_errors() -> anyhow::Result<()> 
     Ok(())
 }
 
+#[test]
+fn upstream_timeout_is_honoured() -> anyhow::Result<()> {
+    let fleet = Fleet::start(1)?;
+    let yaml = fixture_config(&fleet.fixture.mcp_url(), "slow")
+        .replace("timeout_ms: 10000", "timeout_ms: 500");
+    apply(&fleet.cp, "slow.yaml", &yaml, "short timeout", "alice")?;
+    let mut client = McpClient::new(fleet.dps[0].mcp_url("fixture"));
+    client.initialize()?;
+
+    let started = std::time::Instant::now();
+    let exchange = client.exchange(
+        "tools/call",
+        json!({ "name": "sleep", "arguments": { "ms": 5000 } }),
+    )?;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(4000),
+        "a 500 ms upstream timeout took {elapsed:?}; answer: {}",
+        exchange.response.text()
+    );
+    let message = exchange
+        .message
+        .with_context(|| format!("no JSON-RPC answer: {}", exchange.response.text()))?;
+    assert!(message.get("error").is_some(), "{message}");
+    assert!(
+        message["id"].is_number(),
+        "the error must carry the request id: {message}"
+    );
+    Ok(())
+}
+
 fn first_message(response: &http::Response) -> anyhow::Result<Value> {
     messages(response)?
         .into_iter()

@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use conduit_e2e::mcp::McpClient;
 use conduit_e2e::wait::holds_for;
 use conduit_e2e::{DEFAULT_TIMEOUT, wait_until};
 
@@ -87,6 +88,30 @@ fn fleet_status_survives_a_control_plane_restart() -> anyhow::Result<()> {
     let dp2 = status.require("dp-2")?;
     assert!(!dp2.connected, "{dp2:?}");
     assert_eq!(dp2.applied(), fleet.first_version, "{dp2:?}");
+    Ok(())
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish() -> anyhow::Result<()> {
+    let mut fleet = Fleet::start(1)?;
+    let mut client = McpClient::new(fleet.dps[0].mcp_url("fixture"));
+    client.initialize()?;
+    let in_flight = std::thread::spawn(move || {
+        client.call_tool_text("sleep", serde_json::json!({ "ms": 1500 }))
+    });
+    // Let the call reach the upstream before the data plane is told to stop.
+    std::thread::sleep(Duration::from_millis(500));
+    let exit = fleet.dps[0].terminate(Duration::from_secs(20));
+    let answer = in_flight
+        .join()
+        .map_err(|_| anyhow::anyhow!("the client thread panicked"))?
+        .context("the in-flight call did not complete across SIGTERM")?;
+    assert_eq!(answer, "slept 1500 ms");
+    let exit = exit.context("the data plane did not exit after draining")?;
+    assert!(
+        exit.success(),
+        "data plane exit status after SIGTERM: {exit}"
+    );
     Ok(())
 }
 
