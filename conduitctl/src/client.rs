@@ -196,14 +196,12 @@ fn unreachable(server: &str, error: &(dyn std::error::Error + 'static)) -> CliEr
 /// (a `Status` displays as a debug dump).
 fn unreachable_status(server: &str, status: &Status) -> CliError {
     let mut text = status.message().to_string();
-    let mut source = std::error::Error::source(status);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
+    if let Some(cause) = std::error::Error::source(status) {
+        let causes = chain(cause);
+        if !text.contains(&causes) {
             text.push_str(": ");
-            text.push_str(&cause_text);
+            text.push_str(&causes);
         }
-        source = cause.source();
     }
     CliError::new(
         Exit::Unreachable,
@@ -211,20 +209,7 @@ fn unreachable_status(server: &str, status: &Status) -> CliError {
     )
 }
 
-/// The error and its sources, `: `-joined (tonic's top-level messages alone say little).
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+use conduit_process::error_chain as chain;
 
 const TOKEN_HINT: &str = "hint: pass the control plane's admin token with --token or the CONDUIT_TOKEN environment variable";
 

@@ -22,7 +22,7 @@ use crate::cli::{Cli, Command, GetCommand};
 use crate::exit::{CliError, Exit};
 
 fn main() -> ExitCode {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    conduit_process::install_crypto_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

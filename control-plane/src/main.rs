@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use conduit_control_plane::ServeError;
-use conduit_control_plane::cli::{Cli, Command, LogFormat};
-use tracing_subscriber::EnvFilter;
+use conduit_control_plane::cli::{Cli, Command};
+use conduit_process::StopSignals;
 
 fn main() -> ExitCode {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    conduit_process::install_crypto_provider();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -33,11 +33,12 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), ServeError> {
     match cli.command {
         Command::Serve(args) => {
-            init_tracing(args.log_format);
+            conduit_process::init_tracing(args.log_format);
+            let mut signals = StopSignals::install().map_err(ServeError::Signals)?;
             let server = conduit_control_plane::start(args.into_config()).await?;
             tokio::select! {
-                () = shutdown_signal() => {
-                    tracing::info!("shutdown requested");
+                signal = signals.recv() => {
+                    tracing::info!(signal = signal.name(), "shutdown requested");
                     server.shutdown();
                 }
                 () = server.stopping() => {}
@@ -46,29 +47,4 @@ async fn run(cli: Cli) -> Result<(), ServeError> {
         }
     }
     Ok(())
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
-async fn shutdown_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }

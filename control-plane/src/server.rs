@@ -68,6 +68,8 @@ pub enum ServeError {
     Http(std::io::Error),
     #[error("startup task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("cannot listen for SIGTERM/SIGINT: {0}")]
+    Signals(std::io::Error),
 }
 
 /// A started control plane.

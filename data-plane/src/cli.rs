@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use conduit_data_plane::lifecycle::{Settings, SourceSettings};
 use conduit_data_plane::source::backoff::Backoff;
 use conduit_data_plane::source::file::DEFAULT_POLL_INTERVAL;
+pub use conduit_process::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,12 +27,6 @@ pub struct Cli {
 pub enum Command {
     /// Serve MCP traffic with configuration from the control plane or a local file.
     Run(RunArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Args)]

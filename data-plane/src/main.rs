@@ -7,18 +7,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use conduit_data_plane::lifecycle::DataPlane;
-use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
+use conduit_process::StopSignals;
 
-use crate::cli::{Cli, Command, LogFormat};
+use crate::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    conduit_process::install_crypto_provider();
     let Cli {
         command: Command::Run(args),
     } = Cli::parse();
-    init_tracing(args.log_format);
+    conduit_process::init_tracing(args.log_format);
 
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,24 +33,10 @@ async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     let token = std::env::var("CONDUIT_DP_TOKEN").ok();
     let settings = args.settings(token)?;
     // Install the handlers before starting, so a signal during start-up is not lost.
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut signals = StopSignals::install()?;
     let data_plane = DataPlane::start(settings).await?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
-        _ = interrupt.recv() => tracing::info!("SIGINT received; shutting down"),
-    }
+    let signal = signals.recv().await;
+    tracing::info!(signal = signal.name(), "shutting down");
     data_plane.shutdown().await;
     Ok(())
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
