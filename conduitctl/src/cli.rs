@@ -79,6 +79,8 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Show the data planes and which version each one runs.
     Status(StatusArgs),
+    /// Print the JSON Schema of the config document (offline; for editors and linters).
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]

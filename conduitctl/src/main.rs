@@ -45,9 +45,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Exit, CliError> {
-    // `validate` is offline by contract; it never needs a runtime or the network.
-    if let Command::Validate(args) = &cli.command {
-        return validate::run(args);
+    // `validate` and `schema` are offline; they never need a runtime or the network.
+    match &cli.command {
+        Command::Validate(args) => return validate::run(args),
+        Command::Schema => return validate::print_schema(),
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -65,6 +67,7 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
             }
             Command::Status(args) => status::run(connection, args).await,
             Command::Validate(args) => validate::run(args),
+            Command::Schema => validate::print_schema(),
         }
     })
 }

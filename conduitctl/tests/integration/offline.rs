@@ -9,6 +9,26 @@ mod validate {
     use super::*;
 
     #[test]
+    fn schema_describes_the_config_document_offline() {
+        let output = conduitctl(&["--server", "http://127.0.0.1:1", "schema"]);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let schema: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        let properties = schema["properties"]
+            .as_object()
+            .expect("top-level properties");
+        for section in [
+            "servers",
+            "router",
+            "auth",
+            "acl",
+            "guardrails",
+            "rate_limits",
+        ] {
+            assert!(properties.contains_key(section), "schema lacks {section}");
+        }
+    }
+
+    #[test]
     fn valid_file_exits_0() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "conduit.yaml", VALID);
