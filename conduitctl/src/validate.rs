@@ -53,6 +53,15 @@ pub fn run(args: &FileArgs) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
+/// `schema`: the JSON Schema the config crate publishes, generated from the same types
+/// `validate` checks against, so an editor's hints never drift from the real rules.
+pub fn print_schema() -> Result<Exit, CliError> {
+    let schema = serde_json::to_string_pretty(&conduit_config::json_schema())
+        .map_err(|error| CliError::new(Exit::ServerError, format!("error: {error}")))?;
+    println!("{schema}");
+    Ok(Exit::Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,13 +74,4 @@ mod tests {
         assert_eq!(error.exit(), Exit::Usage);
         assert!(error.message().contains("/nonexistent/conduit.yaml"));
     }
-}
-
-/// `schema`: the JSON Schema the config crate publishes, generated from the same types
-/// `validate` checks against, so an editor's hints never drift from the real rules.
-pub fn print_schema() -> Result<Exit, CliError> {
-    let schema = serde_json::to_string_pretty(&conduit_config::json_schema())
-        .map_err(|error| CliError::new(Exit::ServerError, format!("error: {error}")))?;
-    println!("{schema}");
-    Ok(Exit::Ok)
 }
