@@ -42,7 +42,7 @@ pub use wait::{DEFAULT_TIMEOUT, wait_until};
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        conduit_process::install_crypto_provider();
     });
 }
 

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use clap::Parser;
+use conduit_process::{LogFormat, StopSignals};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,48 +31,28 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    conduit_process::install_crypto_provider();
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    conduit_process::init_tracing(LogFormat::Text);
 
     match args.listen {
         Some(addr) => {
+            // Installed before binding, so a signal during start-up is not lost.
+            let mut signals = StopSignals::install().context("installing signal handlers")?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
             let bound = listener.local_addr()?;
             tracing::info!(%bound, "serving MCP at http://{bound}/mcp");
             let shutdown = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            let on_signal = shutdown.clone();
+            tokio::spawn(async move {
+                let signal = signals.recv().await;
+                tracing::info!(signal = signal.name(), "shutting down");
+                on_signal.cancel();
+            });
             conduit_mcp_fixture::transport::serve_http(listener, shutdown).await
         }
         None => conduit_mcp_fixture::transport::serve_stdio().await,
     }
-}
-
-/// SIGINT or SIGTERM stops the server gracefully.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(err) => {
-                    tracing::warn!(%err, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    shutdown.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    shutdown.cancel();
 }
