@@ -80,3 +80,101 @@ fn every_deploy_yaml_is_well_formed() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `--flag` names in `text` (values after `=` dropped).
+fn flags_in<'a>(words: impl Iterator<Item = &'a str>) -> Vec<String> {
+    words
+        .filter(|w| w.starts_with("--"))
+        .map(|w| w.split('=').next().unwrap_or(w).to_owned())
+        .collect()
+}
+
+/// Fails unless every flag is listed by `<binary> <subcommand> --help`.
+fn assert_flags_exist(
+    source: &Path,
+    binary: &str,
+    subcommand: &str,
+    flags: &[String],
+) -> anyhow::Result<()> {
+    assert!(
+        !flags.is_empty(),
+        "{}: no flags found for {binary}",
+        source.display()
+    );
+    let program = conduit_e2e::binaries::binary(binary)?;
+    let help = std::process::Command::new(&program)
+        .args([subcommand, "--help"])
+        .output()
+        .with_context(|| format!("running {binary} {subcommand} --help"))?;
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in flags {
+        assert!(
+            help.contains(flag.as_str()),
+            "{} uses `{flag}`, which `{binary} {subcommand}` does not accept",
+            source.display()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn deploy_files_only_use_existing_flags() -> anyhow::Result<()> {
+    let deploy = repo_root().join("deploy");
+    let binaries = [
+        ("conduit-control-plane", "serve"),
+        ("conduit-data-plane", "run"),
+    ];
+
+    let mut units = Vec::new();
+    files_with_extension(&deploy.join("systemd"), &["service"], &mut units)?;
+    for unit in &units {
+        let text = std::fs::read_to_string(unit)?.replace("\\\n", " ");
+        let exec = text
+            .lines()
+            .find_map(|line| line.strip_prefix("ExecStart="))
+            .with_context(|| format!("{} has no ExecStart", unit.display()))?;
+        let exec = exec.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (binary, subcommand) = binaries
+            .iter()
+            .find(|(binary, _)| {
+                exec.split(' ')
+                    .next()
+                    .is_some_and(|program| program.ends_with(*binary))
+            })
+            .with_context(|| format!("{} starts no Conduit binary", unit.display()))?;
+        assert!(exec.contains(&format!("{binary} {subcommand}")), "{exec}");
+        assert_flags_exist(unit, binary, subcommand, &flags_in(exec.split_whitespace()))?;
+    }
+
+    let mut manifests = Vec::new();
+    files_with_extension(&deploy.join("kubernetes"), &["yaml", "yml"], &mut manifests)?;
+    let mut containers_seen = 0;
+    for manifest in &manifests {
+        let text = std::fs::read_to_string(manifest)?;
+        for document in yaml_serde::Deserializer::from_str(&text) {
+            let value = <yaml_serde::Value as serde::Deserialize>::deserialize(document)?;
+            let containers = value["spec"]["template"]["spec"]["containers"].as_sequence();
+            for container in containers.into_iter().flatten() {
+                let args: Vec<&str> = container["args"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|arg| arg.as_str())
+                    .collect();
+                let Some((binary, subcommand)) = binaries
+                    .iter()
+                    .find(|(_, subcommand)| args.first() == Some(subcommand))
+                else {
+                    continue;
+                };
+                containers_seen += 1;
+                assert_flags_exist(manifest, binary, subcommand, &flags_in(args.into_iter()))?;
+            }
+        }
+    }
+    assert!(
+        units.len() >= 2 && containers_seen >= 2,
+        "units {units:?}, containers {containers_seen}"
+    );
+    Ok(())
+}
