@@ -78,6 +78,85 @@ pub fn request(
     parse_response(&raw).with_context(|| format!("parsing the response of {method} {url}"))
 }
 
+/// A response whose body is still arriving (an SSE stream): the head is parsed, the body
+/// is left on the connection.
+#[derive(Debug)]
+pub struct OpenStream {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    stream: TcpStream,
+}
+
+impl OpenStream {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when the peer keeps the connection open (sending or silent) for `duration`;
+    /// false as soon as it closes it.
+    pub fn stays_open_for(&mut self, duration: Duration) -> anyhow::Result<bool> {
+        let deadline = std::time::Instant::now() + duration;
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(true);
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Ok(false),
+                Ok(_) => {}
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}
+
+/// Sends a request and returns once the response head has arrived, leaving the body on the
+/// connection.
+pub fn open(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> anyhow::Result<OpenStream> {
+    let (authority, path) = split_url(url)?;
+    let mut stream =
+        TcpStream::connect(authority).with_context(|| format!("connecting to {authority}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: conduit-e2e\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while find(&raw, b"\r\n\r\n").is_none() {
+        if stream.read(&mut byte)? == 0 {
+            bail!("connection closed before the response head of {method} {url}");
+        }
+        raw.push(byte[0]);
+    }
+    let (status, headers) = parse_head(&raw[..raw.len() - 4])?;
+    Ok(OpenStream {
+        status,
+        headers,
+        stream,
+    })
+}
+
 fn split_url(url: &str) -> anyhow::Result<(&str, &str)> {
     let rest = url
         .strip_prefix("http://")
@@ -88,10 +167,8 @@ fn split_url(url: &str) -> anyhow::Result<(&str, &str)> {
     })
 }
 
-fn parse_response(raw: &[u8]) -> anyhow::Result<Response> {
-    let split = find(raw, b"\r\n\r\n").ok_or_else(|| anyhow!("no end of headers"))?;
-    let head = std::str::from_utf8(&raw[..split]).context("headers are not UTF-8")?;
-    let rest = &raw[split + 4..];
+fn parse_head(head: &[u8]) -> anyhow::Result<(u16, Vec<(String, String)>)> {
+    let head = std::str::from_utf8(head).context("headers are not UTF-8")?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let status: u16 = status_line
@@ -99,10 +176,17 @@ fn parse_response(raw: &[u8]) -> anyhow::Result<Response> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
-    let headers: Vec<(String, String)> = lines
+    let headers = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    Ok((status, headers))
+}
+
+fn parse_response(raw: &[u8]) -> anyhow::Result<Response> {
+    let split = find(raw, b"\r\n\r\n").ok_or_else(|| anyhow!("no end of headers"))?;
+    let (status, headers) = parse_head(&raw[..split])?;
+    let rest = &raw[split + 4..];
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));

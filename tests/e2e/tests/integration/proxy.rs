@@ -166,6 +166,44 @@ fn upstream_timeout_is_honoured() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[test]
+fn timeout_does_not_cut_the_server_event_stream() -> anyhow::Result<()> {
+    // `timeout_ms` bounds a request; the GET stream that carries server-initiated messages
+    // is long-lived by design and must not be closed after `timeout_ms`.
+    let fleet = Fleet::start(1)?;
+    let yaml = fixture_config(&fleet.fixture.mcp_url(), "stream")
+        .replace("timeout_ms: 10000", "timeout_ms: 300");
+    apply(&fleet.cp, "stream.yaml", &yaml, "short timeout", "alice")?;
+    let url = fleet.dps[0].mcp_url("fixture");
+    let mut client = McpClient::new(url.clone());
+    client.initialize()?;
+    let session = client.session_id().context("no session")?.to_owned();
+
+    let mut stream = http::open(
+        "GET",
+        &url,
+        &[
+            ("Accept", "text/event-stream"),
+            ("Mcp-Session-Id", &session),
+            ("MCP-Protocol-Version", conduit_e2e::mcp::PROTOCOL_VERSION),
+        ],
+        Duration::from_secs(10),
+    )?;
+    assert_eq!(stream.status, 200);
+    assert!(
+        stream
+            .header("content-type")
+            .is_some_and(|ct| ct.starts_with("text/event-stream")),
+        "{:?}",
+        stream.headers
+    );
+    assert!(
+        stream.stays_open_for(Duration::from_millis(1500))?,
+        "the gateway closed the event stream within 1.5 s (timeout_ms is 300)"
+    );
+    Ok(())
+}
+
 fn first_message(response: &http::Response) -> anyhow::Result<Value> {
     messages(response)?
         .into_iter()
