@@ -240,7 +240,7 @@ async fn restore(context: &SessionContext) {
     match loaded {
         Ok(Ok(Some(snapshot))) => {
             let version = snapshot.version;
-            match context.accept(snapshot, ConfigSource::StateDir).await {
+            match context.accept(&snapshot, ConfigSource::StateDir).await {
                 Ok(_) => tracing::info!(version, "restored the persisted snapshot"),
                 Err(errors) => tracing::warn!(
                     version,

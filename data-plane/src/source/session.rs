@@ -78,12 +78,19 @@ where
         progressed = true;
         match message.kind {
             Some(control_plane_message::Kind::Snapshot(snapshot)) => {
-                let reply = context.handle_snapshot(snapshot).await;
+                let (reply, applied) = context.handle_snapshot(snapshot).await;
                 if outbound.send(reply).await.is_err() {
                     return SessionReport {
                         end: SessionEnd::Failed("the config stream closed while replying".into()),
                         progressed,
                     };
+                }
+                // Persist after the ACK is on its way: the ACK reports what serves, and the
+                // fsync (slow when a whole fleet writes at once) only matters for a restart
+                // while the control plane is away. Still done before the next message, so
+                // an older snapshot never overwrites a newer one.
+                if let Some(snapshot) = applied {
+                    context.persist(snapshot).await;
                 }
             }
             Some(control_plane_message::Kind::Heartbeat(heartbeat)) => {
@@ -109,27 +116,36 @@ pub fn classify(status: &tonic::Status) -> SessionEnd {
 // === impl SessionContext ===
 
 impl SessionContext {
-    /// Verify, apply and persist one snapshot; the reply reports the outcome.
-    pub async fn handle_snapshot(&self, snapshot: v1::Snapshot) -> DataPlaneMessage {
+    /// Verify and apply one snapshot. The reply reports the outcome; an applied snapshot
+    /// is handed back so the caller can [`persist`](Self::persist) it after replying.
+    pub async fn handle_snapshot(
+        &self,
+        snapshot: v1::Snapshot,
+    ) -> (DataPlaneMessage, Option<Snapshot>) {
         let nonce = snapshot.nonce.clone();
         let snapshot = Snapshot::from(snapshot);
         let version = snapshot.version;
-        let kind = match self.accept(snapshot, ConfigSource::ControlPlane).await {
-            Ok(_) => data_plane_message::Kind::Ack(Ack { version, nonce }),
-            Err(errors) => data_plane_message::Kind::Nack(Nack {
-                version,
-                nonce,
-                errors: errors.0.into_iter().map(Into::into).collect(),
-            }),
+        let (kind, applied) = match self.accept(&snapshot, ConfigSource::ControlPlane).await {
+            Ok(_) => (
+                data_plane_message::Kind::Ack(Ack { version, nonce }),
+                Some(snapshot),
+            ),
+            Err(errors) => (
+                data_plane_message::Kind::Nack(Nack {
+                    version,
+                    nonce,
+                    errors: errors.0.into_iter().map(Into::into).collect(),
+                }),
+                None,
+            ),
         };
-        DataPlaneMessage { kind: Some(kind) }
+        (DataPlaneMessage { kind: Some(kind) }, applied)
     }
 
-    /// Verify and apply a snapshot from `source`; one from the control plane is then
-    /// persisted to the state directory (as received, references unresolved).
+    /// Verify and apply a snapshot from `source`.
     pub async fn accept(
         &self,
-        snapshot: Snapshot,
+        snapshot: &Snapshot,
         source: ConfigSource,
     ) -> Result<Applied, ConfigErrors> {
         if let Err(error) = snapshot.verify(self.token.as_deref()) {
@@ -141,31 +157,35 @@ impl SessionContext {
             return Err(errors);
         }
         let applier = self.applier.clone();
-        let state = self.state.clone();
-        // Resolving `${file:...}` references and writing the state file block; keep them
-        // off the async workers.
-        tokio::task::spawn_blocking(move || {
-            let candidate = Candidate {
-                text: snapshot.config_json.clone(),
-                version: snapshot.version,
-                hash: Some(snapshot.hash.clone()),
-                source,
-            };
-            let applied = applier.apply(&candidate)?;
-            if let (Some(state), ConfigSource::ControlPlane) = (state, source)
-                && let Err(error) = state.save(&snapshot)
-            {
-                tracing::warn!(%error, "could not persist the applied snapshot");
-            }
-            Ok(applied)
-        })
-        .await
-        .unwrap_or_else(|join_error| {
-            Err(ConfigErrors(vec![ConfigError {
-                path: String::new(),
-                message: format!("applying the snapshot panicked: {join_error}"),
-            }]))
-        })
+        let candidate = Candidate {
+            text: snapshot.config_json.clone(),
+            version: snapshot.version,
+            hash: Some(snapshot.hash.clone()),
+            source,
+        };
+        // Resolving `${file:...}` references blocks; keep it off the async workers.
+        tokio::task::spawn_blocking(move || applier.apply(&candidate))
+            .await
+            .unwrap_or_else(|join_error| {
+                Err(ConfigErrors(vec![ConfigError {
+                    path: String::new(),
+                    message: format!("applying the snapshot panicked: {join_error}"),
+                }]))
+            })
+    }
+
+    /// Keep an applied snapshot in the state directory (as received, references
+    /// unresolved), when there is one. A failure is logged: serving goes on regardless.
+    pub async fn persist(&self, snapshot: Snapshot) {
+        let Some(state) = self.state.clone() else {
+            return;
+        };
+        let version = snapshot.version;
+        match tokio::task::spawn_blocking(move || state.save(&snapshot)).await {
+            Ok(Ok(())) => tracing::debug!(version, "persisted the applied snapshot"),
+            Ok(Err(error)) => tracing::warn!(%error, "could not persist the applied snapshot"),
+            Err(error) => tracing::error!(%error, "persisting the snapshot panicked"),
+        }
     }
 }
 

@@ -31,11 +31,14 @@ async fn persisted_snapshot_serves_after_a_restart_without_the_control_plane() {
     control_plane.push(1, &document);
     assert!(matches!(control_plane.next_report().await, Report::Ack(_)));
 
+    // Persisted right after the ACK is sent.
     let snapshot_path = state_dir.join("snapshot.json");
-    let mode = std::fs::metadata(&snapshot_path)
-        .expect("snapshot persisted")
-        .permissions()
-        .mode();
+    let metadata = eventually("the snapshot file", || {
+        let found = std::fs::metadata(&snapshot_path).ok();
+        async move { found }
+    })
+    .await;
+    let mode = metadata.permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     let stored: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&snapshot_path).expect("read")).expect("json");
