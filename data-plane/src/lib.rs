@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod deadline;
 pub mod jsonrpc;
 pub mod lifecycle;
 pub mod metrics;

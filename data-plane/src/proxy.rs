@@ -23,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use crate::apply::SharedRuntime;
+use crate::deadline::{BodyError, DeadlineBody};
 use crate::jsonrpc::{self, RequestId};
 use crate::metrics::{Metrics, status_class};
 use crate::runtime::{HttpUpstream, Upstream};
@@ -34,7 +35,7 @@ pub const SERVER_ID_HEADER: &str = "x-conduit-server-id";
 const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+pub type ProxyBody = BoxBody<Bytes, BodyError>;
 type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Request headers passed to the upstream besides every `Mcp-*` header.
@@ -178,8 +179,25 @@ impl Proxy {
         *request.uri_mut() = upstream.uri.clone();
         *request.headers_mut() = upstream_headers(&parts.headers, upstream);
 
-        match tokio::time::timeout(upstream.timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => pass_back(response),
+        // One deadline for the whole exchange: response headers, and for a POST the body
+        // too (see `deadline`); a GET event stream stays open as long as both sides want.
+        let deadline = Instant::now() + upstream.timeout;
+        match tokio::time::timeout_at(deadline, self.client.request(request)).await {
+            Ok(Ok(response)) if parts.method == Method::POST => {
+                let event_stream = is_event_stream(response.headers());
+                pass_back(response, |body| {
+                    DeadlineBody::new(
+                        body,
+                        deadline,
+                        event_stream,
+                        id,
+                        server_id,
+                        upstream.timeout,
+                    )
+                    .boxed()
+                })
+            }
+            Ok(Ok(response)) => pass_back(response, |body| body.map_err(Into::into).boxed()),
             Ok(Err(failure)) => {
                 let cause = crate::error_chain(&failure);
                 tracing::warn!(server = server_id, error = %cause, "upstream request failed");
@@ -297,9 +315,12 @@ fn upstream_headers(incoming: &HeaderMap, upstream: &HttpUpstream) -> HeaderMap 
 
 /// The upstream's response as the caller sees it: status, the headers MCP clients need,
 /// and the body streamed as it arrives.
-fn pass_back(upstream: Response<Incoming>) -> Response<ProxyBody> {
-    let (parts, body) = upstream.into_parts();
-    let mut response = Response::new(body.boxed());
+fn pass_back(
+    upstream: Response<Incoming>,
+    body: impl FnOnce(Incoming) -> ProxyBody,
+) -> Response<ProxyBody> {
+    let (parts, upstream_body) = upstream.into_parts();
+    let mut response = Response::new(body(upstream_body));
     *response.status_mut() = parts.status;
     for name in [header::CONTENT_TYPE, MCP_SESSION_ID] {
         if let Some(value) = parts.headers.get(&name) {
@@ -307,6 +328,13 @@ fn pass_back(upstream: Response<Incoming>) -> Response<ProxyBody> {
         }
     }
     response
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
 }
 
 fn error(

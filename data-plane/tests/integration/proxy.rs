@@ -137,6 +137,62 @@ async fn sse_is_streamed_as_it_arrives() {
     data_plane.shutdown().await;
 }
 
+#[tokio::test]
+async fn timeout_ends_a_slow_event_stream_with_an_error_for_the_request() {
+    // The upstream answers at once with an event stream and then holds back the result:
+    // `timeout_ms` must still end the exchange, with a JSON-RPC error carrying the id.
+    let upstream = Upstream::start().await;
+    let (data_plane, _temp) = gateway(&http_server(
+        "alpha",
+        &upstream.url(),
+        "    timeout_ms: 300\n",
+    ))
+    .await;
+
+    let started = std::time::Instant::now();
+    let response = http::send_streaming(
+        data_plane.proxy_addr(),
+        Method::POST,
+        "/mcp/alpha",
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 78, "method": "test/stream"}).to_string(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut text = String::new();
+    while let Some(frame) = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("the stream ends at the deadline")
+    {
+        if let Ok(data) = frame.expect("frame").into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(4), "{text}");
+    assert!(text.contains("notifications/progress"), "{text}");
+    let last = text
+        .trim_end()
+        .rsplit("\n\n")
+        .next()
+        .and_then(|event| event.lines().find_map(|line| line.strip_prefix("data: ")))
+        .expect("a final data line");
+    let error: serde_json::Value = serde_json::from_str(last).expect("json");
+    assert_eq!(error["id"], 78, "{error}");
+    assert_eq!(error["error"]["code"], -32603, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("300ms"),
+        "{error}"
+    );
+    data_plane.shutdown().await;
+}
+
 async fn next_chunk(body: &mut hyper::body::Incoming) -> String {
     let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
         .await
