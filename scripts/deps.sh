@@ -55,12 +55,9 @@ ensure_rust_toolchain() {
         . "$HOME/.cargo/env"
     fi
     if ! have cargo; then
-        log "installing the Rust toolchain (rustup, minimal profile)"
-        have curl || install_apt_packages curl ca-certificates
-        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
-            sh -s -- -y --profile minimal --component rustfmt,clippy
-        # shellcheck disable=SC1091
-        . "$HOME/.cargo/env"
+        echo "no Rust toolchain found: install rustup (with the stable toolchain) first," >&2
+        echo "then run this script again" >&2
+        return 1
     fi
     if have rustup; then
         local component
