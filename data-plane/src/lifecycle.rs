@@ -27,7 +27,7 @@ use crate::source::backoff::Backoff;
 use crate::source::control_plane::{ControlPlaneError, ControlPlaneSettings, ControlPlaneSource};
 use crate::source::file::{FileSource, FileSourceError};
 use crate::source::session::SessionContext;
-use crate::state::{StateDir, StateError};
+use crate::state::{StateDir, StateError, StateWriter};
 
 /// Where configuration comes from.
 #[derive(Debug, Clone)]
@@ -128,10 +128,12 @@ impl DataPlane {
                     ),
                     None => None,
                 };
+                let state = state_dir.map(StateDir::open).transpose()?;
                 let context = SessionContext {
                     applier,
                     token: settings.token,
-                    state: state_dir.map(StateDir::open).transpose()?,
+                    writer: state.clone().map(StateWriter::spawn),
+                    state,
                     idle_timeout: settings.stream_idle_timeout,
                 };
                 let source = ControlPlaneSource::new(

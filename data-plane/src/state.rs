@@ -4,11 +4,18 @@
 //! The snapshot is stored exactly as received (references unresolved, so resolved secrets
 //! never reach the disk) in `snapshot.json`, mode 0600, replaced atomically: write a temp
 //! file, fsync it, rename it over the old one, fsync the directory.
+//!
+//! [`StateWriter`] does the writing in the background, newest snapshot first, so neither
+//! the ACK nor the next snapshot waits on the disk (a whole fleet fsyncing at once is slow).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use crate::snapshot::Snapshot;
 
@@ -100,6 +107,47 @@ impl StateDir {
     }
 }
 
+/// Persists applied snapshots off the config stream's path. Only the newest pending one
+/// is written: a snapshot superseded before its turn is skipped, and an older one never
+/// overwrites a newer one because a single task writes them in order. A snapshot applied
+/// moments before the process stops may not reach the disk; the control plane sends it
+/// again on the next connection.
+#[derive(Debug, Clone)]
+pub struct StateWriter {
+    latest: Arc<watch::Sender<Option<Snapshot>>>,
+}
+
+impl StateWriter {
+    /// Start the writer task for `state` (needs a Tokio runtime).
+    pub fn spawn(state: StateDir) -> StateWriter {
+        let (latest, mut pending) = watch::channel(None::<Snapshot>);
+        tokio::spawn(async move {
+            while pending.changed().await.is_ok() {
+                let Some(snapshot) = pending.borrow_and_update().clone() else {
+                    continue;
+                };
+                let state = state.clone();
+                let version = snapshot.version;
+                match tokio::task::spawn_blocking(move || state.save(&snapshot)).await {
+                    Ok(Ok(())) => tracing::debug!(version, "persisted the applied snapshot"),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "could not persist the applied snapshot");
+                    }
+                    Err(error) => tracing::error!(%error, "persisting the snapshot panicked"),
+                }
+            }
+        });
+        StateWriter {
+            latest: Arc::new(latest),
+        }
+    }
+
+    /// Queue `snapshot` for writing, replacing any that is still waiting.
+    pub fn write(&self, snapshot: Snapshot) {
+        self.latest.send_replace(Some(snapshot));
+    }
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
@@ -152,6 +200,29 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(entries, [FILE_NAME]);
+    }
+
+    #[tokio::test]
+    async fn writer_ends_with_the_newest_snapshot() {
+        let temp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(temp.path()).unwrap();
+        let writer = StateWriter::spawn(state.clone());
+        for version in 1..=20 {
+            writer.write(snapshot(version));
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if let Ok(Some(saved)) = state.load()
+                && saved.version == 20
+            {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never wrote v20");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Nothing older lands after the newest.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(state.load().unwrap().map(|s| s.version), Some(20));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::reconnect::{SessionEnd, SessionReport};
 use crate::apply::{Applier, Candidate};
 use crate::runtime::{Applied, ConfigSource};
 use crate::snapshot::Snapshot;
-use crate::state::StateDir;
+use crate::state::{StateDir, StateWriter};
 
 /// What a session needs besides the stream itself.
 #[derive(Debug, Clone)]
@@ -29,7 +29,10 @@ pub struct SessionContext {
     pub applier: Applier,
     /// The data-plane token; snapshots must be signed with it when set.
     pub token: Option<String>,
+    /// Where the last applied snapshot is kept, read once at start.
     pub state: Option<StateDir>,
+    /// Writes applied snapshots to `state` in the background.
+    pub writer: Option<StateWriter>,
     /// Longest silence tolerated from the control plane (it sends heartbeats).
     pub idle_timeout: Duration,
 }
@@ -85,12 +88,11 @@ where
                         progressed,
                     };
                 }
-                // Persist after the ACK is on its way: the ACK reports what serves, and the
-                // fsync (slow when a whole fleet writes at once) only matters for a restart
-                // while the control plane is away. Still done before the next message, so
-                // an older snapshot never overwrites a newer one.
+                // Persisted after the ACK is on its way and off this loop: the ACK reports
+                // what serves, and the disk only matters for a restart while the control
+                // plane is away.
                 if let Some(snapshot) = applied {
-                    context.persist(snapshot).await;
+                    context.persist(snapshot);
                 }
             }
             Some(control_plane_message::Kind::Heartbeat(heartbeat)) => {
@@ -175,16 +177,10 @@ impl SessionContext {
     }
 
     /// Keep an applied snapshot in the state directory (as received, references
-    /// unresolved), when there is one. A failure is logged: serving goes on regardless.
-    pub async fn persist(&self, snapshot: Snapshot) {
-        let Some(state) = self.state.clone() else {
-            return;
-        };
-        let version = snapshot.version;
-        match tokio::task::spawn_blocking(move || state.save(&snapshot)).await {
-            Ok(Ok(())) => tracing::debug!(version, "persisted the applied snapshot"),
-            Ok(Err(error)) => tracing::warn!(%error, "could not persist the applied snapshot"),
-            Err(error) => tracing::error!(%error, "persisting the snapshot panicked"),
+    /// unresolved), when there is one. Returns at once; a failure is logged by the writer.
+    pub fn persist(&self, snapshot: Snapshot) {
+        if let Some(writer) = &self.writer {
+            writer.write(snapshot);
         }
     }
 }

@@ -18,6 +18,7 @@ fn context(token: Option<&str>) -> SessionContext {
         applier: Applier::new(runtime, Arc::new(Metrics::new())),
         token: token.map(Into::into),
         state: None,
+        writer: None,
         idle_timeout: Duration::from_secs(15),
     }
 }
