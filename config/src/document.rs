@@ -5,8 +5,8 @@
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::Document;
 use crate::references::{self, ReferenceResolver};
-use crate::schema_check;
 use crate::validate::{self, Mode};
+use crate::{path, schema_check};
 
 impl Document {
     /// Parse YAML or JSON text and validate it; every problem is reported, each with its path.
@@ -48,15 +48,19 @@ impl Document {
 }
 
 fn from_value_in(mut value: serde_json::Value, mode: Mode) -> Result<Document, ConfigErrors> {
-    let mut errors = schema_check::check(&mut value, mode);
-    let fatal = errors.iter().any(|error| error.fatal);
-    let mut errors: Vec<ConfigError> = errors.drain(..).map(|error| error.error).collect();
+    let checked = schema_check::check(&mut value, mode);
+    let fatal = checked.errors.iter().any(|error| error.fatal);
+    let mut errors: Vec<ConfigError> = checked
+        .errors
+        .into_iter()
+        .map(|error| error.error)
+        .collect();
     if fatal {
         return Err(ConfigErrors(errors));
     }
-    // Non-fatal errors (unknown fields, which were pruned from `value`, bad patterns, numbers
-    // out of range) leave a document that can be typed, so the semantic checks still run and
-    // the user sees every problem at once.
+    // Non-fatal errors (unknown fields and broken optional fields, which were pruned from
+    // `value`, bad patterns, numbers out of range) leave a document that can be typed, so the
+    // semantic checks still run and the user sees every problem at once.
     let document: Document = match serde_json::from_value(value) {
         Ok(document) => document,
         Err(error) => {
@@ -64,7 +68,16 @@ fn from_value_in(mut value: serde_json::Value, mode: Mode) -> Result<Document, C
             return Err(ConfigErrors(errors));
         }
     };
-    errors.extend(validate::document(&document, mode));
+    errors.extend(
+        validate::document(&document, mode)
+            .into_iter()
+            .filter(|error| {
+                !checked
+                    .hidden
+                    .iter()
+                    .any(|hidden| path::within(&error.path, hidden))
+            }),
+    );
     ConfigErrors::check(errors)?;
     Ok(document)
 }

@@ -19,6 +19,15 @@ pub(crate) fn index(parent: &str, index: usize) -> String {
     format!("{parent}[{index}]")
 }
 
+/// Whether `path` is `prefix` itself or lies inside it (`servers[0]` holds `servers[0].url`
+/// and `servers[0].args[1]`, not `servers[01]`).
+pub(crate) fn within(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('.') || rest.starts_with('['),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,22 +45,41 @@ pub(crate) struct StructuralError {
     pub(crate) fatal: bool,
 }
 
+/// What the structural check found.
+pub(crate) struct Checked {
+    pub(crate) errors: Vec<StructuralError>,
+    /// Paths whose semantic errors must not be reported: an optional field with a broken
+    /// value was removed there, so the rest of that object is checked without it and could
+    /// draw complaints that only the removal caused.
+    pub(crate) hidden: Vec<String>,
+}
+
 /// Check `value` against the schema. Unknown and refused fields are removed from `value` (they
-/// are reported, not fatal), so the semantic checks can still run on the rest.
-pub(crate) fn check(value: &mut Value, mode: Mode) -> Vec<StructuralError> {
+/// are reported, not fatal), and so is an optional field whose value is broken, so the
+/// semantic checks can still run on the rest and every problem is reported at once.
+pub(crate) fn check(value: &mut Value, mode: Mode) -> Checked {
     let mut walker = Walker {
         root: schema(),
         mode,
         errors: Vec::new(),
+        hidden: Vec::new(),
+        prune: true,
     };
     walker.walk(walker.root, value, "");
-    walker.errors
+    Checked {
+        errors: walker.errors,
+        hidden: walker.hidden,
+    }
 }
 
 struct Walker<'s> {
     root: &'s Value,
     mode: Mode,
     errors: Vec<StructuralError>,
+    hidden: Vec<String>,
+    /// Whether broken optional fields are removed from the value (not when trying one of
+    /// several alternatives on a copy).
+    prune: bool,
 }
 
 impl<'s> Walker<'s> {
@@ -158,6 +177,8 @@ impl<'s> Walker<'s> {
                 root: self.root,
                 mode: self.mode,
                 errors: Vec::new(),
+                hidden: Vec::new(),
+                prune: false,
             };
             sub.walk(branch, &mut trial, at);
             if sub.errors.is_empty() {
@@ -181,11 +202,22 @@ impl<'s> Walker<'s> {
         let Value::Object(map) = value else { return };
         let properties = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties");
+        let required: Vec<&str> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         let mut refused = Vec::new();
         for (key, item) in map.iter_mut() {
             let child = path::key(at, key);
             if let Some(property) = properties.and_then(|p| p.get(key)) {
+                let first_new = self.errors.len();
                 self.walk(property, item, &child);
+                if !required.contains(&key.as_str()) && self.prune_broken(first_new, at, key) {
+                    refused.push(key.clone());
+                }
                 continue;
             }
             match additional {
@@ -204,17 +236,35 @@ impl<'s> Walker<'s> {
         for key in refused {
             map.shift_remove(&key);
         }
-        for name in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for name in required {
             if !map.contains_key(name) {
                 self.error(&path::key(at, name), "missing required field", true);
             }
         }
+    }
+
+    /// After walking the optional field `key` of the object at `at`: if that produced fatal
+    /// errors, keep them as reported-but-not-fatal, hide the semantic errors of the enclosing
+    /// object, and return true so the caller removes the field. `servers` is never removed:
+    /// other sections refer to servers by id and would draw errors that are not theirs.
+    fn prune_broken(&mut self, first_new: usize, at: &str, key: &str) -> bool {
+        let new_errors = &mut self.errors[first_new..];
+        if !self.prune || !new_errors.iter().any(|error| error.fatal) {
+            return false;
+        }
+        if at.is_empty() && key == "servers" {
+            return false;
+        }
+        for error in new_errors {
+            error.fatal = false;
+        }
+        let hidden = if at.is_empty() {
+            key.to_owned()
+        } else {
+            at.to_owned()
+        };
+        self.hidden.push(hidden);
+        true
     }
 
     fn check_enum(&mut self, allowed: &[&str], value: &Value, at: &str) {

@@ -3,6 +3,7 @@ use super::*;
 fn errors(text: &str, mode: Mode) -> Vec<(String, String, bool)> {
     let mut value: Value = yaml_serde::from_str(text).unwrap();
     check(&mut value, mode)
+        .errors
         .into_iter()
         .map(|e| (e.error.path, e.error.message, e.fatal))
         .collect()
@@ -11,7 +12,7 @@ fn errors(text: &str, mode: Mode) -> Vec<(String, String, bool)> {
 #[test]
 fn unknown_fields_are_pruned_and_not_fatal() {
     let mut value: Value = yaml_serde::from_str("servers:\n- id: a\n  urll: x\n").unwrap();
-    let found = check(&mut value, Mode::Unresolved);
+    let found = check(&mut value, Mode::Unresolved).errors;
     assert_eq!(found.len(), 1);
     assert!(!found[0].fatal);
     assert_eq!(value, serde_json::json!({"servers": [{"id": "a"}]}));

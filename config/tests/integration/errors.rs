@@ -3,6 +3,39 @@
 use super::support::{assert_error, errors_of};
 
 #[test]
+fn structural_and_semantic_errors_are_reported_together() {
+    // A broken optional field (a bad enum value) does not hide the semantic problems of
+    // the rest of the document; the section it sits in is not checked further.
+    let errors = errors_of(
+        r#"
+servers:
+  - id: a
+    url: "not a url"
+  - id: b
+    transport: stdio
+auth:
+  method: api_key
+acl:
+  enabled: true
+  policies: [{name: p, clients: []}]
+"#,
+    );
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    for expected in [
+        "auth.method: unknown value \"api_key\", did you mean \"api-key\"?",
+        "acl.default_action: missing required field",
+        "servers[0].url: invalid URL",
+        "servers[1].command: required for transport: stdio",
+    ] {
+        assert!(
+            lines.iter().any(|line| line.starts_with(expected)),
+            "missing `{expected}` in:\n{errors}"
+        );
+    }
+    assert_eq!(lines.len(), 4, "{errors}");
+}
+
+#[test]
 fn reports_every_error_at_once_with_paths() {
     let errors = errors_of(
         r#"
