@@ -1,19 +1,24 @@
 //! The fixture's `ServerHandler`: combines the tool and prompt routers of the capability
-//! modules and serves the static resource catalogue.
+//! modules, serves the resource catalogue and template, and answers the small session-level
+//! requests (`completion/complete`, `logging/setLevel`, `resources/subscribe` and
+//! `resources/unsubscribe`).
+#![allow(deprecated)] // logging and resource subscriptions predate the 2026-07-28 protocol
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     handler::server::router::{prompt::PromptRouter, tool::ToolRouter},
     model::{
-        Implementation, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
-        ReadResourceResponse, ServerCapabilities, ServerConfig,
+        CompleteRequestParams, CompleteResult, Implementation, ListResourceTemplatesResult,
+        ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
+        ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+        SubscribeRequestParams, UnsubscribeRequestParams,
     },
     prompt_handler,
     service::RequestContext,
     tool_handler,
 };
 
-use crate::resources;
+use crate::{completion, resources};
 
 /// Name the fixture reports in `serverInfo`.
 pub const SERVER_NAME: &str = "conduit-mcp-fixture";
@@ -29,8 +34,11 @@ pub struct FixtureServer {
 impl FixtureServer {
     pub fn new() -> Self {
         Self {
-            tool_router: Self::basic_tools(),
-            prompt_router: Self::basic_prompts(),
+            tool_router: Self::basic_tools()
+                + Self::content_tools()
+                + Self::notify_tools()
+                + Self::client_request_tools(),
+            prompt_router: Self::basic_prompts() + Self::conformance_prompts(),
         }
     }
 }
@@ -52,6 +60,9 @@ impl ServerHandler for FixtureServer {
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                .enable_resources_subscribe()
+                .enable_logging()
+                .enable_completions()
                 .build(),
         )
         .with_server_info(Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION")))
@@ -72,6 +83,52 @@ impl ServerHandler for FixtureServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         resources::read(&request.uri).map(Into::into)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        completion::complete(&request)
+    }
+
+    /// Accepted for any level. The fixture's log messages are all `info`, sent only by
+    /// `test_tool_with_logging`, so there is nothing to filter.
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Ok(())
+    }
+
+    /// Subscribing to a resource the fixture can read succeeds. The fixture's resources
+    /// never change, so no `notifications/resources/updated` follows.
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        resources::read(&request.uri).map(|_| ())
+    }
+
+    async fn unsubscribe(
+        &self,
+        _request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Ok(())
     }
 }
 

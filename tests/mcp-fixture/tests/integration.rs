@@ -53,7 +53,7 @@ fn stdio_session_lists_and_calls_everything() -> anyhow::Result<()> {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names, vec!["add", "echo", "echo_headers", "sleep"]);
+    assert_eq!(names[..4], ["add", "echo", "echo_headers", "sleep"]);
 
     let sum = call(
         3,
@@ -111,13 +111,13 @@ fn streamable_http_session_reports_request_headers() -> anyhow::Result<()> {
     client.initialize()?;
     assert!(client.session_id().is_some());
     assert_eq!(
-        client.list_tools()?,
-        vec!["add", "echo", "echo_headers", "sleep"]
+        client.list_tools()?[..4],
+        ["add", "echo", "echo_headers", "sleep"]
     );
     let headers: Value = serde_json::from_str(&client.call_tool_text("echo_headers", json!({}))?)?;
     assert_eq!(headers["x-probe"], json!("seen"), "{headers}");
     let resources = client.request("resources/list", json!({}))?;
-    assert_eq!(resources["resources"].as_array().map(Vec::len), Some(2));
+    assert_eq!(resources["resources"].as_array().map(Vec::len), Some(5));
 
     shutdown.cancel();
     runtime.block_on(server)??;
