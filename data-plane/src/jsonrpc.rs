@@ -1,5 +1,6 @@
-//! JSON-RPC error responses produced by the gateway itself, and the little JSON-RPC
-//! parsing the pass-through needs (the request id, so errors can carry it).
+//! JSON-RPC error responses produced by the gateway itself, and the transport checks of a
+//! POST body: JSON, the JSON-RPC 2.0 envelope, batch limits, and the request id so every
+//! error the gateway makes can carry it.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -26,27 +27,265 @@ impl RequestId {
     }
 }
 
-/// Why a request body is not JSON-RPC at all.
+/// Most messages accepted in one batch.
+pub const MAX_BATCH: usize = 100;
+
+/// A POST body that passed the transport checks.
+#[derive(Debug)]
+pub enum Envelope {
+    /// One valid message, forwarded as it came; the id of a request, `null` otherwise.
+    Single(RequestId),
+    /// A batch with at least one valid entry.
+    Batch(Batch),
+}
+
+/// What to forward of a batch and what the gateway answers itself.
+#[derive(Debug)]
+pub struct Batch {
+    /// The body to forward: the original bytes when every entry is valid, else the valid
+    /// entries re-serialized in their order; `None` when no entry is valid.
+    pub forward: Option<Bytes>,
+    /// One JSON-RPC error object per invalid entry, carrying that entry's id.
+    pub errors: Vec<Value>,
+}
+
+/// Why a POST body is refused (always with HTTP 400).
+#[derive(Debug)]
+pub struct Rejection {
+    pub code: i64,
+    /// The request id when one could be read, else `null`.
+    pub id: RequestId,
+    pub message: String,
+}
+
+/// The shape of a JSON value whose contents are not needed (they are skipped unparsed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Object,
+    Array,
+    Null,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Shape;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Shape, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Shape::Object)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Shape, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Shape::Array)
+            }
+            fn visit_unit<E>(self) -> Result<Shape, E> {
+                Ok(Shape::Null)
+            }
+            fn visit_none<E>(self) -> Result<Shape, E> {
+                Ok(Shape::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// `Some(value)` for a present field, `null` included (a plain `Option` folds `null` into
+/// `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// The envelope fields of one message; `params`, `result` and `error` are only measured,
+/// so a large payload is scanned once and never copied.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default, deserialize_with = "present")]
+    jsonrpc: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    method: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    params: Option<Shape>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Shape>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Shape>,
+}
+
+impl Probe {
+    /// The id to answer with: the message's own when it has a valid type, else `null`.
+    fn reply_id(&self) -> RequestId {
+        match &self.id {
+            Some(id @ (Value::String(_) | Value::Number(_))) => RequestId(id.clone()),
+            _ => RequestId::null(),
+        }
+    }
+
+    /// Check the JSON-RPC 2.0 envelope (as MCP uses it); `Err` says what is wrong.
+    fn check(&self) -> Result<(), &'static str> {
+        if self.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
+            return Err("\"jsonrpc\" must be \"2.0\"");
+        }
+        if let Some(Value::Bool(_) | Value::Array(_) | Value::Object(_)) = &self.id {
+            return Err("\"id\" must be a string or a number");
+        }
+        match &self.method {
+            Some(Value::String(_)) => {
+                if matches!(self.id, Some(Value::Null)) {
+                    return Err("a request id must not be null");
+                }
+                if self
+                    .params
+                    .is_some_and(|p| p != Shape::Object && p != Shape::Array)
+                {
+                    return Err("\"params\" must be an object or an array");
+                }
+                Ok(())
+            }
+            Some(_) => Err("\"method\" must be a string"),
+            None => match (&self.id, self.result, self.error) {
+                (Some(_), Some(_), None) => Ok(()),
+                (Some(_), None, Some(Shape::Object)) => Ok(()),
+                (Some(_), None, Some(_)) => Err("\"error\" must be an object"),
+                _ => Err(
+                    "not a JSON-RPC message: a request or notification needs a \"method\", \
+                     a response an \"id\" and either \"result\" or \"error\"",
+                ),
+            },
+        }
+    }
+}
+
+/// Why a request body is not JSON at all.
 #[derive(Debug, thiserror::Error)]
 #[error("request body is not valid JSON: {0}")]
 pub struct ParseError(#[from] serde_json::Error);
 
-/// The request id of a JSON-RPC message. Only the id is extracted; the body is forwarded
-/// untouched. Batches and other non-object JSON have no single id and get `null`.
-pub fn request_id(body: &[u8]) -> Result<RequestId, ParseError> {
-    #[derive(Deserialize)]
-    struct Probe {
-        #[serde(default)]
-        id: Value,
+/// The transport checks of a POST body: valid JSON (else −32700), a valid JSON-RPC 2.0
+/// envelope (else −32600 with the id when it can be read), batch limits. The body itself is
+/// never rewritten, except that invalid entries are left out of a batch.
+pub fn check(body: &[u8]) -> Result<Envelope, Rejection> {
+    let parse_error = |error: serde_json::Error| Rejection {
+        code: PARSE_ERROR,
+        id: RequestId::null(),
+        message: ParseError(error).to_string(),
+    };
+    let invalid = |id: RequestId, message: String| Rejection {
+        code: INVALID_REQUEST,
+        id,
+        message,
+    };
+    match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        Some(b'{') => match serde_json::from_slice::<Probe>(body) {
+            Ok(probe) => match probe.check() {
+                Ok(()) => Ok(Envelope::Single(probe.reply_id())),
+                Err(message) => Err(invalid(probe.reply_id(), message.to_owned())),
+            },
+            Err(error) if error.is_data() => Err(invalid(
+                RequestId::null(),
+                format!("invalid message: {error}"),
+            )),
+            Err(error) => Err(parse_error(error)),
+        },
+        Some(b'[') => {
+            let entries = serde_json::from_slice::<Vec<Value>>(body).map_err(parse_error)?;
+            check_batch(body, entries)
+        }
+        _ => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(parse_error)?;
+            Err(invalid(
+                RequestId::null(),
+                "a JSON-RPC message must be an object, or an array of them (a batch)".into(),
+            ))
+        }
     }
-    let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
-    if first == Some(&b'{')
-        && let Ok(probe) = serde_json::from_slice::<Probe>(body)
-    {
-        return Ok(RequestId(probe.id));
+}
+
+fn check_batch(body: &[u8], entries: Vec<Value>) -> Result<Envelope, Rejection> {
+    let reject = |message: String| Rejection {
+        code: INVALID_REQUEST,
+        id: RequestId::null(),
+        message,
+    };
+    if entries.is_empty() {
+        return Err(reject("empty batch".into()));
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)?;
-    Ok(RequestId::null())
+    if entries.len() > MAX_BATCH {
+        return Err(reject(format!(
+            "batch of {} messages exceeds the limit of {MAX_BATCH}",
+            entries.len()
+        )));
+    }
+    let mut errors = Vec::new();
+    let mut valid = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let verdict = if entry.is_object() {
+            match Probe::deserialize(&entry) {
+                Ok(probe) => probe.check().map_err(|m| (probe.reply_id(), m.to_owned())),
+                Err(error) => Err((RequestId::null(), format!("invalid message: {error}"))),
+            }
+        } else {
+            Err((
+                RequestId::null(),
+                "a batch entry must be a JSON-RPC message (an object)".to_owned(),
+            ))
+        };
+        match verdict {
+            Ok(()) => valid.push(entry),
+            Err((id, message)) => errors.push(error_object(&id, INVALID_REQUEST, message)),
+        }
+    }
+    let forward = if errors.is_empty() {
+        Some(Bytes::copy_from_slice(body))
+    } else if valid.is_empty() {
+        None
+    } else {
+        Some(Bytes::from(Value::Array(valid).to_string()))
+    };
+    Ok(Envelope::Batch(Batch { forward, errors }))
+}
+
+/// A JSON-RPC error message.
+pub fn error_object(id: &RequestId, code: i64, message: impl Into<String>) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id.0,
+        "error": {"code": code, "message": message.into()},
+    })
 }
 
 /// An HTTP response with a JSON-RPC error body.
@@ -56,11 +295,11 @@ pub fn error_response(
     code: i64,
     message: impl Into<String>,
 ) -> Response<Full<Bytes>> {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": id.0,
-        "error": {"code": code, "message": message.into()},
-    });
+    json_response(status, &error_object(id, code, message))
+}
+
+/// An HTTP response with a JSON body.
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -76,24 +315,105 @@ mod tests {
 
     use super::*;
 
+    fn single(body: &str) -> Value {
+        match check(body.as_bytes()) {
+            Ok(Envelope::Single(id)) => id.0,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    fn rejected(body: &str) -> Rejection {
+        check(body.as_bytes()).expect_err(body)
+    }
+
     #[test]
-    fn extracts_the_request_id() {
-        let id = |body: &str| request_id(body.as_bytes()).expect("json").0;
-        assert_eq!(id(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#), json!(7));
+    fn accepts_requests_notifications_and_responses() {
         assert_eq!(
-            id(r#"{"jsonrpc":"2.0","id":"a-1","method":"x"}"#),
+            single(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#),
+            json!(7)
+        );
+        assert_eq!(
+            single(r#" {"jsonrpc":"2.0","id":"a-1","method":"x","params":{"a":[1]}}"#),
             json!("a-1")
         );
         assert_eq!(
-            id(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#),
+            single(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#),
             Value::Null
         );
+        assert_eq!(single(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#), json!(3));
         assert_eq!(
-            id(r#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#),
-            Value::Null
+            single(r#"{"jsonrpc":"2.0","id":4,"error":{"code":1,"message":"m"}}"#),
+            json!(4)
         );
-        assert!(request_id(b"{not json").is_err());
-        assert!(request_id(b"").is_err());
+    }
+
+    #[test]
+    fn invalid_envelopes_keep_the_id_they_can_read() {
+        for (body, id) in [
+            (r#"{"id":1,"method":"x"}"#, json!(1)),
+            (r#"{"jsonrpc":"1.0","id":"s","method":"x"}"#, json!("s")),
+            (r#"{"jsonrpc":"2.0","id":2,"method":5}"#, json!(2)),
+            (
+                r#"{"jsonrpc":"2.0","id":2,"method":"x","params":3}"#,
+                json!(2),
+            ),
+            (r#"{"jsonrpc":"2.0","id":true,"method":"x"}"#, Value::Null),
+            (r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#, Value::Null),
+            (r#"{"jsonrpc":"2.0","id":9}"#, json!(9)),
+            (
+                r#"{"jsonrpc":"2.0","id":9,"result":1,"error":{}}"#,
+                json!(9),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"x"}"#,
+                Value::Null,
+            ),
+            ("42", Value::Null),
+            (r#""text""#, Value::Null),
+        ] {
+            let rejection = rejected(body);
+            assert_eq!(rejection.code, INVALID_REQUEST, "{body}");
+            assert_eq!(rejection.id.0, id, "{body}");
+        }
+        for body in ["{not json", "", "[1,", r#"{"jsonrpc":"2.0","id":1"#] {
+            let rejection = rejected(body);
+            assert_eq!(rejection.code, PARSE_ERROR, "{body}");
+            assert_eq!(rejection.id.0, Value::Null, "{body}");
+        }
+    }
+
+    #[test]
+    fn batches_keep_valid_entries_and_answer_invalid_ones() {
+        let valid = r#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"n"}]"#;
+        let Ok(Envelope::Batch(batch)) = check(valid.as_bytes()) else {
+            panic!("valid batch");
+        };
+        assert_eq!(batch.forward.as_deref(), Some(valid.as_bytes()));
+        assert!(batch.errors.is_empty());
+
+        let mixed = r#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"id":2,"method":"b"},7]"#;
+        let Ok(Envelope::Batch(batch)) = check(mixed.as_bytes()) else {
+            panic!("mixed batch");
+        };
+        let forward: Value = serde_json::from_slice(&batch.forward.unwrap()).unwrap();
+        assert_eq!(forward, json!([{"jsonrpc":"2.0","id":1,"method":"a"}]));
+        let ids: Vec<&Value> = batch.errors.iter().map(|e| &e["id"]).collect();
+        assert_eq!(ids, [&json!(2), &Value::Null]);
+        assert_eq!(batch.errors[0]["error"]["code"], INVALID_REQUEST);
+
+        let Ok(Envelope::Batch(batch)) = check(br#"[1, {"id": "x"}]"#) else {
+            panic!("invalid batch");
+        };
+        assert!(batch.forward.is_none());
+        assert_eq!(batch.errors.len(), 2);
+        assert_eq!(batch.errors[1]["id"], "x");
+
+        assert_eq!(rejected("[]").code, INVALID_REQUEST);
+        let entry = r#"{"jsonrpc":"2.0","method":"n"}"#;
+        let full = format!("[{}]", vec![entry; MAX_BATCH].join(","));
+        assert!(check(full.as_bytes()).is_ok());
+        let over = format!("[{}]", vec![entry; MAX_BATCH + 1].join(","));
+        assert!(rejected(&over).message.contains("limit"));
     }
 
     #[tokio::test]

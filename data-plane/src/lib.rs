@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod apply;
 pub mod deadline;
+pub mod host_check;
 pub mod jsonrpc;
 pub mod lifecycle;
 pub mod metrics;

@@ -3,10 +3,14 @@
 //!
 //! A request takes one `Arc<Runtime>` at its start and uses it to the end, so a config swap
 //! never changes a request midway. POST bodies are read (bounded) before forwarding so that
-//! gateway errors can carry the JSON-RPC request id; responses, SSE included, stream back
-//! as they arrive. Every request ends in [`Proxy::finish`], the one place that records it.
+//! gateway errors can carry the JSON-RPC request id, then checked: the `Host`/`Origin` guard
+//! against DNS rebinding (403), the JSON-RPC envelope (400) and batch limits. Responses,
+//! SSE included, stream back as they arrive. Every request ends in [`Proxy::finish`], the one place that records it.
 
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,11 +19,12 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::apply::SharedRuntime;
@@ -90,15 +95,24 @@ impl Proxy {
         }
     }
 
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+    /// Serve one request; `local` is the address the client connected to.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        local: SocketAddr,
+    ) -> Response<ProxyBody> {
         let started = Instant::now();
-        let (label, response) = self.route(request).await;
+        let (label, response) = self.route(request, local).await;
         self.finish(&label, &response, started);
         response
     }
 
     /// Returns the metrics label for the request and its response.
-    async fn route(&self, request: Request<Incoming>) -> (String, Response<ProxyBody>) {
+    async fn route(
+        &self,
+        request: Request<Incoming>,
+        local: SocketAddr,
+    ) -> (String, Response<ProxyBody>) {
         let Some(server_id) = mcp_server_id(request.uri().path()).map(str::to_owned) else {
             let response = error(
                 StatusCode::NOT_FOUND,
@@ -131,9 +145,53 @@ impl Proxy {
         let server = runtime.server(&server_id).cloned();
         // The body is read before anything can fail, so every error carries the request id.
         let (parts, body) = request.into_parts();
-        let (body, id) = match read_body(&parts, body).await {
-            Ok(read) => read,
+        let body = match read_body(&parts, body).await {
+            Ok(body) => body,
             Err(response) => return label_and_tag(server.is_some(), server_id, response),
+        };
+        let envelope = if parts.method == Method::POST {
+            Some(jsonrpc::check(&body))
+        } else {
+            None
+        };
+        let id = match &envelope {
+            Some(Ok(jsonrpc::Envelope::Single(id))) => id.clone(),
+            Some(Err(rejection)) => rejection.id.clone(),
+            _ => RequestId::null(),
+        };
+        // DNS rebinding: refused before anything else is said about the request.
+        if let Err(reason) = runtime
+            .host_policy()
+            .check(&parts.headers, &parts.uri, local)
+        {
+            tracing::debug!(%reason, "request refused");
+            let response = error(
+                StatusCode::FORBIDDEN,
+                &id,
+                jsonrpc::INVALID_REQUEST,
+                format!("forbidden: {reason}"),
+            );
+            return label_and_tag(server.is_some(), server_id, response);
+        }
+        let (body, batch_errors) = match envelope {
+            Some(Err(rejection)) => {
+                let response = error(
+                    StatusCode::BAD_REQUEST,
+                    &rejection.id,
+                    rejection.code,
+                    rejection.message,
+                );
+                return label_and_tag(server.is_some(), server_id, response);
+            }
+            Some(Ok(jsonrpc::Envelope::Batch(batch))) => match batch.forward {
+                Some(forward) => (forward, batch.errors),
+                // Not one valid entry: nothing to forward, the errors are the whole answer.
+                None => {
+                    let response = json(StatusCode::BAD_REQUEST, &Value::Array(batch.errors));
+                    return label_and_tag(server.is_some(), server_id, response);
+                }
+            },
+            _ => (body, Vec::new()),
         };
         if runtime.applied().is_none() {
             let response = error(
@@ -155,7 +213,14 @@ impl Proxy {
         };
 
         let response = match &server.upstream {
-            Upstream::Http(upstream) => self.forward(&server_id, upstream, &parts, body, &id).await,
+            Upstream::Http(upstream) => {
+                let response = self.forward(&server_id, upstream, &parts, body, &id).await;
+                if batch_errors.is_empty() {
+                    response
+                } else {
+                    merge_batch_errors(response, batch_errors, upstream.timeout).await
+                }
+            }
             Upstream::Stdio => error(
                 StatusCode::NOT_IMPLEMENTED,
                 &id,
@@ -248,13 +313,10 @@ fn mcp_server_id(path: &str) -> Option<&str> {
         .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
-/// Read a POST body (bounded) and its JSON-RPC id; other methods carry no body.
-async fn read_body(
-    parts: &Parts,
-    body: Incoming,
-) -> Result<(Bytes, RequestId), Response<ProxyBody>> {
+/// Read a POST body (bounded); other methods carry no body.
+async fn read_body(parts: &Parts, body: Incoming) -> Result<Bytes, Response<ProxyBody>> {
     if parts.method != Method::POST {
-        return Ok((Bytes::new(), RequestId::null()));
+        return Ok(Bytes::new());
     }
     let too_large = || {
         error(
@@ -272,26 +334,144 @@ async fn read_body(
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(failure) if failure.is::<LengthLimitError>() => return Err(too_large()),
-        Err(failure) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                &RequestId::null(),
-                jsonrpc::INVALID_REQUEST,
-                format!("cannot read the request body: {failure}"),
-            ));
-        }
-    };
-    match jsonrpc::request_id(&bytes) {
-        Ok(id) => Ok((bytes, id)),
-        Err(parse) => Err(error(
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(failure) if failure.is::<LengthLimitError>() => Err(too_large()),
+        Err(failure) => Err(error(
             StatusCode::BAD_REQUEST,
             &RequestId::null(),
-            jsonrpc::PARSE_ERROR,
-            parse.to_string(),
+            jsonrpc::INVALID_REQUEST,
+            format!("cannot read the request body: {failure}"),
         )),
+    }
+}
+
+/// Add the gateway's errors for the invalid entries of a batch to the upstream's answer to
+/// the valid ones.
+///
+/// - JSON answer (2xx): read (bounded, within the server's timeout), and the errors are
+///   appended to its array (a single object becomes an array first).
+/// - No answer (202/204, the valid entries were all notifications or responses): the errors
+///   alone, as a 200 JSON array.
+/// - Event stream: the errors are sent first, one `message` event each, then the upstream's
+///   stream as it arrives. This keeps streaming intact and needs no parsing of events;
+///   every message is a plain JSON-RPC response, valid in every protocol version.
+/// - Any other answer (an upstream or gateway error) is passed back unchanged: it already
+///   says the batch failed.
+async fn merge_batch_errors(
+    response: Response<ProxyBody>,
+    errors: Vec<Value>,
+    timeout: Duration,
+) -> Response<ProxyBody> {
+    let status = response.status();
+    if !status.is_success() {
+        return response;
+    }
+    if is_event_stream(response.headers()) {
+        let mut prefix = String::new();
+        for error in &errors {
+            prefix.push_str("event: message\ndata: ");
+            prefix.push_str(&error.to_string());
+            prefix.push_str("\n\n");
+        }
+        return response.map(|body| {
+            Prefixed {
+                prefix: Some(Bytes::from(prefix)),
+                inner: body,
+            }
+            .boxed()
+        });
+    }
+    if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+        return with_headers_of(&response, json(StatusCode::OK, &Value::Array(errors)));
+    }
+    let (parts, body) = response.into_parts();
+    // Read by hand rather than through `Limited`: its boxed error type defeats the
+    // compiler's proof that the caller's future is `Send`.
+    let collected = tokio::time::timeout(timeout, collect_bounded(body)).await;
+    let replies = match collected {
+        Ok(Ok(bytes)) => {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                Ok(Vec::new())
+            } else {
+                match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(Value::Array(replies)) => Ok(replies),
+                    Ok(reply @ Value::Object(_)) => Ok(vec![reply]),
+                    Ok(_) | Err(_) => Err("the upstream's answer to the batch is not JSON-RPC"),
+                }
+            }
+        }
+        Ok(Err(_)) => Err("cannot read the upstream's answer to the batch"),
+        Err(_) => Err("the upstream did not finish its answer to the batch in time"),
+    };
+    let mut merged = match replies {
+        Ok(replies) => replies,
+        Err(reason) => {
+            tracing::warn!(reason, "batch answer cannot be merged");
+            return error(
+                StatusCode::BAD_GATEWAY,
+                &RequestId::null(),
+                jsonrpc::INTERNAL_ERROR,
+                reason,
+            );
+        }
+    };
+    merged.extend(errors);
+    let original = Response::from_parts(parts, ());
+    let mut response = json(StatusCode::OK, &Value::Array(merged));
+    *response.status_mut() = original.status();
+    with_headers_of(&original, response)
+}
+
+/// A whole response body of at most [`MAX_BODY_BYTES`].
+async fn collect_bounded(mut body: ProxyBody) -> Result<Vec<u8>, ()> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.map_err(drop)?.into_data() {
+            if bytes.len() + data.len() > MAX_BODY_BYTES {
+                return Err(());
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}
+
+/// `response` with the session header of `original` (the content type is JSON).
+fn with_headers_of<B>(
+    original: &Response<B>,
+    mut response: Response<ProxyBody>,
+) -> Response<ProxyBody> {
+    if let Some(session) = original.headers().get(&MCP_SESSION_ID) {
+        response
+            .headers_mut()
+            .insert(MCP_SESSION_ID, session.clone());
+    }
+    response
+}
+
+/// A body that sends `prefix` first, then everything of `inner`.
+struct Prefixed {
+    prefix: Option<Bytes>,
+    inner: ProxyBody,
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.inner.is_end_stream()
     }
 }
 
@@ -335,6 +515,10 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
+}
+
+fn json(status: StatusCode, body: &Value) -> Response<ProxyBody> {
+    jsonrpc::json_response(status, body).map(|body| body.map_err(|never| match never {}).boxed())
 }
 
 fn error(

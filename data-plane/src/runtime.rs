@@ -14,6 +14,8 @@ use conduit_config::{ConfigError, ConfigErrors, Document, ServerConfig, Transpor
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Scheme, Uri};
 
+use crate::host_check::HostPolicy;
+
 /// Upstream timeout (to response headers) when a server sets no `timeout_ms`.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -50,6 +52,8 @@ pub struct Runtime {
     /// `None` until the first configuration is applied (the data plane is then not ready).
     applied: Option<Applied>,
     servers: HashMap<String, Arc<Server>>,
+    /// Which `Host` and `Origin` values the public listener accepts.
+    host_policy: HostPolicy,
     /// The document with secrets masked, for `/config_dump`; computed once per apply.
     masked_config: serde_json::Value,
 }
@@ -98,6 +102,8 @@ pub enum CompileError {
     InvalidHeaderValue { path: String },
     #[error("{path}: duplicate server id {id:?}")]
     DuplicateId { path: String, id: String },
+    #[error("{path}: {message}")]
+    InvalidPattern { path: String, message: String },
 }
 
 impl CompileError {
@@ -108,7 +114,8 @@ impl CompileError {
             | CompileError::UnsupportedScheme { path, .. }
             | CompileError::InvalidHeaderName { path, .. }
             | CompileError::InvalidHeaderValue { path }
-            | CompileError::DuplicateId { path, .. } => path,
+            | CompileError::DuplicateId { path, .. }
+            | CompileError::InvalidPattern { path, .. } => path,
         }
     }
 }
@@ -134,6 +141,7 @@ impl Runtime {
         Runtime {
             applied: None,
             servers: HashMap::new(),
+            host_policy: HostPolicy::default(),
             masked_config: serde_json::Value::Null,
         }
     }
@@ -159,12 +167,20 @@ impl Runtime {
                 Err(server_errors) => errors.extend(server_errors),
             }
         }
+        let host_policy = HostPolicy::compile(document.gateway.as_ref()).unwrap_or_else(|bad| {
+            errors.extend(
+                bad.into_iter()
+                    .map(|(path, message)| CompileError::InvalidPattern { path, message }),
+            );
+            HostPolicy::default()
+        });
         if !errors.is_empty() {
             return Err(ConfigErrors(errors.into_iter().map(Into::into).collect()));
         }
         Ok(Runtime {
             applied: Some(applied),
             servers,
+            host_policy,
             masked_config: conduit_config::mask_secrets(document),
         })
     }
@@ -175,6 +191,10 @@ impl Runtime {
 
     pub fn server(&self, id: &str) -> Option<&Arc<Server>> {
         self.servers.get(id)
+    }
+
+    pub fn host_policy(&self) -> &HostPolicy {
+        &self.host_policy
     }
 
     pub fn masked_config(&self) -> &serde_json::Value {
@@ -346,6 +366,10 @@ mod tests {
                 server("d", Some("http://one/mcp")),
                 server("d", Some("http://two/mcp")),
             ],
+            gateway: Some(conduit_config::Gateway {
+                allowed_hosts: vec!["ok.example".into(), "bad host".into()],
+                ..Default::default()
+            }),
             ..Document::default()
         };
         let errors = Runtime::compile(&doc, applied()).expect_err("rejected").0;
@@ -356,7 +380,8 @@ mod tests {
                 "servers[0].url",
                 "servers[1].headers.bad header",
                 "servers[2].url",
-                "servers[4].id"
+                "servers[4].id",
+                "gateway.allowed_hosts[1]"
             ],
             "{errors:?}"
         );

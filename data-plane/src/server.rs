@@ -53,10 +53,18 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        // The address the client connected to is always an allowed `Host`.
+        let local = match stream.local_addr() {
+            Ok(local) => local,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "connection closed before it was served");
+                continue;
+            }
+        };
         let proxy = Arc::clone(&proxy);
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request).await) }
+            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, local).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)

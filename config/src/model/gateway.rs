@@ -15,6 +15,155 @@ pub struct Gateway {
     /// TLS on the public listener. Enabled when the block is present unless `enabled: false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
+    /// Extra values accepted in the `Host` header of MCP requests, against DNS rebinding:
+    /// host names or addresses (`mcp.example.com`, `10.0.0.5`, `[fd00::1]`), `*.example.com`
+    /// for any subdomain, or `*` for any host. Ports are not written: any port matches.
+    /// Loopback names (`localhost`, `127.0.0.1`, `[::1]`) and the address a client connected
+    /// to are always accepted; any other host gets 403.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    /// Extra browser origins accepted in the `Origin` header of MCP requests:
+    /// `scheme://host[:port]` (`https://app.example.com`, `https://*.example.com`; without a
+    /// port any port matches), or `*` for any origin. Requests without `Origin` are not
+    /// affected; loopback origins are always accepted; any other origin gets 403.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+}
+
+/// One parsed `gateway.allowed_hosts` entry (and the host part of an origin pattern).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// `*`: every host.
+    Any,
+    /// One host name or address, lower case, an IPv6 address without brackets.
+    Exact(String),
+    /// `*.example.com`, kept as `.example.com`: any subdomain, not the domain itself.
+    Subdomains(String),
+}
+
+impl HostPattern {
+    /// Parse an entry; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<HostPattern, String> {
+        if text == "*" {
+            return Ok(HostPattern::Any);
+        }
+        let lower = text.to_ascii_lowercase();
+        if let Some(domain) = lower.strip_prefix("*.") {
+            check_host_name(domain, text)?;
+            return Ok(HostPattern::Subdomains(format!(".{domain}")));
+        }
+        if let Some(inner) = lower.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            return match inner.parse::<std::net::Ipv6Addr>() {
+                Ok(_) => Ok(HostPattern::Exact(inner.to_owned())),
+                Err(_) => Err(format!("\"{text}\" is not an IPv6 address in brackets")),
+            };
+        }
+        if lower.parse::<std::net::Ipv6Addr>().is_ok() {
+            return Ok(HostPattern::Exact(lower));
+        }
+        check_host_name(&lower, text)?;
+        Ok(HostPattern::Exact(lower))
+    }
+
+    /// Whether `host` (lower case, no port, IPv6 without brackets) matches.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Any => true,
+            HostPattern::Exact(exact) => exact == host,
+            HostPattern::Subdomains(suffix) => {
+                host.len() > suffix.len() && host.ends_with(suffix.as_str())
+            }
+        }
+    }
+}
+
+fn check_host_name(name: &str, text: &str) -> Result<(), String> {
+    if name.contains(':') {
+        return Err(format!(
+            "\"{text}\": write the host without a port (every port matches)"
+        ));
+    }
+    let valid = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{text}\" is not a host name, an address, `*.domain` or `*`"
+        ))
+    }
+}
+
+/// One parsed `gateway.allowed_origins` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginPattern {
+    /// `*`: every origin.
+    Any,
+    /// `scheme://host[:port]`; `port: None` matches any port.
+    Origin {
+        scheme: String,
+        host: HostPattern,
+        port: Option<u16>,
+    },
+}
+
+impl OriginPattern {
+    /// Parse an entry; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<OriginPattern, String> {
+        if text == "*" {
+            return Ok(OriginPattern::Any);
+        }
+        let malformed = || format!("\"{text}\" is not an origin like https://app.example.com");
+        let (scheme, authority) = text.split_once("://").ok_or_else(malformed)?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("\"{text}\": the scheme must be http or https"));
+        }
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+            return Err(malformed());
+        }
+        // A port follows the last colon, unless that colon is inside an IPv6 address.
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port))
+                if !port.contains(']') && (!host.contains(':') || host.ends_with(']')) =>
+            {
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| format!("\"{text}\": invalid port \"{port}\""))?;
+                (host, Some(port))
+            }
+            _ => (authority, None),
+        };
+        if host == "*" {
+            return Err(format!("\"{text}\": use `*` alone to accept every origin"));
+        }
+        Ok(OriginPattern::Origin {
+            scheme,
+            host: HostPattern::parse(host)?,
+            port,
+        })
+    }
+
+    /// Whether an origin matches (`host` lower case, IPv6 without brackets).
+    pub fn matches(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
+        match self {
+            OriginPattern::Any => true,
+            OriginPattern::Origin {
+                scheme: want_scheme,
+                host: want_host,
+                port: want_port,
+            } => {
+                want_scheme.eq_ignore_ascii_case(scheme)
+                    && want_host.matches(host)
+                    && want_port.is_none_or(|want| Some(want) == port)
+            }
+        }
+    }
 }
 
 /// TLS of the public listener. Paths are read on each data plane.

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::{Checker, at, nth};
-use crate::model::{API_KEY_HASH_PREFIX, Auth, AuthMethod, Document};
+use crate::model::{
+    API_KEY_HASH_PREFIX, Auth, AuthMethod, Document, Gateway, HostPattern, OriginPattern,
+};
 
 pub(super) fn check(c: &mut Checker, doc: &Document) {
     if let Some(auth) = &doc.auth {
@@ -23,7 +25,29 @@ pub(super) fn check(c: &mut Checker, doc: &Document) {
             "when TLS is enabled",
         );
     }
+    if let Some(gateway) = &doc.gateway {
+        allowed_hosts(c, gateway);
+    }
     identity(c, doc);
+}
+
+fn allowed_hosts(c: &mut Checker, gateway: &Gateway) {
+    for (index, host) in gateway.allowed_hosts.iter().enumerate() {
+        if c.deferred(host) {
+            continue;
+        }
+        if let Err(message) = HostPattern::parse(host) {
+            c.error(nth("gateway.allowed_hosts", index), message);
+        }
+    }
+    for (index, origin) in gateway.allowed_origins.iter().enumerate() {
+        if c.deferred(origin) {
+            continue;
+        }
+        if let Err(message) = OriginPattern::parse(origin) {
+            c.error(nth("gateway.allowed_origins", index), message);
+        }
+    }
 }
 
 fn auth(c: &mut Checker, auth: &Auth) {

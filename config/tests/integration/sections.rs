@@ -288,6 +288,26 @@ fn security_rules() {
             "unknown value \"TLSv1.1\"",
         ),
         (
+            "gateway: {allowed_hosts: [ok.example, 'bad host']}\n",
+            "gateway.allowed_hosts[1]",
+            "is not a host name",
+        ),
+        (
+            "gateway: {allowed_hosts: ['example.com:8080']}\n",
+            "gateway.allowed_hosts[0]",
+            "without a port",
+        ),
+        (
+            "gateway: {allowed_origins: ['https://ok.example', 'ftp://x.example']}\n",
+            "gateway.allowed_origins[1]",
+            "must be http or https",
+        ),
+        (
+            "gateway: {allowed_origins: ['https://app.example/path']}\n",
+            "gateway.allowed_origins[0]",
+            "is not an origin",
+        ),
+        (
             "identity: {workspaces: [{id: w, tenant_ids: [t]}, {id: w, tenant_ids: [u]}]}\n",
             "identity.workspaces[1].id",
             "duplicate workspace id",
@@ -315,4 +335,8 @@ fn security_rules() {
         "ab".repeat(32)
     ));
     assert_valid("gateway: {tls: {enabled: false}}\n");
+    assert_valid(
+        "gateway: {allowed_hosts: ['*', mcp.example.com, '*.example.org', '10.0.0.5', '[fd00::1]'], \
+         allowed_origins: ['*', 'https://app.example.com', 'http://*.example.org:8080', 'http://[::1]:3000']}\n",
+    );
 }
