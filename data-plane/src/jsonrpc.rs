@@ -39,14 +39,25 @@ pub enum Envelope {
     Batch(Batch),
 }
 
-/// What to forward of a batch and what the gateway answers itself.
+/// A batch, entry by entry in the order they came. The gateway runs every valid entry as a
+/// message of its own (MCP upstreams since 2025-06-18 do not take batches) and answers the
+/// invalid ones itself.
 #[derive(Debug)]
 pub struct Batch {
-    /// The body to forward: the original bytes when every entry is valid, else the valid
-    /// entries re-serialized in their order; `None` when no entry is valid.
-    pub forward: Option<Bytes>,
-    /// One JSON-RPC error object per invalid entry, carrying that entry's id.
-    pub errors: Vec<Value>,
+    pub entries: Vec<BatchEntry>,
+}
+
+/// One entry of a batch.
+#[derive(Debug)]
+pub enum BatchEntry {
+    /// A valid message, re-serialized on its own.
+    Valid {
+        message: Bytes,
+        /// The id of a request; `None` for a notification or a response, which get no reply.
+        id: Option<RequestId>,
+    },
+    /// The gateway's JSON-RPC error for an invalid entry, carrying that entry's id.
+    Invalid(Value),
 }
 
 /// Why a POST body is refused (always with HTTP 400).
@@ -197,7 +208,7 @@ pub struct ParseError(#[from] serde_json::Error);
 
 /// The transport checks of a POST body: valid JSON (else −32700), a valid JSON-RPC 2.0
 /// envelope (else −32600 with the id when it can be read), batch limits. The body itself is
-/// never rewritten, except that invalid entries are left out of a batch.
+/// never rewritten; batch entries are split apart.
 pub fn check(body: &[u8]) -> Result<Envelope, Rejection> {
     let parse_error = |error: serde_json::Error| Rejection {
         code: PARSE_ERROR,
@@ -223,7 +234,7 @@ pub fn check(body: &[u8]) -> Result<Envelope, Rejection> {
         },
         Some(b'[') => {
             let entries = serde_json::from_slice::<Vec<Value>>(body).map_err(parse_error)?;
-            check_batch(body, entries)
+            check_batch(entries)
         }
         _ => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(parse_error)?;
@@ -235,7 +246,7 @@ pub fn check(body: &[u8]) -> Result<Envelope, Rejection> {
     }
 }
 
-fn check_batch(body: &[u8], entries: Vec<Value>) -> Result<Envelope, Rejection> {
+fn check_batch(entries: Vec<Value>) -> Result<Envelope, Rejection> {
     let reject = |message: String| Rejection {
         code: INVALID_REQUEST,
         id: RequestId::null(),
@@ -250,33 +261,35 @@ fn check_batch(body: &[u8], entries: Vec<Value>) -> Result<Envelope, Rejection> 
             entries.len()
         )));
     }
-    let mut errors = Vec::new();
-    let mut valid = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let verdict = if entry.is_object() {
-            match Probe::deserialize(&entry) {
-                Ok(probe) => probe.check().map_err(|m| (probe.reply_id(), m.to_owned())),
-                Err(error) => Err((RequestId::null(), format!("invalid message: {error}"))),
+    let entries = entries
+        .into_iter()
+        .map(|entry| {
+            let verdict = if entry.is_object() {
+                match Probe::deserialize(&entry) {
+                    Ok(probe) => match probe.check() {
+                        Ok(()) => Ok(probe),
+                        Err(message) => Err((probe.reply_id(), message.to_owned())),
+                    },
+                    Err(error) => Err((RequestId::null(), format!("invalid message: {error}"))),
+                }
+            } else {
+                Err((
+                    RequestId::null(),
+                    "a batch entry must be a JSON-RPC message (an object)".to_owned(),
+                ))
+            };
+            match verdict {
+                Ok(probe) => BatchEntry::Valid {
+                    id: (probe.method.is_some() && probe.id.is_some()).then(|| probe.reply_id()),
+                    message: Bytes::from(entry.to_string()),
+                },
+                Err((id, message)) => {
+                    BatchEntry::Invalid(error_object(&id, INVALID_REQUEST, message))
+                }
             }
-        } else {
-            Err((
-                RequestId::null(),
-                "a batch entry must be a JSON-RPC message (an object)".to_owned(),
-            ))
-        };
-        match verdict {
-            Ok(()) => valid.push(entry),
-            Err((id, message)) => errors.push(error_object(&id, INVALID_REQUEST, message)),
-        }
-    }
-    let forward = if errors.is_empty() {
-        Some(Bytes::copy_from_slice(body))
-    } else if valid.is_empty() {
-        None
-    } else {
-        Some(Bytes::from(Value::Array(valid).to_string()))
-    };
-    Ok(Envelope::Batch(Batch { forward, errors }))
+        })
+        .collect();
+    Ok(Envelope::Batch(Batch { entries }))
 }
 
 /// A JSON-RPC error message.
@@ -382,31 +395,34 @@ mod tests {
         }
     }
 
+    fn entries(body: &str) -> Vec<BatchEntry> {
+        match check(body.as_bytes()) {
+            Ok(Envelope::Batch(batch)) => batch.entries,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
     #[test]
-    fn batches_keep_valid_entries_and_answer_invalid_ones() {
-        let valid = r#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"n"}]"#;
-        let Ok(Envelope::Batch(batch)) = check(valid.as_bytes()) else {
-            panic!("valid batch");
+    fn batches_split_into_entries_in_order() {
+        let body = r#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"id":2,"method":"b"},
+            {"jsonrpc":"2.0","method":"n"},7,{"jsonrpc":"2.0","id":"r","result":{}}]"#;
+        let entries = entries(body);
+        assert_eq!(entries.len(), 5);
+        let BatchEntry::Valid { message, id } = &entries[0] else {
+            panic!("{entries:?}");
         };
-        assert_eq!(batch.forward.as_deref(), Some(valid.as_bytes()));
-        assert!(batch.errors.is_empty());
-
-        let mixed = r#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"id":2,"method":"b"},7]"#;
-        let Ok(Envelope::Batch(batch)) = check(mixed.as_bytes()) else {
-            panic!("mixed batch");
+        assert_eq!(id, &Some(RequestId(json!(1))));
+        let message: Value = serde_json::from_slice(message).unwrap();
+        assert_eq!(message, json!({"jsonrpc":"2.0","id":1,"method":"a"}));
+        let BatchEntry::Invalid(error) = &entries[1] else {
+            panic!("{entries:?}");
         };
-        let forward: Value = serde_json::from_slice(&batch.forward.unwrap()).unwrap();
-        assert_eq!(forward, json!([{"jsonrpc":"2.0","id":1,"method":"a"}]));
-        let ids: Vec<&Value> = batch.errors.iter().map(|e| &e["id"]).collect();
-        assert_eq!(ids, [&json!(2), &Value::Null]);
-        assert_eq!(batch.errors[0]["error"]["code"], INVALID_REQUEST);
-
-        let Ok(Envelope::Batch(batch)) = check(br#"[1, {"id": "x"}]"#) else {
-            panic!("invalid batch");
-        };
-        assert!(batch.forward.is_none());
-        assert_eq!(batch.errors.len(), 2);
-        assert_eq!(batch.errors[1]["id"], "x");
+        assert_eq!(error["id"], json!(2));
+        assert_eq!(error["error"]["code"], INVALID_REQUEST);
+        // Notifications and responses get no reply.
+        assert!(matches!(&entries[2], BatchEntry::Valid { id: None, .. }));
+        assert!(matches!(&entries[3], BatchEntry::Invalid(error) if error["id"].is_null()));
+        assert!(matches!(&entries[4], BatchEntry::Valid { id: None, .. }));
 
         assert_eq!(rejected("[]").code, INVALID_REQUEST);
         let entry = r#"{"jsonrpc":"2.0","method":"n"}"#;

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod batch;
 pub mod deadline;
 pub mod host_check;
 pub mod jsonrpc;
@@ -19,6 +20,7 @@ pub mod runtime;
 pub mod server;
 pub mod snapshot;
 pub mod source;
+pub mod sse;
 pub mod state;
 
 pub(crate) use conduit_process::error_chain;

@@ -8,9 +8,7 @@
 //! SSE included, stream back as they arrive. Every request ends in [`Proxy::finish`], the one place that records it.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,19 +17,19 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::apply::SharedRuntime;
+use crate::batch;
 use crate::deadline::{BodyError, DeadlineBody};
 use crate::jsonrpc::{self, RequestId};
 use crate::metrics::{Metrics, status_class};
-use crate::runtime::{HttpUpstream, Upstream};
+use crate::runtime::{HttpUpstream, Server, Upstream};
 
 /// Largest request body accepted (the original gateway's limit).
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -51,7 +49,7 @@ const FORWARDED_REQUEST_HEADERS: [HeaderName; 5] = [
     HeaderName::from_static("traceparent"),
     HeaderName::from_static("tracestate"),
 ];
-const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub(crate) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// The public request handler and its upstream connection pool.
 #[derive(Debug)]
@@ -173,26 +171,15 @@ impl Proxy {
             );
             return label_and_tag(server.is_some(), server_id, response);
         }
-        let (body, batch_errors) = match envelope {
-            Some(Err(rejection)) => {
-                let response = error(
-                    StatusCode::BAD_REQUEST,
-                    &rejection.id,
-                    rejection.code,
-                    rejection.message,
-                );
-                return label_and_tag(server.is_some(), server_id, response);
-            }
-            Some(Ok(jsonrpc::Envelope::Batch(batch))) => match batch.forward {
-                Some(forward) => (forward, batch.errors),
-                // Not one valid entry: nothing to forward, the errors are the whole answer.
-                None => {
-                    let response = json(StatusCode::BAD_REQUEST, &Value::Array(batch.errors));
-                    return label_and_tag(server.is_some(), server_id, response);
-                }
-            },
-            _ => (body, Vec::new()),
-        };
+        if let Some(Err(rejection)) = envelope {
+            let response = error(
+                StatusCode::BAD_REQUEST,
+                &rejection.id,
+                rejection.code,
+                rejection.message,
+            );
+            return label_and_tag(server.is_some(), server_id, response);
+        }
         if runtime.applied().is_none() {
             let response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -212,23 +199,37 @@ impl Proxy {
             return label_and_tag(false, server_id, response);
         };
 
-        let response = match &server.upstream {
-            Upstream::Http(upstream) => {
-                let response = self.forward(&server_id, upstream, &parts, body, &id).await;
-                if batch_errors.is_empty() {
-                    response
-                } else {
-                    merge_batch_errors(response, batch_errors, upstream.timeout).await
-                }
+        let response = match envelope {
+            Some(Ok(jsonrpc::Envelope::Batch(batch))) => {
+                let (server_id, server, parts) = (&server_id, &server, &parts);
+                batch::answer(batch.entries, |message, id| async move {
+                    self.dispatch(server_id, server, parts, message, &id).await
+                })
+                .await
             }
+            _ => self.dispatch(&server_id, &server, &parts, body, &id).await,
+        };
+        label_and_tag(true, server_id, response)
+    }
+
+    /// Send one message (or a GET/DELETE) to the server's upstream.
+    async fn dispatch(
+        &self,
+        server_id: &str,
+        server: &Server,
+        parts: &Parts,
+        body: Bytes,
+        id: &RequestId,
+    ) -> Response<ProxyBody> {
+        match &server.upstream {
+            Upstream::Http(upstream) => self.forward(server_id, upstream, parts, body, id).await,
             Upstream::Stdio => error(
                 StatusCode::NOT_IMPLEMENTED,
-                &id,
+                id,
                 jsonrpc::INTERNAL_ERROR,
                 "stdio transport is not supported by this data plane yet",
             ),
-        };
-        label_and_tag(true, server_id, response)
+        }
     }
 
     async fn forward(
@@ -346,135 +347,6 @@ async fn read_body(parts: &Parts, body: Incoming) -> Result<Bytes, Response<Prox
     }
 }
 
-/// Add the gateway's errors for the invalid entries of a batch to the upstream's answer to
-/// the valid ones.
-///
-/// - JSON answer (2xx): read (bounded, within the server's timeout), and the errors are
-///   appended to its array (a single object becomes an array first).
-/// - No answer (202/204, the valid entries were all notifications or responses): the errors
-///   alone, as a 200 JSON array.
-/// - Event stream: the errors are sent first, one `message` event each, then the upstream's
-///   stream as it arrives. This keeps streaming intact and needs no parsing of events;
-///   every message is a plain JSON-RPC response, valid in every protocol version.
-/// - Any other answer (an upstream or gateway error) is passed back unchanged: it already
-///   says the batch failed.
-async fn merge_batch_errors(
-    response: Response<ProxyBody>,
-    errors: Vec<Value>,
-    timeout: Duration,
-) -> Response<ProxyBody> {
-    let status = response.status();
-    if !status.is_success() {
-        return response;
-    }
-    if is_event_stream(response.headers()) {
-        let mut prefix = String::new();
-        for error in &errors {
-            prefix.push_str("event: message\ndata: ");
-            prefix.push_str(&error.to_string());
-            prefix.push_str("\n\n");
-        }
-        return response.map(|body| {
-            Prefixed {
-                prefix: Some(Bytes::from(prefix)),
-                inner: body,
-            }
-            .boxed()
-        });
-    }
-    if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
-        return with_headers_of(&response, json(StatusCode::OK, &Value::Array(errors)));
-    }
-    let (parts, body) = response.into_parts();
-    // Read by hand rather than through `Limited`: its boxed error type defeats the
-    // compiler's proof that the caller's future is `Send`.
-    let collected = tokio::time::timeout(timeout, collect_bounded(body)).await;
-    let replies = match collected {
-        Ok(Ok(bytes)) => {
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                Ok(Vec::new())
-            } else {
-                match serde_json::from_slice::<Value>(&bytes) {
-                    Ok(Value::Array(replies)) => Ok(replies),
-                    Ok(reply @ Value::Object(_)) => Ok(vec![reply]),
-                    Ok(_) | Err(_) => Err("the upstream's answer to the batch is not JSON-RPC"),
-                }
-            }
-        }
-        Ok(Err(_)) => Err("cannot read the upstream's answer to the batch"),
-        Err(_) => Err("the upstream did not finish its answer to the batch in time"),
-    };
-    let mut merged = match replies {
-        Ok(replies) => replies,
-        Err(reason) => {
-            tracing::warn!(reason, "batch answer cannot be merged");
-            return error(
-                StatusCode::BAD_GATEWAY,
-                &RequestId::null(),
-                jsonrpc::INTERNAL_ERROR,
-                reason,
-            );
-        }
-    };
-    merged.extend(errors);
-    let original = Response::from_parts(parts, ());
-    let mut response = json(StatusCode::OK, &Value::Array(merged));
-    *response.status_mut() = original.status();
-    with_headers_of(&original, response)
-}
-
-/// A whole response body of at most [`MAX_BODY_BYTES`].
-async fn collect_bounded(mut body: ProxyBody) -> Result<Vec<u8>, ()> {
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.map_err(drop)?.into_data() {
-            if bytes.len() + data.len() > MAX_BODY_BYTES {
-                return Err(());
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    Ok(bytes)
-}
-
-/// `response` with the session header of `original` (the content type is JSON).
-fn with_headers_of<B>(
-    original: &Response<B>,
-    mut response: Response<ProxyBody>,
-) -> Response<ProxyBody> {
-    if let Some(session) = original.headers().get(&MCP_SESSION_ID) {
-        response
-            .headers_mut()
-            .insert(MCP_SESSION_ID, session.clone());
-    }
-    response
-}
-
-/// A body that sends `prefix` first, then everything of `inner`.
-struct Prefixed {
-    prefix: Option<Bytes>,
-    inner: ProxyBody,
-}
-
-impl Body for Prefixed {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        if let Some(prefix) = self.prefix.take() {
-            return Poll::Ready(Some(Ok(Frame::data(prefix))));
-        }
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.prefix.is_none() && self.inner.is_end_stream()
-    }
-}
-
 /// The headers sent upstream: the caller's MCP and tracing headers, its `Authorization`
 /// only when the server opts in, then the server's static headers (which win).
 fn upstream_headers(incoming: &HeaderMap, upstream: &HttpUpstream) -> HeaderMap {
@@ -510,15 +382,11 @@ fn pass_back(
     response
 }
 
-fn is_event_stream(headers: &HeaderMap) -> bool {
+pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
-}
-
-fn json(status: StatusCode, body: &Value) -> Response<ProxyBody> {
-    jsonrpc::json_response(status, body).map(|body| body.map_err(|never| match never {}).boxed())
 }
 
 fn error(

@@ -56,9 +56,15 @@ pub fn request(
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
 
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: conduit-e2e\r\n"
-    );
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    // A caller may send its own `Host` (the DNS-rebinding tests do).
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("Host: {authority}\r\n"));
+    }
+    head.push_str("Connection: close\r\nUser-Agent: conduit-e2e\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -68,7 +74,16 @@ pub fn request(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
     if let Some(body) = body {
-        stream.write_all(body)?;
+        // A server may answer (413, say) and close before the whole body is sent: its
+        // answer is still there to read.
+        if let Err(error) = stream.write_all(body)
+            && !matches!(
+                error.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            )
+        {
+            return Err(error.into());
+        }
     }
 
     let mut raw = Vec::new();

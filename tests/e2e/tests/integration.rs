@@ -16,4 +16,5 @@ mod integration {
     mod rollback;
     mod rollout;
     mod standalone;
+    mod transport;
 }
