@@ -1,15 +1,20 @@
 //! Conformance tools that only shape their result: one per content type the MCP spec
 //! defines (text, image, audio, embedded resource), a mix of them, and a tool that reports
-//! a failure inside its result (`isError: true`) rather than as a JSON-RPC error.
+//! a failure inside its result (`isError: true`) rather than as a JSON-RPC error, and one
+//! whose input schema uses JSON Schema 2020-12 keywords (`$schema`, `$defs`, `$ref`,
+//! `additionalProperties`) that a gateway must pass through untouched.
 //!
 //! The names are the ones the official conformance suite's server scenarios call. The image
 //! and audio payloads are tiny media files generated for this fixture (a 1×1 PNG and a
 //! 2 ms, 8 kHz mono WAV), base64-encoded.
 
+use std::sync::Arc;
+
 use rmcp::{
-    model::{CallToolResult, ContentBlock, ResourceContents},
+    model::{CallToolResult, ContentBlock, JsonObject, ResourceContents},
     tool, tool_router,
 };
+use serde_json::json;
 
 use crate::server::FixtureServer;
 
@@ -32,6 +37,37 @@ pub const EMBEDDED_TEXT: &str = "This is an embedded resource content.";
 
 /// Text of the `test_error_handling` failure.
 pub const ERROR_TEXT: &str = "This tool intentionally returns an error for testing";
+
+/// Name of the tool whose input schema is written by hand in JSON Schema 2020-12.
+pub const SCHEMA_2020_12_TOOL: &str = "json_schema_2020_12_tool";
+
+/// The input schema of [`SCHEMA_2020_12_TOOL`]: a `$defs` entry referenced from a property,
+/// the dialect named in `$schema`, and no extra properties allowed. Written out rather than
+/// derived, because a derived schema would not carry these keywords.
+pub fn schema_2020_12() -> Arc<JsonObject> {
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "type": "object",
+                "properties": {
+                    "street": { "type": "string" },
+                    "city": { "type": "string" }
+                }
+            }
+        },
+        "properties": {
+            "name": { "type": "string" },
+            "address": { "$ref": "#/$defs/address" }
+        },
+        "additionalProperties": false
+    });
+    match schema {
+        serde_json::Value::Object(object) => Arc::new(object),
+        _ => unreachable!("the schema literal is an object"),
+    }
+}
 
 fn image() -> ContentBlock {
     ContentBlock::image(PNG_BASE64, "image/png")
@@ -86,6 +122,18 @@ impl FixtureServer {
     pub fn test_error_handling(&self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text(ERROR_TEXT)])
     }
+
+    /// Lists with a hand-written JSON Schema 2020-12 input schema; a call just acknowledges.
+    #[tool(
+        name = "json_schema_2020_12_tool",
+        description = "Tool with JSON Schema 2020-12 features",
+        input_schema = schema_2020_12()
+    )]
+    pub fn json_schema_2020_12_tool(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::text(format!(
+            "{SCHEMA_2020_12_TOOL} called"
+        ))])
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +173,19 @@ mod tests {
         assert_eq!(types, vec!["text", "image", "resource"]);
         let failed = wire(server.test_error_handling());
         assert_eq!(failed["isError"], json!(true));
+    }
+
+    #[test]
+    fn schema_2020_12_keeps_its_keywords() {
+        let tool = FixtureServer::json_schema_2020_12_tool_tool_attr();
+        assert_eq!(tool.name, SCHEMA_2020_12_TOOL);
+        let schema = Value::Object(tool.input_schema.as_ref().clone());
+        assert_eq!(
+            schema["$schema"],
+            json!("https://json-schema.org/draft/2020-12/schema")
+        );
+        assert!(schema["$defs"]["address"].is_object(), "{schema}");
+        assert_eq!(schema["additionalProperties"], json!(false));
     }
 
     #[test]

@@ -53,7 +53,9 @@ fn stdio_session_lists_and_calls_everything() -> anyhow::Result<()> {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names[..4], ["add", "echo", "echo_headers", "sleep"]);
+    for basic in ["add", "echo", "echo_headers", "sleep"] {
+        assert!(names.contains(&basic), "{basic} missing from {names:?}");
+    }
 
     let sum = call(
         3,
@@ -110,10 +112,13 @@ fn streamable_http_session_reports_request_headers() -> anyhow::Result<()> {
     let mut client = McpClient::new(format!("http://{addr}/mcp")).with_header("X-Probe", "seen");
     client.initialize()?;
     assert!(client.session_id().is_some());
-    assert_eq!(
-        client.list_tools()?[..4],
-        ["add", "echo", "echo_headers", "sleep"]
-    );
+    let names = client.list_tools()?;
+    for basic in ["add", "echo", "echo_headers", "sleep"] {
+        assert!(
+            names.iter().any(|name| name == basic),
+            "{basic} missing from {names:?}"
+        );
+    }
     let headers: Value = serde_json::from_str(&client.call_tool_text("echo_headers", json!({}))?)?;
     assert_eq!(headers["x-probe"], json!("seen"), "{headers}");
     let resources = client.request("resources/list", json!({}))?;
