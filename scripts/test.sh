@@ -5,7 +5,8 @@
 #
 # Installs what the tests need when it is missing, then: rustfmt check, clippy with
 # warnings denied, a build of every binary (the end-to-end tests run the real binaries),
-# and every test of the workspace.
+# every test of the workspace, and the interop suite (tests/interop/run.sh: real MCP SDK
+# clients and servers and the official conformance suite, through a real data plane).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -40,5 +41,9 @@ else
     log "cargo test --workspace"
     cargo test --workspace --no-fail-fast
 fi
+
+# Real MCP clients, servers and the official conformance suite through a real data plane.
+log "interop suite"
+bash tests/interop/run.sh
 
 log "all checks passed"
