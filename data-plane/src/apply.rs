@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use chrono::Utc;
 use conduit_config::{ConfigErrors, Document, ProcessResolver};
 
+use crate::balancer::health::HttpProber;
 use crate::metrics::{ApplyOutcome, Metrics};
 use crate::runtime::{Applied, ConfigSource, Runtime};
 
@@ -34,11 +35,17 @@ pub struct Candidate {
 pub struct Applier {
     runtime: SharedRuntime,
     metrics: Arc<Metrics>,
+    /// Probes the replicas of the serving runtime's HTTP servers.
+    prober: HttpProber,
 }
 
 impl Applier {
     pub fn new(runtime: SharedRuntime, metrics: Arc<Metrics>) -> Self {
-        Applier { runtime, metrics }
+        Applier {
+            runtime,
+            metrics,
+            prober: HttpProber::new(),
+        }
     }
 
     pub fn runtime(&self) -> &SharedRuntime {
@@ -51,11 +58,15 @@ impl Applier {
     }
 
     /// Apply `candidate` entirely or not at all. On error every problem is returned and
-    /// the previous runtime keeps serving.
+    /// the previous runtime keeps serving. Needs a Tokio runtime (health checks start).
     pub fn apply(&self, candidate: &Candidate) -> Result<Applied, ConfigErrors> {
-        let result = compile(candidate).map(|runtime| {
+        let result = compile(candidate).map(|mut runtime| {
+            let previous = self.runtime.load_full();
+            runtime.inherit(&previous);
             let runtime = Arc::new(runtime);
             self.runtime.store(Arc::clone(&runtime));
+            previous.stop_health_checks();
+            runtime.start_health_checks(&self.prober);
             runtime
                 .applied()
                 .cloned()
@@ -140,8 +151,8 @@ mod tests {
 
     const GOOD: &str = "servers:\n  - id: a\n    url: http://127.0.0.1:1/mcp\n";
 
-    #[test]
-    fn applies_and_counts() {
+    #[tokio::test]
+    async fn applies_and_counts() {
         let (applier, metrics) = applier();
         let applied = applier.apply(&candidate(GOOD, 3)).expect("applies");
         assert_eq!(applied.version, 3);
@@ -157,8 +168,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn rejection_keeps_the_last_known_good() {
+    #[tokio::test]
+    async fn rejection_keeps_the_last_known_good() {
         let (applier, metrics) = applier();
         applier.apply(&candidate(GOOD, 1)).expect("applies");
         let errors = applier

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod balancer;
 pub mod batch;
 pub mod deadline;
 pub mod host_check;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::apply::{Applier, SharedRuntime};
+use crate::balancer::metrics::ReplicaMetrics;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::runtime::{ConfigSource, Runtime};
@@ -105,6 +106,9 @@ impl DataPlane {
         let metrics = Arc::new(Metrics::new());
         let runtime: SharedRuntime = Arc::new(ArcSwap::from_pointee(Runtime::empty()));
         let applier = Applier::new(Arc::clone(&runtime), Arc::clone(&metrics));
+        metrics
+            .register(Box::new(ReplicaMetrics::new(Arc::clone(&runtime))))
+            .expect("replica metric names are unique");
         let draining = Arc::new(AtomicBool::new(false));
         let stop_traffic = CancellationToken::new();
         let stop_admin = CancellationToken::new();

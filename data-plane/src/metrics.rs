@@ -4,6 +4,7 @@
 //! test process. Label values come from enums with `as_str()`, never free-form strings,
 //! except the server id, which is bounded by the applied configuration.
 
+use prometheus::core::Collector;
 use prometheus::{
     Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -118,6 +119,11 @@ impl Metrics {
             requests,
             request_duration,
         }
+    }
+
+    /// Export `collector`'s metrics too (metrics computed at scrape time).
+    pub fn register(&self, collector: Box<dyn Collector>) -> prometheus::Result<()> {
+        self.registry.register(collector)
     }
 
     /// Prometheus text exposition of every metric.

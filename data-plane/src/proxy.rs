@@ -25,6 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use crate::apply::SharedRuntime;
+use crate::balancer::{Leased, Outcome};
 use crate::batch;
 use crate::deadline::{BodyError, DeadlineBody};
 use crate::jsonrpc::{self, RequestId};
@@ -240,15 +241,27 @@ impl Proxy {
         body: Bytes,
         id: &RequestId,
     ) -> Response<ProxyBody> {
+        let mut lease = match upstream.replicas.pick(None) {
+            Ok(lease) => lease,
+            Err(no_replica) => {
+                let message = no_replica.to_string();
+                return error(no_replica.status(), id, jsonrpc::INTERNAL_ERROR, message);
+            }
+        };
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = upstream.uri.clone();
+        *request.uri_mut() = lease.uri().clone();
         *request.headers_mut() = upstream_headers(&parts.headers, upstream);
 
         // One deadline for the whole exchange: response headers, and for a POST the body
         // too (see `deadline`); a GET event stream stays open as long as both sides want.
         let deadline = Instant::now() + upstream.timeout;
-        match tokio::time::timeout_at(deadline, self.client.request(request)).await {
+        let sent = tokio::time::timeout_at(deadline, self.client.request(request)).await;
+        lease.report(match &sent {
+            Ok(Ok(response)) => Outcome::of_status(response.status()),
+            Ok(Err(_)) | Err(_) => Outcome::Failure,
+        });
+        let response = match sent {
             Ok(Ok(response)) if parts.method == Method::POST => {
                 let event_stream = is_event_stream(response.headers());
                 pass_back(response, |body| {
@@ -284,7 +297,9 @@ impl Proxy {
                     format!("upstream server {server_id} did not respond within {timeout}"),
                 )
             }
-        }
+        };
+        // The replica counts the request in flight until its answer has been streamed.
+        response.map(|body| Leased::new(body, lease).boxed())
     }
 
     /// The single place where every request is recorded.
@@ -442,7 +457,14 @@ mod tests {
         headers.insert("x-api-key", HeaderValue::from_static("k"));
         headers.insert("accept", HeaderValue::from_static("application/json"));
         HttpUpstream {
-            uri: "http://127.0.0.1:1/mcp".parse().unwrap(),
+            replicas: crate::balancer::ReplicaSet::new(
+                "s",
+                vec![(
+                    "http://127.0.0.1:1/mcp".into(),
+                    "http://127.0.0.1:1/mcp".parse().unwrap(),
+                )],
+                None,
+            ),
             headers,
             timeout: Duration::from_secs(1),
             forward_authorization,

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use conduit_config::{ConfigError, ConfigErrors, Document, ServerConfig, Transport};
+use conduit_config::{ConfigError, ConfigErrors, Document, Router, ServerConfig, Transport};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Scheme, Uri};
 
+use crate::balancer::ReplicaSet;
+use crate::balancer::health::Probe;
 use crate::host_check::HostPolicy;
 
 /// Upstream timeout (to response headers) when a server sets no `timeout_ms`.
@@ -74,7 +76,8 @@ pub enum Upstream {
 
 #[derive(Debug)]
 pub struct HttpUpstream {
-    pub uri: Uri,
+    /// Where requests go: `url` and `replicas`, with health checks and circuit breakers.
+    pub replicas: ReplicaSet,
     /// Static headers added to every upstream request.
     pub headers: HeaderMap,
     /// Time allowed until the upstream's response headers arrive.
@@ -153,7 +156,7 @@ impl Runtime {
         let mut errors = Vec::new();
         for (index, config) in document.servers.iter().enumerate() {
             let path = format!("servers[{index}]");
-            match Server::compile(&path, config) {
+            match Server::compile(&path, config, document.router.as_ref()) {
                 Ok(server) => {
                     if servers.contains_key(&server.id) {
                         errors.push(CompileError::DuplicateId {
@@ -200,15 +203,68 @@ impl Runtime {
     pub fn masked_config(&self) -> &serde_json::Value {
         &self.masked_config
     }
+
+    /// Every routable server.
+    pub fn servers(&self) -> impl Iterator<Item = &Arc<Server>> {
+        self.servers.values()
+    }
+
+    /// Keep what `previous` learned about the replicas this runtime still has (health,
+    /// circuit breakers, requests in flight). Call before the runtime is shared.
+    pub fn inherit(&mut self, previous: &Runtime) {
+        for (id, server) in &mut self.servers {
+            let (Some(server), Some(old)) = (Arc::get_mut(server), previous.servers.get(id)) else {
+                continue;
+            };
+            if let (Upstream::Http(new), Upstream::Http(old)) =
+                (&mut server.upstream, &old.upstream)
+            {
+                new.replicas.inherit(&old.replicas);
+            }
+        }
+    }
+
+    /// Start the health checks of every HTTP server. They run until
+    /// [`Runtime::stop_health_checks`] or until the runtime is dropped.
+    pub fn start_health_checks<P: Probe>(&self, prober: &P) {
+        for upstream in self.http_upstreams() {
+            upstream
+                .replicas
+                .start_health_checks(prober, &upstream.headers);
+        }
+    }
+
+    /// Stop the health checks: this runtime was replaced (requests still holding it keep
+    /// working, on the health verdicts its successor maintains).
+    pub fn stop_health_checks(&self) {
+        for upstream in self.http_upstreams() {
+            upstream.replicas.stop_health_checks();
+        }
+    }
+
+    fn http_upstreams(&self) -> impl Iterator<Item = &HttpUpstream> {
+        self.servers
+            .values()
+            .filter_map(|server| match &server.upstream {
+                Upstream::Http(upstream) => Some(&**upstream),
+                Upstream::Stdio => None,
+            })
+    }
 }
 
 // === impl Server ===
 
 impl Server {
-    fn compile(path: &str, config: &ServerConfig) -> Result<Server, Vec<CompileError>> {
+    fn compile(
+        path: &str,
+        config: &ServerConfig,
+        router: Option<&Router>,
+    ) -> Result<Server, Vec<CompileError>> {
         let upstream = match config.transport {
             Transport::Stdio => Upstream::Stdio,
-            Transport::Http => Upstream::Http(Box::new(HttpUpstream::compile(path, config)?)),
+            Transport::Http => {
+                Upstream::Http(Box::new(HttpUpstream::compile(path, config, router)?))
+            }
         };
         Ok(Server {
             id: config.id.clone(),
@@ -220,23 +276,28 @@ impl Server {
 // === impl HttpUpstream ===
 
 impl HttpUpstream {
-    fn compile(path: &str, config: &ServerConfig) -> Result<HttpUpstream, Vec<CompileError>> {
+    fn compile(
+        path: &str,
+        config: &ServerConfig,
+        router: Option<&Router>,
+    ) -> Result<HttpUpstream, Vec<CompileError>> {
         let mut errors = Vec::new();
-        let uri = match &config.url {
-            None => {
-                errors.push(CompileError::MissingUrl {
-                    path: format!("{path}.url"),
-                });
-                None
+        if config.url.is_none() {
+            errors.push(CompileError::MissingUrl {
+                path: format!("{path}.url"),
+            });
+        }
+        // `url` is replica 0, `replicas` follow.
+        let urls = config.url.iter().map(|url| (format!("{path}.url"), url));
+        let replica_urls = (config.replicas.iter().enumerate())
+            .map(|(index, url)| (format!("{path}.replicas[{index}]"), url));
+        let mut endpoints = Vec::with_capacity(1 + config.replicas.len());
+        for (url_path, url) in urls.chain(replica_urls) {
+            match parse_upstream_uri(url) {
+                Ok(uri) => endpoints.push((url.clone(), uri)),
+                Err(error) => errors.push(error.at(url_path, url)),
             }
-            Some(url) => match parse_upstream_uri(url) {
-                Ok(uri) => Some(uri),
-                Err(error) => {
-                    errors.push(error.at(format!("{path}.url"), url));
-                    None
-                }
-            },
-        };
+        }
 
         let mut headers = HeaderMap::with_capacity(config.headers.len());
         for (name, value) in &config.headers {
@@ -259,18 +320,18 @@ impl HttpUpstream {
             }
         }
 
-        match uri {
-            Some(uri) if errors.is_empty() => Ok(HttpUpstream {
-                uri,
-                headers,
-                timeout: config
-                    .timeout_ms
-                    .map(Duration::from_millis)
-                    .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT),
-                forward_authorization: config.forward_authorization,
-            }),
-            _ => Err(errors),
+        if !errors.is_empty() {
+            return Err(errors);
         }
+        Ok(HttpUpstream {
+            replicas: ReplicaSet::new(&config.id, endpoints, router),
+            headers,
+            timeout: config
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT),
+            forward_authorization: config.forward_authorization,
+        })
     }
 }
 
@@ -339,7 +400,8 @@ mod tests {
         let Upstream::Http(http) = &server.upstream else {
             panic!("expected an HTTP upstream");
         };
-        assert_eq!(http.uri, "http://127.0.0.1:9000/mcp");
+        let urls: Vec<&str> = http.replicas.replicas().iter().map(|r| r.url()).collect();
+        assert_eq!(urls, ["http://127.0.0.1:9000/mcp"]);
         assert_eq!(http.timeout, Duration::from_millis(1500));
         assert_eq!(http.headers["x-api-key"], "secret");
         assert!(!http.forward_authorization);

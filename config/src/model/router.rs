@@ -15,10 +15,13 @@ pub struct Router {
     /// How a replica is chosen for a request. Default: `round-robin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancing: Option<LoadBalancing>,
-    /// Active health checks of servers and replicas. Default: enabled with the defaults below.
+    /// Active health checks of every replica of every HTTP server: a JSON-RPC `ping` sent
+    /// without a session, where any HTTP answer below 500 counts as alive (a connection
+    /// error, a timeout or a 5xx does not). Default: enabled with the defaults below.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
-    /// Circuit breaker per server replica. Default: disabled; enabled when the block is
+    /// Circuit breaker per server replica: connection errors, timeouts and HTTP 5xx
+    /// answers are failures (4xx are not). Default: disabled; enabled when the block is
     /// present unless `enabled: false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
@@ -39,9 +42,10 @@ pub enum NamespaceStrategy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LoadBalancing {
-    /// Each replica in turn.
+    /// Each replica in turn; a replica that is out passes its turn.
     RoundRobin,
-    /// The replica with the fewest requests in flight.
+    /// The replica with the fewest requests (and response streams) in flight; equally
+    /// busy replicas take turns.
     LeastConnections,
 }
 

@@ -40,8 +40,11 @@ pub struct ServerConfig {
     /// `http` only). Use `${env:NAME}` or `${file:PATH}` for credentials.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    /// More endpoints serving the same server (`http` only); requests are spread over `url`
-    /// and the replicas according to `router.load_balancing`.
+    /// More endpoints serving the same server (`http` only). `url` is replica 0 and these
+    /// follow; requests are spread over all of them by `router.load_balancing`, skipping
+    /// replicas that fail their health checks or whose circuit breaker is open. An MCP
+    /// session stays on the replica where it began: if that replica is out, requests of
+    /// the session fail (503) rather than move to a replica that does not know it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<String>,
     /// Upstream request timeout in milliseconds. Default: 30000.

@@ -14,6 +14,7 @@ use crate::wait::{DEFAULT_TIMEOUT, wait_until};
 #[derive(Debug)]
 pub struct Fixture {
     addr: SocketAddr,
+    spec: Spec,
     process: ManagedProcess,
     _dir: TempDir,
 }
@@ -21,30 +22,45 @@ pub struct Fixture {
 impl Fixture {
     /// Starts the fixture on a free port and waits until it accepts connections.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts the fixture without MCP sessions (`--stateless`): requests need no
+    /// `initialize`, so several fixtures can serve as replicas of one server.
+    pub fn start_stateless() -> anyhow::Result<Self> {
+        Self::start_with(&["--stateless"])
+    }
+
+    fn start_with(flags: &[&str]) -> anyhow::Result<Self> {
         crate::init();
         let dir = tempfile::Builder::new()
             .prefix("conduit-fixture-")
             .tempdir()?;
         let addr = free_addr()?;
+        let mut args = vec!["--listen".to_owned(), addr.to_string()];
+        args.extend(flags.iter().map(|flag| (*flag).to_owned()));
         let spec = Spec {
-            name: "mcp-fixture".into(),
+            name: format!("mcp-fixture {addr}"),
             program: binaries::binary(FIXTURE)?,
-            args: vec!["--listen".into(), addr.to_string()],
+            args,
             env: Vec::new(),
             log_path: dir.path().join("fixture.log"),
         };
-        let mut process = ManagedProcess::spawn(&spec)?;
-        wait_until(DEFAULT_TIMEOUT, "the MCP fixture to listen", || {
-            process.ensure_running()?;
-            TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-            Ok(())
-        })
-        .context("starting the MCP fixture")?;
+        let process = spawn_listening(&spec, addr)?;
         Ok(Self {
             addr,
+            spec,
             process,
             _dir: dir,
         })
+    }
+
+    /// Starts the fixture again, on the same address, after [`Fixture::kill`] (or kills
+    /// it first).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        self.process = spawn_listening(&self.spec, self.addr)?;
+        Ok(())
     }
 
     /// `http://127.0.0.1:<port>/mcp`.
@@ -59,4 +75,15 @@ impl Fixture {
     pub fn kill(&mut self) {
         self.process.kill();
     }
+}
+
+fn spawn_listening(spec: &Spec, addr: SocketAddr) -> anyhow::Result<ManagedProcess> {
+    let mut process = ManagedProcess::spawn(spec)?;
+    wait_until(DEFAULT_TIMEOUT, "the MCP fixture to listen", || {
+        process.ensure_running()?;
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+        Ok(())
+    })
+    .context("starting the MCP fixture")?;
+    Ok(process)
 }

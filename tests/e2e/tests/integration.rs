@@ -12,6 +12,7 @@ mod integration {
     mod golden;
     mod proxy;
     mod rejection;
+    mod replicas;
     mod resilience;
     mod rollback;
     mod rollout;

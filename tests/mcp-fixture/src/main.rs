@@ -1,5 +1,6 @@
-//! `conduit-mcp-fixture`: `--listen ADDR` serves MCP streamable HTTP at `/mcp`, `--stdio`
-//! serves MCP over stdin/stdout. Logs go to stderr so they never mix with stdio frames.
+//! `conduit-mcp-fixture`: `--listen ADDR` serves MCP streamable HTTP at `/mcp` (add
+//! `--stateless` to serve without sessions), `--stdio` serves MCP over stdin/stdout. Logs
+//! go to stderr so they never mix with stdio frames.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -27,6 +28,10 @@ struct Args {
     /// Serve one MCP session over stdin/stdout.
     #[arg(long)]
     stdio: bool,
+    /// With `--listen`: serve every request on its own, without MCP sessions, so several
+    /// fixture processes can act as replicas of one server.
+    #[arg(long, conflicts_with = "stdio")]
+    stateless: bool,
 }
 
 #[tokio::main]
@@ -51,7 +56,10 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!(signal = signal.name(), "shutting down");
                 on_signal.cancel();
             });
-            conduit_mcp_fixture::transport::serve_http(listener, shutdown).await
+            let options = conduit_mcp_fixture::transport::HttpOptions {
+                stateless: args.stateless,
+            };
+            conduit_mcp_fixture::transport::serve_http_with(listener, shutdown, options).await
         }
         None => conduit_mcp_fixture::transport::serve_stdio().await,
     }
