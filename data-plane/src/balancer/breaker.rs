@@ -51,8 +51,11 @@ impl BreakerConfig {
 /// The three states, as exported by the `conduit_dp_replica_circuit_state` gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
+    /// Every request is admitted.
     Closed,
+    /// No request is admitted until the reset timeout has passed.
     Open,
+    /// A few trial requests are admitted.
     HalfOpen,
 }
 

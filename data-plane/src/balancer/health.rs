@@ -107,10 +107,13 @@ impl HealthTracker {
 /// Why a probe failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeFailure {
+    /// No connection, or it broke before the answer.
     #[error("unreachable: {0}")]
     Unreachable(String),
+    /// No answer within the check's timeout.
     #[error("no answer within {0}")]
     Timeout(String),
+    /// An HTTP 5xx answer.
     #[error("answered HTTP {0}")]
     Status(StatusCode),
 }
