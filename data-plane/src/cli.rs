@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Time a client has to send a complete request head on the public listener (guards
+    /// against slow-loris clients); also how long an idle HTTP/1.1 connection is kept.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub header_read_timeout: Duration,
     /// Reconnect when the control plane sends nothing, not even a heartbeat, for this long.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub stream_idle_timeout: Duration,
@@ -95,6 +99,7 @@ impl RunArgs {
             labels: self.labels.unwrap_or_default(),
             token: token.filter(|token| !token.is_empty()),
             drain_timeout: self.drain_timeout,
+            header_read_timeout: self.header_read_timeout,
             stream_idle_timeout: self.stream_idle_timeout,
             backoff: Backoff::default(),
         })
@@ -119,6 +124,15 @@ fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
         }
     }
     Ok(labels)
+}
+
+/// A humantime duration that is not zero (a zero timeout would refuse every request).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("must be greater than zero".into()),
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 fn hostname() -> anyhow::Result<String> {
@@ -172,11 +186,14 @@ mod tests {
             "/var/lib/conduit",
             "--drain-timeout",
             "500ms",
+            "--header-read-timeout",
+            "2s",
             "--log-format",
             "json",
         ])
         .expect("parses");
         assert_eq!(args.drain_timeout, Duration::from_millis(500));
+        assert_eq!(args.header_read_timeout, Duration::from_secs(2));
         assert_eq!(args.log_format, LogFormat::Json);
         let settings = args.settings(Some("t".into())).expect("settings");
         assert_eq!(settings.node_id, "dp-1");
@@ -198,6 +215,10 @@ mod tests {
         assert_eq!(args.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(args.admin_listen, "127.0.0.1:9901".parse().unwrap());
         assert_eq!(args.drain_timeout, Duration::from_secs(30));
+        assert_eq!(
+            args.header_read_timeout,
+            conduit_data_plane::server::DEFAULT_HEADER_READ_TIMEOUT
+        );
         assert_eq!(args.log_format, LogFormat::Text);
         // An empty token means none.
         let settings = args.settings(Some(String::new())).expect("settings");
@@ -209,6 +230,12 @@ mod tests {
         assert!(parse(&[]).is_err());
         assert!(parse(&["--config", "a.yaml", "--control-plane", "http://x:1"]).is_err());
         assert!(parse(&["--config", "a.yaml", "--state-dir", "/tmp/s"]).is_err());
+    }
+
+    #[test]
+    fn rejects_a_zero_header_read_timeout() {
+        assert!(parse(&["--config", "a.yaml", "--header-read-timeout", "0s"]).is_err());
+        assert!(parse(&["--config", "a.yaml", "--header-read-timeout", "soon"]).is_err());
     }
 
     #[test]

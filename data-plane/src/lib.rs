@@ -17,11 +17,13 @@ pub mod jsonrpc;
 pub mod lifecycle;
 pub mod metrics;
 pub mod proxy;
+pub mod public_tls;
 pub mod runtime;
 pub mod server;
 pub mod snapshot;
 pub mod source;
 pub mod sse;
 pub mod state;
+pub mod trace_context;
 
 pub(crate) use conduit_process::error_chain;

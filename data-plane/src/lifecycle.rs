@@ -22,8 +22,9 @@ use crate::apply::{Applier, SharedRuntime};
 use crate::balancer::metrics::ReplicaMetrics;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
+use crate::public_tls;
 use crate::runtime::{ConfigSource, Runtime};
-use crate::server;
+use crate::server::{self, ListenerSettings};
 use crate::source::backoff::Backoff;
 use crate::source::control_plane::{ControlPlaneError, ControlPlaneSettings, ControlPlaneSource};
 use crate::source::file::{FileSource, FileSourceError};
@@ -57,6 +58,8 @@ pub struct Settings {
     /// `CONDUIT_DP_TOKEN`: authenticates the stream and verifies snapshot signatures.
     pub token: Option<String>,
     pub drain_timeout: Duration,
+    /// Time a client has to send a request head on the public listener.
+    pub header_read_timeout: Duration,
     /// Reconnect when the control plane sends nothing (not even a heartbeat) for this long.
     pub stream_idle_timeout: Duration,
     pub backoff: Backoff,
@@ -169,8 +172,17 @@ impl DataPlane {
         traffic_tasks.spawn(server::serve(
             proxy_listener,
             proxy,
+            Arc::clone(&runtime),
             stop_traffic.clone(),
-            settings.drain_timeout,
+            ListenerSettings {
+                drain_timeout: settings.drain_timeout,
+                header_read_timeout: settings.header_read_timeout,
+            },
+        ));
+        traffic_tasks.spawn(public_tls::reload_on_change(
+            Arc::clone(&runtime),
+            public_tls::RELOAD_INTERVAL,
+            stop_traffic.clone(),
         ));
         let admin_state = AdminState {
             runtime: Arc::clone(&runtime),

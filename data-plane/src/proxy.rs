@@ -23,6 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::apply::SharedRuntime;
 use crate::balancer::{Leased, Outcome};
@@ -31,6 +32,7 @@ use crate::deadline::{BodyError, DeadlineBody};
 use crate::jsonrpc::{self, RequestId};
 use crate::metrics::{Metrics, status_class};
 use crate::runtime::{HttpUpstream, Server, Upstream};
+use crate::trace_context::TraceContext;
 
 /// Largest request body accepted (the original gateway's limit).
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -95,14 +97,20 @@ impl Proxy {
     }
 
     /// Serve one request; `local` is the address the client connected to.
+    ///
+    /// The request's [`TraceContext`] travels in its extensions to whatever forwards it.
     pub async fn handle(
         &self,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         local: SocketAddr,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
-        let (label, response) = self.route(request, local).await;
-        self.finish(&label, &response, started);
+        let trace = TraceContext::from_headers(request.headers());
+        request.extensions_mut().insert(trace);
+        let span = tracing::info_span!("mcp", trace_id = %trace.trace_id());
+        let (label, mut response) = self.route(request, local).instrument(span.clone()).await;
+        trace.tag(response.headers_mut());
+        span.in_scope(|| self.finish(&label, &response, started));
         response
     }
 
@@ -121,6 +129,8 @@ impl Proxy {
             );
             return ("none".into(), response);
         };
+        let runtime = self.runtime.load_full();
+        let server = runtime.server(&server_id).cloned();
         if !matches!(
             *request.method(),
             Method::POST | Method::GET | Method::DELETE
@@ -137,11 +147,9 @@ impl Proxy {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
-            return ("none".into(), response);
+            return label_and_tag(server.is_some(), server_id, response);
         }
 
-        let runtime = self.runtime.load_full();
-        let server = runtime.server(&server_id).cloned();
         // The body is read before anything can fail, so every error carries the request id.
         let (parts, body) = request.into_parts();
         let body = match read_body(&parts, body).await {
@@ -252,6 +260,9 @@ impl Proxy {
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = lease.uri().clone();
         *request.headers_mut() = upstream_headers(&parts.headers, upstream);
+        if let Some(trace) = parts.extensions.get::<TraceContext>() {
+            trace.propagate(request.headers_mut());
+        }
 
         // One deadline for the whole exchange: response headers, and for a POST the body
         // too (see `deadline`); a GET event stream stays open as long as both sides want.

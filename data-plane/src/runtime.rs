@@ -17,6 +17,7 @@ use http::uri::{Scheme, Uri};
 use crate::balancer::ReplicaSet;
 use crate::balancer::health::Probe;
 use crate::host_check::HostPolicy;
+use crate::public_tls::PublicTls;
 
 /// Upstream timeout (to response headers) when a server sets no `timeout_ms`.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,6 +57,8 @@ pub struct Runtime {
     servers: HashMap<String, Arc<Server>>,
     /// Which `Host` and `Origin` values the public listener accepts.
     host_policy: HostPolicy,
+    /// TLS of the public listener; `None` serves plain HTTP.
+    tls: Option<Arc<PublicTls>>,
     /// The document with secrets masked, for `/config_dump`; computed once per apply.
     masked_config: serde_json::Value,
 }
@@ -107,6 +110,8 @@ pub enum CompileError {
     DuplicateId { path: String, id: String },
     #[error("{path}: {message}")]
     InvalidPattern { path: String, message: String },
+    #[error("{path}: {message}")]
+    Tls { path: String, message: String },
 }
 
 impl CompileError {
@@ -118,7 +123,8 @@ impl CompileError {
             | CompileError::InvalidHeaderName { path, .. }
             | CompileError::InvalidHeaderValue { path }
             | CompileError::DuplicateId { path, .. }
-            | CompileError::InvalidPattern { path, .. } => path,
+            | CompileError::InvalidPattern { path, .. }
+            | CompileError::Tls { path, .. } => path,
         }
     }
 }
@@ -145,6 +151,7 @@ impl Runtime {
             applied: None,
             servers: HashMap::new(),
             host_policy: HostPolicy::default(),
+            tls: None,
             masked_config: serde_json::Value::Null,
         }
     }
@@ -177,6 +184,17 @@ impl Runtime {
             );
             HostPolicy::default()
         });
+        // The files are read here, so a certificate that cannot be used rejects the apply.
+        let tls = match document.gateway.as_ref().and_then(|g| g.tls.as_ref()) {
+            Some(config) => PublicTls::load(config).unwrap_or_else(|error| {
+                errors.push(CompileError::Tls {
+                    path: error.field().to_owned(),
+                    message: error.to_string(),
+                });
+                None
+            }),
+            None => None,
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors.into_iter().map(Into::into).collect()));
         }
@@ -184,6 +202,7 @@ impl Runtime {
             applied: Some(applied),
             servers,
             host_policy,
+            tls: tls.map(Arc::new),
             masked_config: conduit_config::mask_secrets(document),
         })
     }
@@ -198,6 +217,11 @@ impl Runtime {
 
     pub fn host_policy(&self) -> &HostPolicy {
         &self.host_policy
+    }
+
+    /// TLS of the public listener, when enabled.
+    pub fn tls(&self) -> Option<&Arc<PublicTls>> {
+        self.tls.as_ref()
     }
 
     pub fn masked_config(&self) -> &serde_json::Value {

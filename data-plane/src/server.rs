@@ -1,43 +1,73 @@
 //! The public listener (`--listen`): accepts connections, serves HTTP/1.1 and HTTP/2 on the
-//! same port, and on shutdown stops accepting and drains in-flight requests for at most the
-//! drain timeout.
+//! same port, in plain text or TLS, and on shutdown stops accepting and drains in-flight
+//! requests for at most the drain timeout.
+//!
+//! Plain or TLS is decided per connection from the runtime current when it is accepted, so
+//! enabling, disabling or re-keying TLS takes effect on the next connection without
+//! rebinding. No phase of a connection can be held open by a silent client: the TLS
+//! handshake has [`TLS_HANDSHAKE_TIMEOUT`], the first request must arrive within the header
+//! read timeout, and HTTP/1.1 gets the same timeout for every later request head (hyper
+//! starts it whenever a keep-alive connection waits for a request, so idle connections are
+//! closed too). HTTP/2 connections are kept honest by keep-alive pings.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::apply::SharedRuntime;
 use crate::proxy::Proxy;
 
-/// Slow-loris guard: a client must send its request headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for `--header-read-timeout`.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a client has to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// An HTTP/2 client that does not answer a ping within this time is gone.
+const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serve `listener` until `shutdown`, then drain for at most `drain_timeout`.
+/// How the public listener treats connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerSettings {
+    /// How long in-flight requests may finish after shutdown begins.
+    pub drain_timeout: Duration,
+    /// Time a client has to send a complete request head (slow-loris guard); for HTTP/1.1
+    /// also the longest a keep-alive connection may sit idle.
+    pub header_read_timeout: Duration,
+}
+
+/// Serve `listener` until `shutdown`, then drain for at most `drain_timeout`. Whether a
+/// connection uses TLS comes from `runtime` when it is accepted.
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
+    runtime: SharedRuntime,
     shutdown: CancellationToken,
-    drain_timeout: Duration,
+    settings: ListenerSettings,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper enforces the header read timeout only when it has a timer.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(settings.header_read_timeout)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(HTTP2_KEEP_ALIVE_INTERVAL);
+        .keep_alive_interval(HTTP2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
 
     loop {
@@ -61,20 +91,17 @@ pub async fn serve(
                 continue;
             }
         };
-        let proxy = Arc::clone(&proxy);
-        let service = service_fn(move |request| {
-            let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, local).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
+        let connection = Connection {
+            peer,
+            local,
+            proxy: Arc::clone(&proxy),
+            builder: Arc::clone(&builder),
+            // Taken now, before any shutdown signal, so the connection is told to drain.
+            watcher: graceful.watcher(),
+            header_read_timeout: settings.header_read_timeout,
+        };
+        let tls = runtime.load().tls().map(|tls| tls.acceptor());
+        tokio::spawn(connection.run(stream, tls));
     }
 
     // Stop accepting before draining, so new connections are refused, not left waiting.
@@ -83,14 +110,88 @@ pub async fn serve(
     if open > 0 {
         tracing::info!(
             connections = open,
-            timeout = %humantime::format_duration(drain_timeout),
+            timeout = %humantime::format_duration(settings.drain_timeout),
             "draining in-flight requests"
         );
     }
-    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+    if tokio::time::timeout(settings.drain_timeout, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("drain timeout passed; closing the remaining connections");
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    peer: SocketAddr,
+    local: SocketAddr,
+    proxy: Arc<Proxy>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    header_read_timeout: Duration,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        let Some(acceptor) = tls else {
+            return self.serve_http(stream).await;
+        };
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => self.serve_http(stream).await,
+            // Failed handshakes are the client's doing (wrong CA, no client certificate,
+            // old TLS version, port scanners): worth a debug line, not a warning.
+            Ok(Err(error)) => {
+                tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
+            }
+            Err(_) => {
+                tracing::debug!(peer = %self.peer, "TLS handshake timed out");
+            }
+        }
+    }
+
+    /// HTTP/1.1 or HTTP/2 (by the client's preface) until the client or a drain ends it.
+    async fn serve_http<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            peer,
+            local,
+            proxy,
+            builder,
+            watcher,
+            header_read_timeout,
+        } = self;
+        // Set by the first request. Until then hyper-util is still reading the protocol
+        // preface, where hyper's own header timeout does not run yet.
+        let started = CancellationToken::new();
+        let service = service_fn({
+            let started = started.clone();
+            move |request| {
+                if !started.is_cancelled() {
+                    started.cancel();
+                }
+                let proxy = Arc::clone(&proxy);
+                async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, local).await) }
+            }
+        });
+        let connection = watcher.watch(
+            builder
+                .serve_connection(TokioIo::new(io), service)
+                .into_owned(),
+        );
+        tokio::pin!(connection);
+        let result = tokio::select! {
+            result = &mut connection => result,
+            () = started.cancelled() => connection.await,
+            () = tokio::time::sleep(header_read_timeout) => {
+                tracing::debug!(%peer, "no request within the header read timeout; closing");
+                return;
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
     }
 }

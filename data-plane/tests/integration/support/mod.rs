@@ -35,6 +35,7 @@ pub fn settings(source: SourceSettings) -> Settings {
         labels: BTreeMap::from([("zone".to_owned(), "test".to_owned())]),
         token: None,
         drain_timeout: Duration::from_secs(5),
+        header_read_timeout: conduit_data_plane::server::DEFAULT_HEADER_READ_TIMEOUT,
         stream_idle_timeout: Duration::from_secs(60),
         backoff: Backoff::try_new(Duration::from_millis(20), Duration::from_millis(200))
             .expect("valid backoff"),
