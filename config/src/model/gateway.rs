@@ -166,14 +166,16 @@ impl OriginPattern {
     }
 }
 
-/// TLS of the public listener. Paths are read on each data plane.
+/// TLS of the public listener. Paths are read on each data plane (relative ones from its
+/// working directory) when it applies the configuration, and again whenever the files
+/// change, so rotated certificates are served to new connections without a restart.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// Whether TLS is used. Default: `true` when the block is present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    /// PEM certificate chain; required when enabled.
+    /// PEM certificate chain, the server's certificate first; required when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_path: Option<String>,
     /// PEM private key; required when enabled.

@@ -34,6 +34,8 @@ pub struct DataPlaneOptions {
     pub env: Vec<(String, String)>,
     /// Wait for `/readyz` = 200 in `start` (otherwise only for `/healthz`).
     pub wait_ready: bool,
+    /// `--header-read-timeout` (humantime, like `1s`).
+    pub header_read_timeout: Option<String>,
 }
 
 impl DataPlaneOptions {
@@ -107,6 +109,16 @@ impl DataPlane {
     /// `http://<listen>/mcp/<server_id>` on the public port.
     pub fn mcp_url(&self, server_id: &str) -> String {
         format!("http://{}/mcp/{server_id}", self.listen)
+    }
+
+    /// `https://127.0.0.1:<port>/mcp/<server_id>` on the public port (with `gateway.tls`).
+    pub fn mcp_https_url(&self, server_id: &str) -> String {
+        format!("https://{}/mcp/{server_id}", self.listen)
+    }
+
+    /// The public listener's address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
     }
 
     /// `http://<listen><path>` on the public port.
@@ -239,6 +251,9 @@ impl DataPlane {
                 "--state-dir".to_owned(),
                 self.state_dir.display().to_string(),
             ]);
+        }
+        if let Some(timeout) = &o.header_read_timeout {
+            args.extend(["--header-read-timeout".to_owned(), timeout.clone()]);
         }
         let mut env = o.env.clone();
         if let Some(token) = &o.dp_token {

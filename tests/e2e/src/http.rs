@@ -3,7 +3,7 @@
 //! close-delimited bodies; that is all the tests need, and it keeps the harness free of an
 //! async runtime.
 
-use std::io::{Read as _, Write as _};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ pub fn get(url: &str, timeout: Duration) -> anyhow::Result<Response> {
     request("GET", url, &[], None, timeout)
 }
 
-/// One request. `url` must be `http://host:port/path`.
+/// One request. `url` must be `http://host:port/path` (see [`crate::https`] for TLS).
 pub fn request(
     method: &str,
     url: &str,
@@ -55,7 +55,19 @@ pub fn request(
         TcpStream::connect(authority).with_context(|| format!("connecting to {authority}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    exchange(&mut stream, method, authority, path, headers, body)
+        .with_context(|| format!("{method} {url}"))
+}
 
+/// Writes one request (`Connection: close`) on `stream` and reads the whole response.
+pub fn exchange(
+    stream: &mut (impl Read + Write),
+    method: &str,
+    authority: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> anyhow::Result<Response> {
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     // A caller may send its own `Host` (the DNS-rebinding tests do).
     if !headers
@@ -73,24 +85,25 @@ pub fn request(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
-    if let Some(body) = body {
-        // A server may answer (413, say) and close before the whole body is sent: its
-        // answer is still there to read.
-        if let Err(error) = stream.write_all(body)
-            && !matches!(
-                error.kind(),
-                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
-            )
-        {
-            return Err(error.into());
-        }
+    // A server may answer (413, say) and close before the whole body is sent: its answer
+    // is still there to read.
+    let sent = body
+        .map_or(Ok(()), |body| stream.write_all(body))
+        .and_then(|()| stream.flush());
+    if let Err(error) = sent
+        && !matches!(
+            error.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        )
+    {
+        return Err(error.into());
     }
 
     let mut raw = Vec::new();
     stream
         .read_to_end(&mut raw)
-        .with_context(|| format!("reading the response of {method} {url}"))?;
-    parse_response(&raw).with_context(|| format!("parsing the response of {method} {url}"))
+        .context("reading the response")?;
+    parse_response(&raw).context("parsing the response")
 }
 
 /// A response whose body is still arriving (an SSE stream): the head is parsed, the body

@@ -12,7 +12,9 @@
 //! - [`control_plane`], [`data_plane`], [`fixture`]: one handle per kind of process;
 //! - [`ctl`]: running `conduitctl` and parsing its JSON output;
 //! - [`http`], [`mcp`]: a small blocking HTTP/1.1 client and an MCP client on top of it;
-//! - [`wait`]: bounded polling; [`tls`]: throw-away certificates; [`configs`]: test configs.
+//! - [`https`]: the same over TLS, a handshake probe, and one HTTP/2 request;
+//! - [`wait`]: bounded polling; [`tls`]: throw-away certificates and client TLS settings;
+//!   [`configs`]: test configs.
 #![forbid(unsafe_code)]
 
 pub mod binaries;
@@ -22,6 +24,7 @@ pub mod ctl;
 pub mod data_plane;
 pub mod fixture;
 pub mod http;
+pub mod https;
 pub mod mcp;
 pub mod process;
 pub mod tls;

@@ -2,12 +2,14 @@
 //! `initialize`, `tools/list` and `tools/call` through a data plane and to see exactly what
 //! came back (status, headers, JSON or SSE body).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::http::{self, Response};
+use crate::https;
 
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
 
@@ -19,6 +21,8 @@ pub struct McpClient {
     next_id: u64,
     headers: Vec<(String, String)>,
     timeout: Duration,
+    /// For `https://` URLs.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// What a JSON-RPC request produced on the wire.
@@ -37,7 +41,14 @@ impl McpClient {
             next_id: 1,
             headers: Vec::new(),
             timeout: Duration::from_secs(20),
+            tls: None,
         }
+    }
+
+    /// Talks TLS with this configuration (the URL must be `https://`).
+    pub fn with_tls(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Adds a header to every request (e.g. `Authorization`).
@@ -143,7 +154,7 @@ impl McpClient {
         };
         let mut headers = self.header_refs();
         headers.push(("Mcp-Session-Id", &session));
-        Ok(http::request("DELETE", &self.url, &headers, None, self.timeout)?.status)
+        Ok(self.http("DELETE", &headers, None)?.status)
     }
 
     fn send(&mut self, body: &Value, id: Option<u64>) -> anyhow::Result<Exchange> {
@@ -156,7 +167,8 @@ impl McpClient {
         if let Some(session) = session.as_deref() {
             headers.push(("Mcp-Session-Id", session));
         }
-        let response = http::request("POST", &self.url, &headers, Some(&bytes), self.timeout)
+        let response = self
+            .http("POST", &headers, Some(&bytes))
             .with_context(|| format!("POST {}", self.url))?;
         if let Some(session) = response.header("mcp-session-id") {
             self.session_id = Some(session.to_owned());
@@ -168,6 +180,18 @@ impl McpClient {
             None => None,
         };
         Ok(Exchange { response, message })
+    }
+
+    fn http(
+        &self,
+        method: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> anyhow::Result<Response> {
+        match &self.tls {
+            Some(tls) => https::request(tls, method, &self.url, headers, body, self.timeout),
+            None => http::request(method, &self.url, headers, body, self.timeout),
+        }
     }
 
     fn header_refs(&self) -> Vec<(&str, &str)> {

@@ -9,8 +9,10 @@ mod integration {
     mod common;
 
     mod auth;
+    mod edge;
     mod golden;
     mod proxy;
+    mod public_tls;
     mod rejection;
     mod replicas;
     mod resilience;
