@@ -5,6 +5,8 @@
 //! never fire for a slow tool. [`DeadlineBody`] ends such a response at the deadline: an
 //! event stream gets a final `message` event holding a JSON-RPC error with the request id
 //! (the client sees a timely, well-formed answer); any other body is cut with an error.
+//! An event stream that ends or breaks before the reply to its request went by is closed
+//! the same way, with a JSON-RPC error carrying the id, so the client is never left waiting.
 //! GET event streams are long-lived by design and are never wrapped.
 
 use std::pin::Pin;
@@ -17,6 +19,7 @@ use serde_json::json;
 use tokio::time::{Instant, Sleep};
 
 use crate::jsonrpc::{self, RequestId};
+use crate::sse;
 
 /// Errors a proxied response body can end with.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -35,7 +38,58 @@ pub struct DeadlineBody {
     sleep: Pin<Box<Sleep>>,
     /// What to do when the deadline passes; taken when it fires.
     on_deadline: Option<OnDeadline>,
+    /// On an event stream answering a request: whether the reply went by yet.
+    watch: Option<ReplyWatch>,
     finished: bool,
+}
+
+/// Follows an event stream for the reply to one request, so a stream that ends or breaks
+/// before it can still be closed with a JSON-RPC error the client can match.
+struct ReplyWatch {
+    parser: sse::Parser,
+    id: serde_json::Value,
+    server_id: String,
+    answered: bool,
+}
+
+impl ReplyWatch {
+    fn observe(&mut self, data: &[u8]) {
+        if self.answered {
+            return;
+        }
+        let Ok(events) = self.parser.feed(data) else {
+            return;
+        };
+        self.answered = events.iter().any(|event| {
+            serde_json::from_str::<serde_json::Value>(&event.data).is_ok_and(|message| {
+                message.get("id") == Some(&self.id) && message.get("method").is_none()
+            })
+        });
+    }
+
+    /// The final event when the stream ended unanswered; `failure` says how it ended.
+    fn closing_event(&self, failure: Option<&BodyError>) -> Option<Bytes> {
+        if self.answered {
+            return None;
+        }
+        let message = match failure {
+            Some(failure) => format!(
+                "upstream server {} broke off its event stream before answering: {failure}",
+                self.server_id
+            ),
+            None => format!(
+                "upstream server {} ended its event stream before answering",
+                self.server_id
+            ),
+        };
+        tracing::warn!(server = %self.server_id, %message, "unanswered request");
+        let error = jsonrpc::error_object(
+            &RequestId(self.id.clone()),
+            jsonrpc::INTERNAL_ERROR,
+            message,
+        );
+        Some(sse::message_event(&error.to_string()))
+    }
 }
 
 enum OnDeadline {
@@ -71,10 +125,17 @@ impl DeadlineBody {
         } else {
             OnDeadline::Fail(failure)
         };
+        let watch = (event_stream && !id.0.is_null()).then(|| ReplyWatch {
+            parser: sse::Parser::new(),
+            id: id.0.clone(),
+            server_id: server_id.to_owned(),
+            answered: false,
+        });
         DeadlineBody {
             inner,
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
             on_deadline: Some(on_deadline),
+            watch,
             finished: false,
         }
     }
@@ -92,10 +153,27 @@ impl Body for DeadlineBody {
             return Poll::Ready(None);
         }
         match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(frame)) => return Poll::Ready(Some(frame.map_err(Into::into))),
-            Poll::Ready(None) => {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(watch), Some(data)) = (self.watch.as_mut(), frame.data_ref()) {
+                    watch.observe(data);
+                }
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            Poll::Ready(end) => {
                 self.finished = true;
-                return Poll::Ready(None);
+                let failure: Option<BodyError> = match end {
+                    Some(Err(failure)) => Some(failure.into()),
+                    _ => None,
+                };
+                let closing = self
+                    .watch
+                    .as_ref()
+                    .and_then(|watch| watch.closing_event(failure.as_ref()));
+                return match (closing, failure) {
+                    (Some(event), _) => Poll::Ready(Some(Ok(Frame::data(event)))),
+                    (None, Some(failure)) => Poll::Ready(Some(Err(failure))),
+                    (None, None) => Poll::Ready(None),
+                };
             }
             Poll::Pending => {}
         }

@@ -27,12 +27,12 @@ use tracing::Instrument as _;
 
 use crate::apply::SharedRuntime;
 use crate::balancer::{Leased, Outcome};
-use crate::batch;
 use crate::deadline::{BodyError, DeadlineBody};
 use crate::jsonrpc::{self, RequestId};
 use crate::metrics::{Metrics, status_class};
 use crate::runtime::{HttpUpstream, Server, Upstream};
 use crate::trace_context::TraceContext;
+use crate::{answer_check, batch};
 
 /// Largest request body accepted (the original gateway's limit).
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -273,20 +273,14 @@ impl Proxy {
             Ok(Err(_)) | Err(_) => Outcome::Failure,
         });
         let response = match sent {
-            Ok(Ok(response)) if parts.method == Method::POST => {
-                let event_stream = is_event_stream(response.headers());
-                pass_back(response, |body| {
-                    DeadlineBody::new(
-                        body,
-                        deadline,
-                        event_stream,
-                        id,
-                        server_id,
-                        upstream.timeout,
-                    )
-                    .boxed()
-                })
+            Ok(Ok(response))
+                if parts.method == Method::POST && !is_event_stream(response.headers()) =>
+            {
+                answer_check::checked(response, deadline, id, server_id).await
             }
+            Ok(Ok(response)) if parts.method == Method::POST => pass_back(response, |body| {
+                DeadlineBody::new(body, deadline, true, id, server_id, upstream.timeout).boxed()
+            }),
             Ok(Ok(response)) => pass_back(response, |body| body.map_err(Into::into).boxed()),
             Ok(Err(failure)) => {
                 let cause = crate::error_chain(&failure);
@@ -393,7 +387,10 @@ fn upstream_headers(incoming: &HeaderMap, upstream: &HttpUpstream) -> HeaderMap 
 
 /// The upstream's response as the caller sees it: status, the headers MCP clients need,
 /// and the body streamed as it arrives.
-fn pass_back<B>(upstream: Response<B>, body: impl FnOnce(B) -> ProxyBody) -> Response<ProxyBody> {
+pub(crate) fn pass_back<B>(
+    upstream: Response<B>,
+    body: impl FnOnce(B) -> ProxyBody,
+) -> Response<ProxyBody> {
     let (parts, upstream_body) = upstream.into_parts();
     let mut response = Response::new(body(upstream_body));
     *response.status_mut() = parts.status;

@@ -26,6 +26,7 @@ pub mod fixture;
 pub mod http;
 pub mod https;
 pub mod mcp;
+pub mod misbehaving;
 pub mod process;
 pub mod tls;
 pub mod wait;

@@ -10,6 +10,7 @@ mod integration {
 
     mod auth;
     mod edge;
+    mod faults;
     mod golden;
     mod proxy;
     mod public_tls;
