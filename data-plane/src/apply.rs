@@ -1,8 +1,9 @@
 //! The one apply path every configuration source goes through.
 //!
-//! text → `Document::from_text` → `resolve_references` → `Runtime::compile` →
-//! `ArcSwap::store`. Nothing is stored unless every step succeeds, so a rejected candidate
-//! leaves the last-known-good runtime serving untouched. Each attempt is reported once, by
+//! text → `Document::from_text` → `resolve_references` → `Runtime::compile_with` →
+//! `ArcSwap::store` → `stdio::Pool::commit`. Nothing is stored (and no stdio process
+//! started or stopped) unless every step succeeds, so a rejected candidate leaves the
+//! last-known-good runtime serving untouched. Each attempt is reported once, by
 //! [`Applier::record`], which writes both the log line and the metrics.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use conduit_config::{ConfigErrors, Document, ProcessResolver};
 use crate::balancer::health::HttpProber;
 use crate::metrics::{ApplyOutcome, Metrics};
 use crate::runtime::{Applied, ConfigSource, Runtime};
+use crate::stdio;
 
 /// The serving runtime, swapped atomically by the applier and read by requests.
 pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
@@ -37,19 +39,28 @@ pub struct Applier {
     metrics: Arc<Metrics>,
     /// Probes the replicas of the serving runtime's HTTP servers.
     prober: HttpProber,
+    /// The stdio processes of the applied runtimes.
+    stdio: stdio::Pool,
 }
 
 impl Applier {
     pub fn new(runtime: SharedRuntime, metrics: Arc<Metrics>) -> Self {
+        let stdio = stdio::Pool::new(Arc::clone(&metrics));
         Applier {
             runtime,
             metrics,
             prober: HttpProber::new(),
+            stdio,
         }
     }
 
     pub fn runtime(&self) -> &SharedRuntime {
         &self.runtime
+    }
+
+    /// The stdio processes, for the shutdown path.
+    pub fn stdio(&self) -> &stdio::Pool {
+        &self.stdio
     }
 
     /// What is serving now, if anything.
@@ -60,13 +71,14 @@ impl Applier {
     /// Apply `candidate` entirely or not at all. On error every problem is returned and
     /// the previous runtime keeps serving. Needs a Tokio runtime (health checks start).
     pub fn apply(&self, candidate: &Candidate) -> Result<Applied, ConfigErrors> {
-        let result = compile(candidate).map(|mut runtime| {
+        let result = compile(candidate, &self.stdio).map(|mut runtime| {
             let previous = self.runtime.load_full();
             runtime.inherit(&previous);
             let runtime = Arc::new(runtime);
             self.runtime.store(Arc::clone(&runtime));
             previous.stop_health_checks();
             runtime.start_health_checks(&self.prober);
+            self.stdio.commit(&runtime);
             runtime
                 .applied()
                 .cloned()
@@ -115,7 +127,7 @@ impl Applier {
     }
 }
 
-fn compile(candidate: &Candidate) -> Result<Runtime, ConfigErrors> {
+fn compile(candidate: &Candidate, stdio: &stdio::Pool) -> Result<Runtime, ConfigErrors> {
     let document = Document::from_text(&candidate.text)?;
     let resolved = document.resolve_references(&ProcessResolver)?;
     let applied = Applied {
@@ -127,7 +139,7 @@ fn compile(candidate: &Candidate) -> Result<Runtime, ConfigErrors> {
         source: candidate.source,
         applied_at: Utc::now(),
     };
-    Runtime::compile(&resolved, applied)
+    Runtime::compile_with(&resolved, applied, stdio)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub mod snapshot;
 pub mod source;
 pub mod sse;
 pub mod state;
+pub mod stdio;
 pub mod trace_context;
 
 pub(crate) use conduit_process::error_chain;

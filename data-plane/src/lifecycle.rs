@@ -30,6 +30,7 @@ use crate::source::control_plane::{ControlPlaneError, ControlPlaneSettings, Cont
 use crate::source::file::{FileSource, FileSourceError};
 use crate::source::session::SessionContext;
 use crate::state::{StateDir, StateError, StateWriter};
+use crate::stdio;
 
 /// Where configuration comes from.
 #[derive(Debug, Clone)]
@@ -102,6 +103,8 @@ pub struct DataPlane {
     stop_admin: CancellationToken,
     traffic_tasks: JoinSet<()>,
     admin_task: tokio::task::JoinHandle<()>,
+    /// Stopped after the drain: in-flight requests to stdio servers finish first.
+    stdio: stdio::Pool,
 }
 
 impl DataPlane {
@@ -112,6 +115,7 @@ impl DataPlane {
         metrics
             .register(Box::new(ReplicaMetrics::new(Arc::clone(&runtime))))
             .expect("replica metric names are unique");
+        let stdio = applier.stdio().clone();
         let draining = Arc::new(AtomicBool::new(false));
         let stop_traffic = CancellationToken::new();
         let stop_admin = CancellationToken::new();
@@ -209,6 +213,7 @@ impl DataPlane {
             stop_admin,
             traffic_tasks,
             admin_task,
+            stdio,
         })
     }
 
@@ -229,15 +234,18 @@ impl DataPlane {
     }
 
     /// Report not-ready, stop the source and stop accepting, drain in-flight requests (up
-    /// to the drain timeout), then stop the admin listener.
+    /// to the drain timeout), stop the stdio servers, then stop the admin listener.
     pub async fn shutdown(mut self) {
         self.draining.store(true, Ordering::Relaxed);
         self.stop_traffic.cancel();
+        // Long-lived GET streams would hold the drain for its whole timeout.
+        self.stdio.close_streams();
         while let Some(joined) = self.traffic_tasks.join_next().await {
             if let Err(error) = joined {
                 tracing::error!(%error, "a data plane task failed");
             }
         }
+        self.stdio.shutdown().await;
         self.stop_admin.cancel();
         if let Err(error) = self.admin_task.await {
             tracing::error!(%error, "the admin task failed");

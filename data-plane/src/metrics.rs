@@ -6,8 +6,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Outcome label of `conduit_dp_config_applies_total`.
@@ -37,6 +37,8 @@ pub struct Metrics {
     pub stream_reconnects: IntCounter,
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
+    pub stdio_restarts: IntCounterVec,
+    pub stdio_up: IntGaugeVec,
 }
 
 impl Metrics {
@@ -89,6 +91,22 @@ impl Metrics {
             &["server"],
         )
         .expect("valid metric");
+        let stdio_restarts = IntCounterVec::new(
+            Opts::new(
+                "conduit_dp_stdio_restarts_total",
+                "Times a stdio server's process ended or failed to start and was started again.",
+            ),
+            &["server"],
+        )
+        .expect("valid metric");
+        let stdio_up = IntGaugeVec::new(
+            Opts::new(
+                "conduit_dp_stdio_up",
+                "1 while a stdio server's process is running and initialized, else 0.",
+            ),
+            &["server"],
+        )
+        .expect("valid metric");
 
         for collector in [
             Box::new(config_version.clone()) as Box<dyn prometheus::core::Collector>,
@@ -98,6 +116,8 @@ impl Metrics {
             Box::new(stream_reconnects.clone()),
             Box::new(requests.clone()),
             Box::new(request_duration.clone()),
+            Box::new(stdio_restarts.clone()),
+            Box::new(stdio_up.clone()),
         ] {
             registry
                 .register(collector)
@@ -118,6 +138,8 @@ impl Metrics {
             stream_reconnects,
             requests,
             request_duration,
+            stdio_restarts,
+            stdio_up,
         }
     }
 
@@ -163,6 +185,8 @@ mod tests {
             .request_duration
             .with_label_values(&["a"])
             .observe(0.1);
+        metrics.stdio_restarts.with_label_values(&["s"]).inc();
+        metrics.stdio_up.with_label_values(&["s"]).set(1);
         let text = metrics.encode();
         for name in [
             "conduit_dp_config_version",
@@ -173,6 +197,8 @@ mod tests {
             "conduit_dp_stream_reconnects_total",
             "conduit_dp_requests_total{server=\"a\",status_class=\"2xx\"}",
             "conduit_dp_request_duration_seconds_bucket",
+            "conduit_dp_stdio_restarts_total{server=\"s\"}",
+            "conduit_dp_stdio_up{server=\"s\"}",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -1,5 +1,5 @@
 //! The public MCP route: `POST|GET|DELETE /mcp/{server_id}`, a streaming pass-through to
-//! the server's streamable-HTTP endpoint.
+//! the server's streamable-HTTP endpoint, or to the process of a stdio server (`stdio`).
 //!
 //! A request takes one `Arc<Runtime>` at its start and uses it to the end, so a config swap
 //! never changes a request midway. POST bodies are read (bounded) before forwarding so that
@@ -232,11 +232,12 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         match &server.upstream {
             Upstream::Http(upstream) => self.forward(server_id, upstream, parts, body, id).await,
-            Upstream::Stdio => error(
+            Upstream::Stdio(stdio) => stdio.handle(parts, body).await,
+            Upstream::Managed => error(
                 StatusCode::NOT_IMPLEMENTED,
                 id,
                 jsonrpc::INTERNAL_ERROR,
-                "stdio transport is not supported by this data plane yet",
+                "managed_runtime servers are not run by this data plane yet",
             ),
         }
     }

@@ -18,6 +18,7 @@ use crate::balancer::ReplicaSet;
 use crate::balancer::health::Probe;
 use crate::host_check::HostPolicy;
 use crate::public_tls::PublicTls;
+use crate::stdio::{self, StdioServer};
 
 /// Upstream timeout (to response headers) when a server sets no `timeout_ms`.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,8 +74,11 @@ pub struct Server {
 #[derive(Debug)]
 pub enum Upstream {
     Http(Box<HttpUpstream>),
-    /// Accepted by the config model; the data path for it arrives in a later issue.
-    Stdio,
+    /// A process the data plane runs (see `stdio`).
+    Stdio(Box<StdioServer>),
+    /// A stdio server whose releases the gateway manages (`managed_runtime`): installing
+    /// and running releases arrives in a later issue.
+    Managed,
 }
 
 #[derive(Debug)]
@@ -158,12 +162,26 @@ impl Runtime {
 
     /// Compile a resolved, validated document. Every problem is reported, none is skipped:
     /// a runtime either routes every configured server or is not built at all.
+    ///
+    /// Stdio servers get processes of their own that nothing starts; the apply path uses
+    /// [`Runtime::compile_with`].
     pub fn compile(document: &Document, applied: Applied) -> Result<Runtime, ConfigErrors> {
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        Self::compile_with(document, applied, &stdio::Pool::new(metrics))
+    }
+
+    /// [`Runtime::compile`], taking each stdio server's process from `stdio` (the running
+    /// one when unchanged). Nothing is started or stopped until `stdio.commit`.
+    pub fn compile_with(
+        document: &Document,
+        applied: Applied,
+        stdio: &stdio::Pool,
+    ) -> Result<Runtime, ConfigErrors> {
         let mut servers = HashMap::with_capacity(document.servers.len());
         let mut errors = Vec::new();
         for (index, config) in document.servers.iter().enumerate() {
             let path = format!("servers[{index}]");
-            match Server::compile(&path, config, document.router.as_ref()) {
+            match Server::compile(&path, config, document.router.as_ref(), stdio) {
                 Ok(server) => {
                     if servers.contains_key(&server.id) {
                         errors.push(CompileError::DuplicateId {
@@ -271,7 +289,7 @@ impl Runtime {
             .values()
             .filter_map(|server| match &server.upstream {
                 Upstream::Http(upstream) => Some(&**upstream),
-                Upstream::Stdio => None,
+                Upstream::Stdio(_) | Upstream::Managed => None,
             })
     }
 }
@@ -283,10 +301,24 @@ impl Server {
         path: &str,
         config: &ServerConfig,
         router: Option<&Router>,
+        stdio: &stdio::Pool,
     ) -> Result<Server, Vec<CompileError>> {
-        let upstream = match config.transport {
-            Transport::Stdio => Upstream::Stdio,
-            Transport::Http => {
+        let upstream = match (config.transport, &config.command) {
+            (Transport::Stdio, Some(command)) => {
+                let spec = stdio::Spec {
+                    command: command.clone(),
+                    args: config.args.clone(),
+                    env: config.env.clone(),
+                };
+                Upstream::Stdio(Box::new(StdioServer::new(
+                    stdio,
+                    &config.id,
+                    spec,
+                    timeout(config),
+                )))
+            }
+            (Transport::Stdio, None) => Upstream::Managed,
+            (Transport::Http, _) => {
                 Upstream::Http(Box::new(HttpUpstream::compile(path, config, router)?))
             }
         };
@@ -350,13 +382,18 @@ impl HttpUpstream {
         Ok(HttpUpstream {
             replicas: ReplicaSet::new(&config.id, endpoints, router),
             headers,
-            timeout: config
-                .timeout_ms
-                .map(Duration::from_millis)
-                .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT),
+            timeout: timeout(config),
             forward_authorization: config.forward_authorization,
         })
     }
+}
+
+/// The server's `timeout_ms`, or the default.
+fn timeout(config: &ServerConfig) -> Duration {
+    config
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT)
 }
 
 /// Why a URL cannot be an upstream, before the path is known.

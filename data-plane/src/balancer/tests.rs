@@ -289,7 +289,7 @@ fn replicas(runtime: &Runtime) -> &ReplicaSet {
     let server = runtime.server("srv").unwrap();
     match &server.upstream {
         crate::runtime::Upstream::Http(http) => &http.replicas,
-        crate::runtime::Upstream::Stdio => unreachable!(),
+        crate::runtime::Upstream::Stdio(_) | crate::runtime::Upstream::Managed => unreachable!(),
     }
 }
 

@@ -1,0 +1,459 @@
+//! One incarnation of a stdio process as a JSON-RPC peer shared by many callers: the
+//! tables that remap ids between callers and the process, and the dispatch of everything
+//! the process writes (see the module doc of [`super`] for who gets what).
+//!
+//! Gateway ids are a counter, unique for the life of the connection, so two callers using
+//! the same id never collide. An entry leaves the table exactly once: answered, cancelled
+//! by its client, abandoned by its caller (timeout, disconnect: the process is then sent
+//! `notifications/cancelled`) or failed when the process ends. The table's lock is never
+//! held across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::remap::{self, Kind};
+use super::sse::{self, Listeners};
+use crate::jsonrpc;
+
+/// Why a caller gets no answer from the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// HTTP status of a plain JSON answer (502, 503 or 504).
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn bad_gateway(message: impl Into<String>) -> Failure {
+        Failure {
+            status: StatusCode::BAD_GATEWAY,
+            message: message.into(),
+        }
+    }
+
+    pub fn timeout(message: impl Into<String>) -> Failure {
+        Failure {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a caller's request ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The process answered; the id is the caller's again.
+    Answer(Value),
+    /// The process cannot answer (it ended or was stopped).
+    Failed(Failure),
+    /// The caller's client cancelled it (`notifications/cancelled`).
+    Cancelled,
+}
+
+/// A registered request: its answer arrives on `done`. Dropping it before the answer
+/// abandons the request.
+#[derive(Debug)]
+pub struct Call {
+    pub done: oneshot::Receiver<Outcome>,
+    _guard: CallGuard,
+}
+
+/// The process side of one stdio server incarnation.
+#[derive(Debug)]
+pub struct Connection {
+    server_id: Arc<str>,
+    /// Lines for the process's stdin.
+    outbox: mpsc::Sender<Bytes>,
+    table: Mutex<Table>,
+    next_id: AtomicU64,
+    /// Woken when the last outstanding request leaves the table.
+    idle: Notify,
+    listeners: Arc<Listeners>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    /// Outstanding caller requests by gateway id; the oldest first.
+    requests: BTreeMap<u64, Outstanding>,
+    /// Server→client requests awaiting a client's answer, by the id the client was given.
+    server_requests: HashMap<String, ServerRequest>,
+    /// Set when the incarnation ended: nothing new is accepted.
+    closed: Option<Failure>,
+}
+
+#[derive(Debug)]
+struct Outstanding {
+    client_id: Value,
+    /// The caller's `_meta.progressToken`; the process knows it as the gateway id.
+    progress_token: Option<Value>,
+    /// The caller's event stream, when it accepts one.
+    events: Option<mpsc::Sender<Bytes>>,
+    done: oneshot::Sender<Outcome>,
+}
+
+#[derive(Debug)]
+struct ServerRequest {
+    /// The id the process gave the request.
+    process_id: Value,
+    /// The caller request whose stream it went to; `None` for a `GET` stream.
+    owner: Option<u64>,
+}
+
+impl Connection {
+    pub fn new(
+        server_id: Arc<str>,
+        listeners: Arc<Listeners>,
+        outbox: mpsc::Sender<Bytes>,
+    ) -> Arc<Connection> {
+        Arc::new(Connection {
+            server_id,
+            outbox,
+            table: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            idle: Notify::new(),
+            listeners,
+        })
+    }
+
+    /// Register a caller's request and rewrite it for the process (gateway id, gateway
+    /// progress token). `events` receives the messages attributed to it.
+    pub fn register(
+        self: &Arc<Self>,
+        request: &mut Value,
+        events: Option<&mpsc::Sender<Bytes>>,
+    ) -> Result<Call, Failure> {
+        let mut table = self.lock();
+        if let Some(failure) = &table.closed {
+            return Err(failure.clone());
+        }
+        let gid = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let client_id = remap::replace_id(request, gid.into());
+        let progress_token = remap::replace_request_progress_token(request, gid.into());
+        let (done, receiver) = oneshot::channel();
+        table.requests.insert(
+            gid,
+            Outstanding {
+                client_id,
+                progress_token,
+                events: events.cloned(),
+                done,
+            },
+        );
+        Ok(Call {
+            done: receiver,
+            _guard: CallGuard {
+                connection: Arc::clone(self),
+                gid,
+            },
+        })
+    }
+
+    /// Write one line to the process, waiting for room in its input until `deadline`.
+    pub async fn send(&self, line: Bytes, deadline: Instant) -> Result<(), Failure> {
+        match tokio::time::timeout_at(deadline, self.outbox.send(line)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(self.lock().closed.clone().unwrap_or_else(|| {
+                Failure::bad_gateway(format!(
+                    "the stdio server {} no longer reads its input",
+                    self.server_id
+                ))
+            })),
+            Err(_) => Err(Failure::timeout(format!(
+                "the stdio server {} did not read its input in time",
+                self.server_id
+            ))),
+        }
+    }
+
+    /// A client's answer to a server→client request, rewritten for the process.
+    pub fn client_response(&self, mut response: Value) -> Result<Bytes, String> {
+        let id = remap::id(&response);
+        let request = id
+            .as_str()
+            .and_then(|id| self.lock().server_requests.remove(id));
+        let Some(request) = request else {
+            return Err(format!(
+                "no request of server {} with id {id} is awaiting an answer \
+                 (answered already, ended, or never sent)",
+                self.server_id
+            ));
+        };
+        remap::replace_id(&mut response, request.process_id);
+        Ok(remap::line(&response))
+    }
+
+    /// A client's `notifications/cancelled`, rewritten for the process; `None` when its
+    /// `requestId` names no single outstanding request (see the module doc of [`super`]).
+    pub fn client_cancel(&self, mut notification: Value) -> Option<Bytes> {
+        let request_id = remap::param(&notification, "requestId")?.clone();
+        let mut table = self.lock();
+        let mut matching = table
+            .requests
+            .iter()
+            .filter(|(_, request)| request.client_id == request_id)
+            .map(|(gid, _)| *gid);
+        let (Some(gid), None) = (matching.next(), matching.next()) else {
+            tracing::debug!(
+                server = %self.server_id,
+                request_id = %request_id,
+                "cancellation names no single outstanding request; dropped"
+            );
+            return None;
+        };
+        let request = self.take(&mut table, gid)?;
+        drop(table);
+        let _ = request.done.send(Outcome::Cancelled);
+        remap::replace_param(&mut notification, "requestId", gid.into());
+        Some(remap::line(&notification))
+    }
+
+    /// Route one message the process wrote.
+    pub fn dispatch(&self, message: Value) {
+        match remap::kind(&message) {
+            Kind::Response => self.on_response(message),
+            Kind::Request => self.on_request(message),
+            Kind::Notification => self.on_notification(message),
+            Kind::Invalid => tracing::warn!(
+                server = %self.server_id,
+                "the stdio server wrote a JSON value that is not a JSON-RPC message; skipped"
+            ),
+        }
+    }
+
+    /// Fail every outstanding request with `failure` and accept nothing new.
+    pub fn close(&self, failure: Failure) {
+        let requests = {
+            let mut table = self.lock();
+            table.closed = Some(failure.clone());
+            table.server_requests.clear();
+            std::mem::take(&mut table.requests)
+        };
+        self.idle.notify_waiters();
+        for request in requests.into_values() {
+            let _ = request.done.send(Outcome::Failed(failure.clone()));
+        }
+    }
+
+    /// Returns once no caller request is outstanding.
+    pub async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.lock().requests.is_empty() {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// How many caller requests are outstanding.
+    pub fn outstanding(&self) -> usize {
+        self.lock().requests.len()
+    }
+
+    fn on_response(&self, mut response: Value) {
+        let id = remap::id(&response);
+        let request = remap::gateway_id(&id).and_then(|gid| {
+            let mut table = self.lock();
+            self.take(&mut table, gid)
+        });
+        match request {
+            Some(request) => {
+                remap::replace_id(&mut response, request.client_id);
+                let _ = request.done.send(Outcome::Answer(response));
+            }
+            // Its caller timed out or went away: nobody waits for it any more.
+            None => tracing::debug!(
+                server = %self.server_id,
+                %id,
+                "answer for no outstanding request dropped"
+            ),
+        }
+    }
+
+    fn on_request(&self, mut request: Value) {
+        let process_id = remap::id(&request);
+        let method = remap::method(&request).unwrap_or_default().to_owned();
+        if method == "ping" {
+            self.reply(remap::result(process_id, json!({})));
+            return;
+        }
+        let client_id = format!(
+            "conduit-{}-{:016x}",
+            self.next_id.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u64>()
+        );
+        remap::replace_id(&mut request, Value::String(client_id.clone()));
+        let event = sse::event(&request);
+        let mut table = self.lock();
+        if table.closed.is_some() {
+            return;
+        }
+        let owner = match deliver_to_oldest_stream(&table.requests, &event) {
+            Some(gid) => Some(Some(gid)),
+            None if self.listeners.send_to_oldest(event) => Some(None),
+            None => None,
+        };
+        match owner {
+            Some(owner) => {
+                table
+                    .server_requests
+                    .insert(client_id, ServerRequest { process_id, owner });
+            }
+            None => {
+                drop(table);
+                tracing::info!(
+                    server = %self.server_id,
+                    method,
+                    "no client can answer the stdio server's request now; answered with an error"
+                );
+                self.reply(remap::error(
+                    process_id,
+                    jsonrpc::INTERNAL_ERROR,
+                    format!(
+                        "no client of the gateway can answer {method} now: no request with \
+                         an event stream is outstanding and no GET stream is open"
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn on_notification(&self, mut notification: Value) {
+        match remap::method(&notification).unwrap_or_default() {
+            "notifications/progress" => {
+                let gid = remap::param(&notification, "progressToken").and_then(Value::as_u64);
+                let table = self.lock();
+                let target = gid
+                    .and_then(|gid| table.requests.get(&gid))
+                    .and_then(|r| Some((r.progress_token.clone()?, r.events.as_ref()?)));
+                match target {
+                    Some((token, events)) => {
+                        remap::replace_param(&mut notification, "progressToken", token);
+                        let _ = events.try_send(sse::event(&notification));
+                    }
+                    None => tracing::debug!(
+                        server = %self.server_id,
+                        "progress for no streaming request dropped"
+                    ),
+                }
+            }
+            "notifications/message" => {
+                let event = sse::event(&notification);
+                let table = self.lock();
+                if deliver_to_oldest_stream(&table.requests, &event).is_none() {
+                    drop(table);
+                    self.listeners.broadcast(&event);
+                }
+            }
+            "notifications/cancelled" => {
+                // The process gave up a request it sent to a client.
+                let process_id = remap::param(&notification, "requestId").cloned();
+                let mut table = self.lock();
+                let found = table
+                    .server_requests
+                    .iter()
+                    .find(|(_, request)| Some(&request.process_id) == process_id.as_ref())
+                    .map(|(client_id, _)| client_id.clone());
+                let Some(client_id) = found else {
+                    return;
+                };
+                let Some(request) = table.server_requests.remove(&client_id) else {
+                    return;
+                };
+                remap::replace_param(&mut notification, "requestId", client_id.into());
+                let event = sse::event(&notification);
+                match request.owner {
+                    Some(gid) => {
+                        if let Some(events) =
+                            table.requests.get(&gid).and_then(|r| r.events.as_ref())
+                        {
+                            let _ = events.try_send(event);
+                        }
+                    }
+                    None => {
+                        drop(table);
+                        self.listeners.broadcast(&event);
+                    }
+                }
+            }
+            _ => self.listeners.broadcast(&sse::event(&notification)),
+        }
+    }
+
+    /// Remove an outstanding request and what was sent on its behalf.
+    fn take(&self, table: &mut Table, gid: u64) -> Option<Outstanding> {
+        let request = table.requests.remove(&gid)?;
+        table
+            .server_requests
+            .retain(|_, server_request| server_request.owner != Some(gid));
+        if table.requests.is_empty() {
+            self.idle.notify_waiters();
+        }
+        Some(request)
+    }
+
+    /// A caller gave up its request (timeout or disconnect): tell the process.
+    fn abandon(&self, gid: u64) {
+        let abandoned = {
+            let mut table = self.lock();
+            self.take(&mut table, gid).is_some() && table.closed.is_none()
+        };
+        if abandoned {
+            let mut params = Map::new();
+            params.insert("requestId".into(), gid.into());
+            params.insert(
+                "reason".into(),
+                "the gateway's caller gave up (timeout or disconnect)".into(),
+            );
+            self.reply(remap::notification("notifications/cancelled", params));
+        }
+    }
+
+    /// Write a message of the gateway's own to the process without waiting: dispatch runs
+    /// on the task that reads the process's output, which must never block on its input.
+    fn reply(&self, message: Value) {
+        if self.outbox.try_send(remap::line(&message)).is_err() {
+            tracing::warn!(
+                server = %self.server_id,
+                "the stdio server's input is full or closed; a gateway message to it was dropped"
+            );
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Send `event` to the oldest outstanding request whose caller has an event stream with
+/// room; returns that request's gateway id.
+fn deliver_to_oldest_stream(requests: &BTreeMap<u64, Outstanding>, event: &Bytes) -> Option<u64> {
+    requests.iter().find_map(|(gid, request)| {
+        let events = request.events.as_ref()?;
+        events.try_send(event.clone()).ok().map(|()| *gid)
+    })
+}
+
+/// Abandons its request when dropped before the answer.
+#[derive(Debug)]
+struct CallGuard {
+    connection: Arc<Connection>,
+    gid: u64,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.connection.abandon(self.gid);
+    }
+}
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;
