@@ -32,8 +32,10 @@ pub struct ServerConfig {
     /// Arguments for `command` (`stdio` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// Environment variables set for `command`, on top of the data plane's environment
-    /// (`stdio` only). Values are secrets for `/config_dump` purposes and are masked there.
+    /// Environment variables set for `command` (`stdio` only). The process gets these plus
+    /// `PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`, `TMPDIR`, `TZ`, `LANG` and `LC_*` from the
+    /// data plane, nothing else: pass anything more explicitly, e.g. `${env:NAME}`. Values
+    /// are secrets for `/config_dump` purposes and are masked there.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Static headers added to every request sent to the server (and to its health checks;

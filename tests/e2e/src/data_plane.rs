@@ -184,6 +184,11 @@ impl DataPlane {
         )
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ManagedProcess::pid)
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.process
             .as_mut()

@@ -124,6 +124,11 @@ impl OpenStream {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The connection, positioned at the start of the body.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// True when the peer keeps the connection open (sending or silent) for `duration`;
     /// false as soon as it closes it.
     pub fn stays_open_for(&mut self, duration: Duration) -> anyhow::Result<bool> {
@@ -157,6 +162,17 @@ pub fn open(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> anyhow::Result<OpenStream> {
+    open_with_body(method, url, headers, None, timeout)
+}
+
+/// [`open`] with a request body.
+pub fn open_with_body(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> anyhow::Result<OpenStream> {
     let (authority, path) = split_url(url)?;
     let mut stream =
         TcpStream::connect(authority).with_context(|| format!("connecting to {authority}"))?;
@@ -166,8 +182,14 @@ pub fn open(
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    if let Some(body) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
+    if let Some(body) = body {
+        stream.write_all(body)?;
+    }
 
     let mut raw = Vec::new();
     let mut byte = [0u8; 1];

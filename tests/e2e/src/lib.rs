@@ -12,7 +12,9 @@
 //! - [`control_plane`], [`data_plane`], [`fixture`]: one handle per kind of process;
 //! - [`ctl`]: running `conduitctl` and parsing its JSON output;
 //! - [`http`], [`mcp`]: a small blocking HTTP/1.1 client and an MCP client on top of it;
+//!   [`sse`]: reading a response message by message as it arrives;
 //! - [`https`]: the same over TLS, a handshake probe, and one HTTP/2 request;
+//! - [`procfs`]: child processes, liveness and environments through `/proc`;
 //! - [`wait`]: bounded polling; [`tls`]: throw-away certificates and client TLS settings;
 //!   [`configs`]: test configs.
 #![forbid(unsafe_code)]
@@ -28,6 +30,8 @@ pub mod https;
 pub mod mcp;
 pub mod misbehaving;
 pub mod process;
+pub mod procfs;
+pub mod sse;
 pub mod tls;
 pub mod wait;
 

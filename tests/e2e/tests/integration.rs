@@ -20,5 +20,6 @@ mod integration {
     mod rollback;
     mod rollout;
     mod standalone;
+    mod stdio;
     mod transport;
 }
