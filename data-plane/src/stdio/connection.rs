@@ -96,6 +96,9 @@ struct Outstanding {
     /// The caller's event stream, when it accepts one.
     events: Option<mpsc::Sender<Bytes>>,
     done: oneshot::Sender<Outcome>,
+    /// Whether the process is told when the request is abandoned (`initialize` must not
+    /// be cancelled).
+    cancellable: bool,
 }
 
 #[derive(Debug)]
@@ -134,6 +137,7 @@ impl Connection {
             return Err(failure.clone());
         }
         let gid = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let cancellable = remap::method(request) != Some("initialize");
         let client_id = remap::replace_id(request, gid.into());
         let progress_token = remap::replace_request_progress_token(request, gid.into());
         let (done, receiver) = oneshot::channel();
@@ -144,6 +148,7 @@ impl Connection {
                 progress_token,
                 events: events.cloned(),
                 done,
+                cancellable,
             },
         );
         Ok(Call {
@@ -403,7 +408,8 @@ impl Connection {
     fn abandon(&self, gid: u64) {
         let abandoned = {
             let mut table = self.lock();
-            self.take(&mut table, gid).is_some() && table.closed.is_none()
+            let request = self.take(&mut table, gid);
+            request.is_some_and(|request| request.cancellable) && table.closed.is_none()
         };
         if abandoned {
             let mut params = Map::new();
@@ -419,11 +425,14 @@ impl Connection {
     /// Write a message of the gateway's own to the process without waiting: dispatch runs
     /// on the task that reads the process's output, which must never block on its input.
     fn reply(&self, message: Value) {
-        if self.outbox.try_send(remap::line(&message)).is_err() {
-            tracing::warn!(
+        match self.outbox.try_send(remap::line(&message)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => tracing::warn!(
                 server = %self.server_id,
-                "the stdio server's input is full or closed; a gateway message to it was dropped"
-            );
+                "the stdio server's input is full; a gateway message to it was dropped"
+            ),
+            // The process is gone; it would not read it anyway.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 

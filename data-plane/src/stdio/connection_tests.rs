@@ -336,3 +336,15 @@ async fn closing_fails_every_pending_caller_and_refuses_new_ones() {
         "no cancellation is sent to a dead process"
     );
 }
+
+#[test]
+fn an_abandoned_initialize_is_not_cancelled() {
+    let mut h = harness();
+    let (call, _) = h.call(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}}),
+        None,
+    );
+    drop(call);
+    assert_eq!(h.connection.outstanding(), 0);
+    assert!(h.nothing_written(), "MCP forbids cancelling initialize");
+}

@@ -125,10 +125,9 @@ pub async fn read_stdout(stdout: ChildStdout, connection: Arc<Connection>, serve
             Ok(Line::End) => return "it closed its output".into(),
             Err(error) => return format!("reading its output failed: {error}"),
             Ok(Line::Cut) => {
-                if let Some(suppressed) = budget.admit() {
+                if budget.admit(server, "malformed output") {
                     tracing::warn!(
                         server,
-                        suppressed,
                         "the stdio server wrote a line over {MAX_MESSAGE_BYTES} bytes; skipped"
                     );
                 }
@@ -138,10 +137,9 @@ pub async fn read_stdout(stdout: ChildStdout, connection: Arc<Connection>, serve
                 Ok(Value::Array(batch)) => batch.into_iter().for_each(|m| connection.dispatch(m)),
                 Ok(message) => connection.dispatch(message),
                 Err(error) => {
-                    if let Some(suppressed) = budget.admit() {
+                    if budget.admit(server, "malformed output") {
                         tracing::warn!(
                             server,
-                            suppressed,
                             %error,
                             line = %preview(&line),
                             "the stdio server wrote a line that is not JSON; skipped"
@@ -164,15 +162,12 @@ pub async fn log_stderr(stderr: ChildStderr, server: Arc<str>) {
             Ok(Line::Whole) => false,
             Ok(Line::Cut) => true,
         };
-        if let Some(suppressed) = budget.admit() {
-            let text = String::from_utf8_lossy(&line);
-            tracing::info!(
-                server = %server,
-                suppressed,
-                cut,
-                line = %text.trim_end(),
-                "stdio server stderr"
-            );
+        if budget.admit(&server, "stderr") {
+            let mut text = printable(&String::from_utf8_lossy(&line));
+            if cut {
+                text.push('…');
+            }
+            tracing::info!(server = %server, line = %text.trim_end(), "stdio server stderr");
         }
     }
 }
@@ -250,12 +245,38 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
 
 /// The start of a line for a log message.
 fn preview(line: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
+    let text = printable(&String::from_utf8_lossy(&line[..line.len().min(200)]));
     if line.len() > 200 {
         format!("{text}…")
     } else {
         text
     }
+}
+
+/// `text` without terminal escape sequences and control characters: a process must not be
+/// able to rewrite or fake lines of the data plane's log.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            // CSI sequences (colours, cursor moves) end with a byte in '@'..='~'.
+            '\u{1b}' => {
+                if chars.clone().next() == Some('[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\t' => out.push(c),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// At most [`LOG_LINES_PER_WINDOW`] log lines per [`LOG_WINDOW`], so a process that floods
@@ -276,20 +297,34 @@ impl LogBudget {
         }
     }
 
-    /// `Some(lines suppressed since the last admitted one)` when a line may be logged now.
-    pub fn admit(&mut self) -> Option<u64> {
+    /// Whether a line may be logged now. The first line admitted after some were
+    /// suppressed is preceded by a line saying how many.
+    pub fn admit(&mut self, server: &str, what: &str) -> bool {
         let now = Instant::now();
         if now.duration_since(self.window_start) >= LOG_WINDOW {
             self.window_start = now;
             self.used = 0;
         }
-        if self.used < LOG_LINES_PER_WINDOW {
-            self.used += 1;
-            Some(std::mem::take(&mut self.suppressed))
-        } else {
+        if self.used >= LOG_LINES_PER_WINDOW {
             self.suppressed += 1;
-            None
+            return false;
         }
+        self.used += 1;
+        let suppressed = std::mem::take(&mut self.suppressed);
+        if suppressed > 0 {
+            tracing::warn!(
+                server,
+                suppressed,
+                "stdio server {what}: lines over {LOG_LINES_PER_WINDOW} per second were not logged"
+            );
+        }
+        true
+    }
+
+    /// Lines suppressed since the last admitted one.
+    #[cfg(test)]
+    fn suppressed(&self) -> u64 {
+        self.suppressed
     }
 }
 
@@ -349,15 +384,29 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn log_budget_limits_lines_per_window_and_reports_the_rest() {
+    async fn log_budget_limits_lines_per_window_and_counts_the_rest() {
         let mut budget = LogBudget::new();
         for _ in 0..LOG_LINES_PER_WINDOW {
-            assert_eq!(budget.admit(), Some(0));
+            assert!(budget.admit("s", "stderr"));
         }
-        assert_eq!(budget.admit(), None);
-        assert_eq!(budget.admit(), None);
+        assert!(!budget.admit("s", "stderr"));
+        assert!(!budget.admit("s", "stderr"));
+        assert_eq!(budget.suppressed(), 2);
         tokio::time::sleep(LOG_WINDOW).await;
-        assert_eq!(budget.admit(), Some(2), "the suppressed lines are reported");
-        assert_eq!(budget.admit(), Some(0));
+        assert!(budget.admit("s", "stderr"));
+        assert_eq!(
+            budget.suppressed(),
+            0,
+            "reported with the next admitted line"
+        );
+    }
+
+    #[test]
+    fn log_lines_are_stripped_of_escapes_and_control_characters() {
+        assert_eq!(
+            printable("\u{1b}[2m2026\u{1b}[0m \u{1b}[32mINFO\u{1b}[0m done\tok\r\u{7}"),
+            "2026 INFO done\tok\u{fffd}\u{fffd}"
+        );
+        assert_eq!(printable("plain ünïcode"), "plain ünïcode");
     }
 }

@@ -2,9 +2,10 @@
 //! fail its pending callers, wait a jittered exponential backoff, start it again; until it
 //! is stopped (its configuration is gone, or the data plane shuts down).
 //!
-//! Requests see the process through [`Process::ready`]: they wait while it starts (up to
-//! their own deadline), and are refused at once while it waits for a restart that would
-//! come after their deadline.
+//! Requests see the process through [`Process::ready`]: they wait while it starts and for
+//! the first restart after a failure (up to their own deadline), so a single crash costs
+//! callers a short delay, not an error. While it keeps failing they are refused at once
+//! (503): the next attempt would most likely fail again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,10 +54,11 @@ pub enum State {
     /// Being started and initialized.
     Starting,
     Ready(Arc<Ready>),
-    /// Ended; the next start is at `retry_at`.
+    /// Ended; the next start is at `retry_at`, after `failures` consecutive failures.
     Restarting {
         retry_at: Instant,
         reason: Arc<str>,
+        failures: u32,
     },
     Stopped,
 }
@@ -169,8 +171,14 @@ impl Process {
             match current {
                 State::Ready(ready) => return Ok(ready),
                 State::Idle | State::Starting => {}
-                State::Restarting { retry_at, .. } if retry_at <= deadline => {}
-                State::Restarting { retry_at, reason } => {
+                State::Restarting {
+                    retry_at,
+                    failures: 1,
+                    ..
+                } if retry_at <= deadline => {}
+                State::Restarting {
+                    retry_at, reason, ..
+                } => {
                     let wait = retry_at.saturating_duration_since(Instant::now());
                     return Err(Failure {
                         status: StatusCode::SERVICE_UNAVAILABLE,
@@ -223,6 +231,7 @@ impl Process {
             self.state.send_replace(State::Restarting {
                 retry_at: Instant::now() + delay,
                 reason: reason.into(),
+                failures: policy.failures(),
             });
             tokio::select! {
                 () = self.stop.cancelled() => break,
@@ -342,6 +351,8 @@ pub struct RestartPolicy {
     backoff: Backoff,
     healthy_after: Duration,
     started: Instant,
+    /// Consecutive failures since the last healthy run.
+    failures: u32,
 }
 
 impl RestartPolicy {
@@ -350,6 +361,7 @@ impl RestartPolicy {
             backoff,
             healthy_after,
             started: Instant::now(),
+            failures: 0,
         }
     }
 
@@ -362,8 +374,15 @@ impl RestartPolicy {
     pub fn next_delay(&mut self) -> Duration {
         if self.started.elapsed() >= self.healthy_after {
             self.backoff.reset();
+            self.failures = 0;
         }
+        self.failures = self.failures.saturating_add(1);
         self.backoff.next_delay()
+    }
+
+    /// Consecutive failures since the last healthy run, the latest included.
+    pub fn failures(&self) -> u32 {
+        self.failures
     }
 }
 
@@ -381,12 +400,15 @@ mod tests {
     async fn restart_delays_double_to_the_cap_and_reset_after_a_healthy_run() {
         let mut policy = RestartPolicy::new(Backoff::default(), HEALTHY_AFTER);
         let mut ceiling = Duration::from_millis(100);
+        let mut failures = 0;
         for _ in 0..12 {
             policy.started();
             tokio::time::sleep(Duration::from_secs(1)).await;
             let delay = policy.next_delay();
             assert!(within(delay, ceiling), "{delay:?} not within {ceiling:?}");
             tokio::time::sleep(delay).await;
+            failures += 1;
+            assert_eq!(policy.failures(), failures);
             ceiling = (ceiling * 2).min(Duration::from_secs(30));
         }
         assert_eq!(ceiling, Duration::from_secs(30));
@@ -395,6 +417,7 @@ mod tests {
         tokio::time::sleep(HEALTHY_AFTER).await;
         let delay = policy.next_delay();
         assert!(within(delay, Duration::from_millis(100)), "{delay:?}");
+        assert_eq!(policy.failures(), 1);
         // The next quick failure continues from there.
         policy.started();
         let delay = policy.next_delay();
@@ -415,25 +438,34 @@ mod tests {
 
         let mut ceiling = Duration::from_millis(100);
         for attempt in 1..=6 {
-            let (retry_at, reason) = loop {
+            let (retry_at, reason, failures) = loop {
                 state.changed().await.expect("running");
-                if let State::Restarting { retry_at, reason } = &*state.borrow_and_update() {
-                    break (*retry_at, reason.clone());
+                if let State::Restarting {
+                    retry_at,
+                    reason,
+                    failures,
+                } = &*state.borrow_and_update()
+                {
+                    break (*retry_at, reason.clone(), *failures);
                 }
             };
             assert!(reason.contains("cannot start"), "{reason}");
+            assert_eq!(failures, attempt);
             let delay = retry_at - Instant::now();
             assert!(
                 within(delay, ceiling),
                 "attempt {attempt}: {delay:?} not within {ceiling:?}"
             );
-            // A request that would have to wait past the restart is refused at once.
-            let refused = process
-                .ready(Instant::now() + delay / 4)
-                .await
-                .expect_err("down");
+            // A request that would have to wait past the restart is refused at once, and
+            // so is any request once the process keeps failing.
+            let deadline = match attempt {
+                1 => Instant::now() + delay / 4,
+                _ => Instant::now() + Duration::from_secs(600),
+            };
+            let refused = process.ready(deadline).await.expect_err("down");
             assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
             assert!(refused.message.contains("ghost"), "{}", refused.message);
+            assert_eq!(Instant::now() + delay, retry_at, "refused without waiting");
             ceiling *= 2;
         }
         assert_eq!(

@@ -230,7 +230,8 @@ async fn gateway_errors_are_json_rpc_with_the_request_id() {
         http_server("alpha", &upstream.url(), ""),
         http_server("dead", &dead_url().await, ""),
         http_server("slow", &upstream.url(), "    timeout_ms: 200\n"),
-        "  - id: local\n    transport: stdio\n    command: cat\n".to_owned(),
+        "  - id: local\n    transport: stdio\n    command: /nonexistent/conduit-no-such-server\n"
+            .to_owned(),
     ]
     .concat();
     let (data_plane, _temp) = gateway(&servers).await;
@@ -265,14 +266,16 @@ async fn gateway_errors_are_json_rpc_with_the_request_id() {
         started.elapsed()
     );
 
+    // A stdio server that keeps failing to start is refused at once, not waited for.
     let stdio = http::post_mcp(addr, "local", &[], call(44, "ping")).await;
-    assert_eq!(stdio.status, 501);
+    assert_eq!(stdio.status, 503, "{}", stdio.text());
     assert_eq!(stdio.json()["id"], 44);
+    assert_eq!(stdio.json()["error"]["code"], -32603);
     assert!(
         stdio.json()["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("stdio transport is not supported"),
+            .contains("cannot start"),
         "{}",
         stdio.text()
     );
