@@ -1,5 +1,6 @@
 //! In-process integration tests of the data plane: a real `DataPlane` on 127.0.0.1 with a
-//! fake control plane (a tonic `ConfigDiscovery` server) and a small HTTP upstream.
+//! fake control plane (a tonic `ConfigDiscovery` server), a small HTTP upstream and a shell
+//! script as a stdio upstream.
 #![forbid(unsafe_code)]
 
 mod integration {
@@ -9,4 +10,5 @@ mod integration {
     mod file_source;
     mod proxy;
     mod state_dir;
+    mod stdio;
 }
