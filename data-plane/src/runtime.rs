@@ -166,7 +166,7 @@ impl Runtime {
     /// Stdio servers get processes of their own that nothing starts; the apply path uses
     /// [`Runtime::compile_with`].
     pub fn compile(document: &Document, applied: Applied) -> Result<Runtime, ConfigErrors> {
-        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         Self::compile_with(document, applied, &stdio::Pool::new(metrics))
     }
 

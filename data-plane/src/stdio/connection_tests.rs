@@ -193,7 +193,7 @@ fn server_requests_without_a_streaming_caller_use_a_get_stream_or_get_an_error()
     h.connection.dispatch(roots.clone());
     let refusal = h.written();
     assert_eq!(refusal["id"], "r1");
-    assert_eq!(refusal["error"]["code"], jsonrpc::INTERNAL_ERROR);
+    assert_eq!(refusal["error"]["code"], crate::jsonrpc::INTERNAL_ERROR);
 
     let mut listener = h.listeners.open();
     h.connection.dispatch(roots);
@@ -210,7 +210,7 @@ fn server_requests_without_a_streaming_caller_use_a_get_stream_or_get_an_error()
     );
 }
 
-fn listener_next(body: &mut super::sse::EventBody) -> Bytes {
+fn listener_next(body: &mut crate::stdio::sse::EventBody) -> Bytes {
     use http_body_util::BodyExt;
     let frame = futures_now(body.frame())
         .expect("a frame")

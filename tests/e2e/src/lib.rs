@@ -14,7 +14,8 @@
 //! - [`http`], [`mcp`]: a small blocking HTTP/1.1 client and an MCP client on top of it;
 //!   [`sse`]: reading a response message by message as it arrives;
 //! - [`https`]: the same over TLS, a handshake probe, and one HTTP/2 request;
-//! - [`procfs`]: child processes, liveness and environments through `/proc`;
+//! - [`procfs`]: child processes, liveness and environments through `/proc`; [`stdio`]: a
+//!   data plane running the fixture as a stdio server;
 //! - [`wait`]: bounded polling; [`tls`]: throw-away certificates and client TLS settings;
 //!   [`configs`]: test configs.
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@ pub mod misbehaving;
 pub mod process;
 pub mod procfs;
 pub mod sse;
+pub mod stdio;
 pub mod tls;
 pub mod wait;
 

@@ -21,5 +21,6 @@ mod integration {
     mod rollout;
     mod standalone;
     mod stdio;
+    mod stdio_lifecycle;
     mod transport;
 }

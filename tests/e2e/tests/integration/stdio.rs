@@ -1,128 +1,21 @@
-//! stdio upstreams: a standalone data plane runs `conduit-mcp-fixture --stdio` itself,
-//! initializes it, and serves it on `/mcp/local` to many concurrent clients; it restarts
-//! the process when it dies and takes it down when the data plane stops.
+//! stdio upstreams, the data path: a standalone data plane runs `conduit-mcp-fixture
+//! --stdio` itself, initializes it, and serves it on `/mcp/local` to many concurrent
+//! clients: ids and progress tokens remapped, server→client requests relayed.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use conduit_e2e::mcp::{McpClient, PROTOCOL_VERSION, messages};
 use conduit_e2e::sse::EventStream;
-use conduit_e2e::{DEFAULT_TIMEOUT, DataPlane, DataPlaneOptions, binaries, http, procfs};
-use conduit_e2e::{wait::holds_for, wait_until};
+use conduit_e2e::stdio::{REQUEST_TIMEOUT, SERVER, StdioGateway, call, post, text_of};
+use conduit_e2e::{http, procfs};
 use serde_json::{Value, json};
-use tempfile::TempDir;
-
-const SERVER: &str = "local";
-/// Given to the data plane; its stdio servers must never see it.
-const DP_TOKEN: &str = "dp-token-that-must-not-reach-a-stdio-server";
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A standalone data plane whose only server is the fixture over stdio.
-struct Gateway {
-    dp: DataPlane,
-    config: PathBuf,
-    _dir: TempDir,
-}
-
-impl Gateway {
-    fn start(timeout_ms: u64) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let config = dir.path().join("conduit.yaml");
-        std::fs::write(&config, config_text(timeout_ms, "first")?)?;
-        let dp = DataPlane::start(DataPlaneOptions {
-            node_id: "stdio".into(),
-            config_file: Some(config.clone()),
-            dp_token: Some(DP_TOKEN.into()),
-            wait_ready: true,
-            ..DataPlaneOptions::default()
-        })?;
-        Ok(Self {
-            dp,
-            config,
-            _dir: dir,
-        })
-    }
-
-    fn url(&self) -> String {
-        self.dp.mcp_url(SERVER)
-    }
-
-    /// The pid of the stdio server process, once there is exactly one.
-    fn child(&self) -> anyhow::Result<u32> {
-        let dp = self.dp.pid().context("the data plane is not running")?;
-        wait_until(DEFAULT_TIMEOUT, "one stdio server process", || {
-            let children = procfs::children(dp)?;
-            match children.as_slice() {
-                [pid] if procfs::is_alive(*pid) => Ok(*pid),
-                other => bail!("children of the data plane: {other:?}"),
-            }
-        })
-    }
-
-    /// Replace the config file atomically and wait until the data plane applied it.
-    fn replace_config(&self, text: String) -> anyhow::Result<()> {
-        let before = self.dp.config_dump()?["hash"].clone();
-        let tmp = self.config.with_extension("tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, &self.config)?;
-        wait_until(DEFAULT_TIMEOUT, "the new config to be applied", || {
-            let hash = self.dp.config_dump()?["hash"].clone();
-            ensure!(hash != before, "still on the previous config");
-            Ok(())
-        })
-    }
-
-    fn metrics(&self) -> anyhow::Result<String> {
-        Ok(self.dp.admin_get("/metrics")?.text())
-    }
-}
-
-fn config_text(timeout_ms: u64, marker: &str) -> anyhow::Result<String> {
-    let fixture = binaries::binary(binaries::FIXTURE)?;
-    let command = serde_json::to_string(&fixture.display().to_string())?;
-    Ok(format!(
-        "servers:\n  - id: {SERVER}\n    transport: stdio\n    command: {command}\n    args: [\"--stdio\"]\n    timeout_ms: {timeout_ms}\n    env:\n      CONDUIT_E2E_MARKER: \"{marker}\"\n"
-    ))
-}
-
-fn call(id: Value, tool: &str, arguments: Value) -> Value {
-    json!({
-        "jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": tool, "arguments": arguments}
-    })
-}
-
-/// POST one body; `event_stream` says whether the client accepts `text/event-stream`.
-fn post(url: &str, body: &Value, event_stream: bool) -> anyhow::Result<http::Response> {
-    let accept = if event_stream {
-        "application/json, text/event-stream"
-    } else {
-        "application/json"
-    };
-    http::request(
-        "POST",
-        url,
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", accept),
-            ("MCP-Protocol-Version", PROTOCOL_VERSION),
-        ],
-        Some(&serde_json::to_vec(body)?),
-        REQUEST_TIMEOUT,
-    )
-    .with_context(|| format!("POST {url}"))
-}
-
-fn text_of(result: &Value) -> &str {
-    result["content"][0]["text"].as_str().unwrap_or_default()
-}
 
 #[test]
 fn the_gateway_initializes_the_process_and_serves_it() -> anyhow::Result<()> {
-    let gw = Gateway::start(10_000)?;
+    let gw = StdioGateway::start(10_000)?;
     let mut client = McpClient::new(gw.url());
     let init = client.initialize()?;
     assert_eq!(init["serverInfo"]["name"], "conduit-mcp-fixture", "{init}");
@@ -217,7 +110,7 @@ fn the_gateway_initializes_the_process_and_serves_it() -> anyhow::Result<()> {
 
 #[test]
 fn three_hundred_concurrent_callers_reusing_ids_each_get_their_own_answer() -> anyhow::Result<()> {
-    let gw = Gateway::start(30_000)?;
+    let gw = StdioGateway::start(30_000)?;
     McpClient::new(gw.url()).initialize()?;
     let run = format!("{:x}", std::process::id());
     let callers = 300;
@@ -272,7 +165,7 @@ fn three_hundred_concurrent_callers_reusing_ids_each_get_their_own_answer() -> a
 
 #[test]
 fn progress_reaches_the_caller_whose_token_it_is() -> anyhow::Result<()> {
-    let gw = Gateway::start(30_000)?;
+    let gw = StdioGateway::start(30_000)?;
     McpClient::new(gw.url()).initialize()?;
     // Two callers with the same id and the same token, and one with a numeric token.
     let callers = [
@@ -322,7 +215,7 @@ fn progress_reaches_the_caller_whose_token_it_is() -> anyhow::Result<()> {
 
 #[test]
 fn sampling_and_elicitation_round_trip_through_the_client_that_answers() -> anyhow::Result<()> {
-    let gw = Gateway::start(30_000)?;
+    let gw = StdioGateway::start(30_000)?;
     let url = gw.url();
     McpClient::new(url.clone()).initialize()?;
 
@@ -386,186 +279,5 @@ fn sampling_and_elicitation_round_trip_through_the_client_that_answers() -> anyh
         text.starts_with("User response: action=accept") && text.contains("e2e@example.com"),
         "{text}"
     );
-    Ok(())
-}
-
-#[test]
-fn a_hanging_call_times_out_alone() -> anyhow::Result<()> {
-    let gw = Gateway::start(1_500)?;
-    let url = gw.url();
-    McpClient::new(url.clone()).initialize()?;
-
-    let slow = thread::spawn({
-        let url = url.clone();
-        move || {
-            let started = Instant::now();
-            let response = post(
-                &url,
-                &call(json!("slow-1"), "sleep", json!({"ms": 60_000})),
-                false,
-            );
-            (started.elapsed(), response)
-        }
-    });
-    // Other callers are served while it hangs.
-    let mut served = 0;
-    while !slow.is_finished() {
-        let message = format!("meanwhile-{served}");
-        let response = post(
-            &url,
-            &call(json!(served), "echo", json!({"message": message})),
-            false,
-        )?;
-        let answer = &messages(&response)?[0];
-        assert_eq!(text_of(&answer["result"]), message, "{answer}");
-        served += 1;
-    }
-    assert!(served > 0);
-    let (elapsed, response) = slow.join().expect("no panic");
-    let response = response?;
-    assert_eq!(response.status, 504, "{}", response.text());
-    let error = response.json()?;
-    assert_eq!(error["id"], "slow-1", "{error}");
-    assert_eq!(error["error"]["code"], -32603, "{error}");
-    assert!(
-        elapsed < Duration::from_secs(30),
-        "a 1.5 s timeout answered after {elapsed:?} (the tool sleeps 60 s)"
-    );
-
-    // Over an event stream the error is the stream's last event.
-    let mut stream = EventStream::post(
-        &url,
-        &call(json!("slow-2"), "sleep", json!({"ms": 60_000})),
-        REQUEST_TIMEOUT,
-    )?;
-    let last = stream.rest()?.pop().context("no answer")?;
-    assert_eq!(last["id"], "slow-2", "{last}");
-    assert_eq!(last["error"]["code"], -32603, "{last}");
-
-    // The process was not restarted and keeps serving.
-    let mut client = McpClient::new(url);
-    assert_eq!(
-        client.call_tool_text("echo", json!({"message": "after"}))?,
-        "after"
-    );
-    let metrics = gw.metrics()?;
-    assert!(
-        metrics.contains("conduit_dp_stdio_up{server=\"local\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        !metrics.contains("conduit_dp_stdio_restarts_total{server=\"local\"}"),
-        "{metrics}"
-    );
-    Ok(())
-}
-
-#[test]
-fn a_killed_process_fails_its_pending_callers_and_is_started_again() -> anyhow::Result<()> {
-    let gw = Gateway::start(30_000)?;
-    let url = gw.url();
-    McpClient::new(url.clone()).initialize()?;
-    let child = gw.child()?;
-
-    // Two callers whose requests are provably in flight: each tool waits for the client.
-    let mut first = EventStream::post(
-        &url,
-        &call(json!("k-1"), "test_sampling", json!({})),
-        REQUEST_TIMEOUT,
-    )?;
-    let request = first.next_message()?.context("no sampling request")?;
-    assert_eq!(request["method"], "sampling/createMessage");
-    let mut second = EventStream::post(
-        &url,
-        &call(json!("k-2"), "test_elicitation", json!({})),
-        REQUEST_TIMEOUT,
-    )?;
-    // A server→client request goes to the oldest streaming caller.
-    let request = first.next_message()?.context("no elicitation request")?;
-    assert_eq!(request["method"], "elicitation/create");
-
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child)?).context("pid")?;
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL)?;
-
-    for (stream, id) in [(&mut first, "k-1"), (&mut second, "k-2")] {
-        let last = stream.rest()?.pop().context("no answer")?;
-        assert_eq!(last["id"], id, "{last}");
-        assert_eq!(last["error"]["code"], -32603, "{last}");
-        let message = last["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains("ended"), "{message}");
-    }
-
-    // Started again, initialized again, serving again.
-    wait_until(DEFAULT_TIMEOUT, "the stdio server to serve again", || {
-        let text =
-            McpClient::new(url.clone()).call_tool_text("echo", json!({"message": "back"}))?;
-        ensure!(text == "back", "{text}");
-        Ok(())
-    })?;
-    let restarted = gw.child()?;
-    assert_ne!(restarted, child);
-    assert!(!procfs::is_alive(child));
-    let metrics = gw.metrics()?;
-    assert!(
-        metrics.contains("conduit_dp_stdio_restarts_total{server=\"local\"} 1"),
-        "{metrics}"
-    );
-    Ok(())
-}
-
-#[test]
-fn the_process_is_kept_across_versions_until_its_command_or_env_changes() -> anyhow::Result<()> {
-    let gw = Gateway::start(10_000)?;
-    let first = gw.child()?;
-
-    // Only the timeout changes: the same process serves on.
-    gw.replace_config(config_text(20_000, "first")?)?;
-    holds_for(Duration::from_millis(500), "the process to stay", || {
-        ensure!(gw.child()? == first, "the process was replaced");
-        Ok(())
-    })?;
-    let mut client = McpClient::new(gw.url());
-    assert_eq!(
-        client.call_tool_text("echo", json!({"message": "kept"}))?,
-        "kept"
-    );
-
-    // Its env changes: a new process replaces it.
-    gw.replace_config(config_text(20_000, "second")?)?;
-    wait_until(DEFAULT_TIMEOUT, "the old process to be stopped", || {
-        ensure!(!procfs::is_alive(first), "{first} still runs");
-        Ok(())
-    })?;
-    let second = gw.child()?;
-    let env = procfs::environ(second)?;
-    assert!(
-        env.contains(&("CONDUIT_E2E_MARKER".into(), "second".into())),
-        "{env:?}"
-    );
-    assert_eq!(
-        client.call_tool_text("echo", json!({"message": "new"}))?,
-        "new"
-    );
-    Ok(())
-}
-
-#[test]
-fn sigterm_leaves_no_child_process_behind() -> anyhow::Result<()> {
-    let mut gw = Gateway::start(10_000)?;
-    let child = gw.child()?;
-    assert!(procfs::is_alive(child));
-    let status = gw
-        .dp
-        .terminate(Duration::from_secs(20))
-        .context("the data plane did not exit on SIGTERM")?;
-    assert!(status.success(), "{status}");
-    wait_until(
-        DEFAULT_TIMEOUT,
-        "the stdio server process to be gone",
-        || {
-            ensure!(!procfs::is_alive(child), "{child} still runs");
-            Ok(())
-        },
-    )?;
     Ok(())
 }
