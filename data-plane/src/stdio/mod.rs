@@ -11,7 +11,7 @@
 //! unchanged, and stopped when the server is removed or changed ([`Pool`]).
 //!
 //! Clients share the process, so everything that names a message is remapped
-//! ([`connection`]): a client's request id becomes a gateway id (a counter) on the way in and
+//! (`connection`): a client's request id becomes a gateway id (a counter) on the way in and
 //! is restored on the way out; `_meta.progressToken` becomes the gateway id too and is
 //! restored on `notifications/progress`; a server→client request gets a gateway id that
 //! cannot be guessed, so only the client it was sent to can answer it.
@@ -20,13 +20,16 @@
 //! No `Mcp-Session-Id` is issued: every replica of the data plane runs its own initialized
 //! process, so any replica can serve any request of a client and there is nothing to
 //! continue. A client's `initialize` is answered by the gateway from the process's kept
-//! `InitializeResult` ([`handshake`]); its `notifications/initialized` is answered with 202
-//! and not forwarded; `DELETE` answers 204 (nothing upstream to end).
+//! `InitializeResult`, with a protocol version chosen as `handshake` explains; its
+//! `notifications/initialized` is answered with 202 and not forwarded; `DELETE` answers 204
+//! (nothing upstream to end).
 //!
 //! The price of having no session: a client's `notifications/cancelled` names its request
 //! only by the client's own id. It is forwarded (remapped) when exactly one outstanding
 //! request carries that id; when several clients use the same id at that moment it is
-//! dropped, which MCP allows (cancellation is advisory).
+//! dropped, which MCP allows (cancellation is advisory). And a client's answer to a
+//! server→client request must reach the replica whose process asked: behind a load
+//! balancer without affinity, another replica refuses it (400) and the tool call fails.
 //!
 //! # Who gets what the process sends
 //! - A response goes to the caller whose request it answers.
@@ -49,13 +52,13 @@
 //! its own id (504, or a final event on a stream) and the process is told
 //! `notifications/cancelled`; a late answer is dropped. When the process dies every pending
 //! caller gets an error at once (502) and the process is started again after a jittered
-//! exponential backoff ([`supervisor`]). Malformed lines on stdout are logged and skipped;
-//! stderr is logged line by line, truncated and rate-limited ([`process`]).
+//! exponential backoff (`supervisor`). Malformed lines on stdout are logged and skipped;
+//! stderr is logged line by line, truncated and rate-limited (`process`).
 //!
 //! # Environment
 //! The process gets `PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`, `TMPDIR`, `TZ`, `LANG` and
 //! `LC_*` from the data plane's environment, then the server's `env` on top, and nothing
-//! else ([`process::child_env`]): the data plane's own secrets (`CONDUIT_DP_TOKEN`, cloud
+//! else (`process::child_env`): the data plane's own secrets (`CONDUIT_DP_TOKEN`, cloud
 //! credentials, ...) never reach a server unless its `env` passes them on explicitly
 //! (`${env:NAME}`).
 
