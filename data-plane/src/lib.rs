@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod public_tls;
 pub mod runtime;
 pub mod server;
+pub mod session;
 pub mod snapshot;
 pub mod source;
 pub mod sse;
