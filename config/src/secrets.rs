@@ -3,6 +3,7 @@
 //!
 //! What counts as a secret:
 //! - API keys (`auth.api_keys[].key`, hashed or not) and the JWT shared secret (`auth.secret`);
+//! - session token keys (`gateway.session_keys[].key`);
 //! - static upstream headers whose name looks sensitive (authorization, token, key, secret,
 //!   cookie, password, credential, session, signature, auth);
 //! - every `env` value of stdio servers and managed releases;
@@ -60,6 +61,11 @@ pub fn mask_secrets(document: &Document) -> Value {
     }
     if let Some(secret) = value.pointer_mut("/auth/secret") {
         redact(secret);
+    }
+    for key in array_mut(&mut value, "/gateway/session_keys") {
+        if let Some(key) = key.get_mut("key") {
+            redact(key);
+        }
     }
     for rule in array_mut(&mut value, "/guardrails/rules") {
         if let Some(Value::String(webhook)) = rule.get_mut("webhook")

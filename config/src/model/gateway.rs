@@ -1,4 +1,5 @@
-//! `gateway` (TLS of the data planes' public MCP listener) and `admin`.
+//! `gateway` (TLS of the data planes' public MCP listener, Host/Origin checks, session
+//! token keys) and `admin`.
 //!
 //! The original ran one process whose address came from `gateway.port`/`gateway.host` and whose
 //! admin API was guarded by `admin.key`. In Conduit the public address is a data plane flag
@@ -28,6 +29,58 @@ pub struct Gateway {
     /// affected; loopback origins are always accepted; any other origin gets 403.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
+    /// Keys that encrypt the `Mcp-Session-Id` tokens the data planes give MCP clients
+    /// (AES-256-GCM). Usually left out: the control plane generates, rotates and ships keys
+    /// itself, and a standalone data plane makes one at start (its sessions then end with
+    /// the process). Set keys to let several standalone data planes continue each other's
+    /// sessions. When present they win over the control plane's. The first key encrypts new
+    /// tokens and every key decrypts, so to rotate put a new key first and keep the old one
+    /// for as long as its sessions should live (at most 7 days).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub session_keys: Vec<SessionKeyConfig>,
+}
+
+/// One `gateway.session_keys` entry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionKeyConfig {
+    /// Names the key inside tokens, in the clear: 1 to 32 characters of `A-Z`, `a-z`, `0-9`,
+    /// `_` and `-`, unique in the list.
+    pub id: String,
+    /// 32 random bytes in standard base64 (`openssl rand -base64 32`). A secret: write a
+    /// `${env:NAME}` or `${file:PATH}` reference rather than the value.
+    pub key: String,
+}
+
+/// Length of a session key in bytes (AES-256).
+pub const SESSION_KEY_BYTES: usize = 32;
+
+impl SessionKeyConfig {
+    /// Whether `id` may name a session key (it travels in every token).
+    pub fn valid_id(id: &str) -> bool {
+        (1..=32).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
+
+    /// The key material, or why `key` is not 32 bytes of base64.
+    pub fn decode_key(key: &str) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(key.trim())
+            .map_err(|_| {
+                "is not valid base64 (standard alphabet, e.g. from `openssl rand -base64 32`)"
+                    .to_owned()
+            })?;
+        if bytes.len() != SESSION_KEY_BYTES {
+            return Err(format!(
+                "decodes to {} bytes; a session key is {SESSION_KEY_BYTES} random bytes",
+                bytes.len()
+            ));
+        }
+        Ok(bytes)
+    }
 }
 
 /// One parsed `gateway.allowed_hosts` entry (and the host part of an origin pattern).

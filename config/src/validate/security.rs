@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::{Checker, at, nth};
 use crate::model::{
     API_KEY_HASH_PREFIX, Auth, AuthMethod, Document, Gateway, HostPattern, OriginPattern,
+    SessionKeyConfig,
 };
 
 pub(super) fn check(c: &mut Checker, doc: &Document) {
@@ -27,6 +28,7 @@ pub(super) fn check(c: &mut Checker, doc: &Document) {
     }
     if let Some(gateway) = &doc.gateway {
         allowed_hosts(c, gateway);
+        session_keys(c, gateway);
     }
     identity(c, doc);
 }
@@ -46,6 +48,31 @@ fn allowed_hosts(c: &mut Checker, gateway: &Gateway) {
         }
         if let Err(message) = OriginPattern::parse(origin) {
             c.error(nth("gateway.allowed_origins", index), message);
+        }
+    }
+}
+
+fn session_keys(c: &mut Checker, gateway: &Gateway) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, entry) in gateway.session_keys.iter().enumerate() {
+        let path = nth("gateway.session_keys", index);
+        if !SessionKeyConfig::valid_id(&entry.id) {
+            c.error(
+                at(&path, "id"),
+                "must be 1 to 32 characters of A-Z, a-z, 0-9, '_' or '-'",
+            );
+        } else if !seen.insert(entry.id.as_str()) {
+            c.error(
+                at(&path, "id"),
+                format!("duplicate session key id {:?}", entry.id),
+            );
+        }
+        if c.deferred(&entry.key) {
+            continue;
+        }
+        if let Err(message) = SessionKeyConfig::decode_key(&entry.key) {
+            // The message never quotes the value: it is a secret.
+            c.error(at(&path, "key"), message);
         }
     }
 }

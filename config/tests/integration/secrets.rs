@@ -13,6 +13,7 @@ const SECRETS: &[&str] = &[
     "plugin-token",
     "cookie-value",
     "release-secret",
+    "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 ];
 
 fn resolved_document() -> Document {
@@ -37,6 +38,8 @@ servers:
       releases: [{id: r, version: '1', command: npx, env: {K: release-secret}}]
 cache:
   l2: {redis_url: 'redis://:hunter2@cache:6379/0'}
+gateway:
+  session_keys: [{id: k1, key: '${env:SESSION_KEY}'}]
 auth:
   method: api-key
   api_keys:
@@ -50,7 +53,14 @@ plugins:
 "#;
     let document = Document::from_text(text).unwrap();
     document
-        .resolve_references(&FakeResolver::default().with_env("TOKEN", "s3cret-api-key"))
+        .resolve_references(
+            &FakeResolver::default()
+                .with_env("TOKEN", "s3cret-api-key")
+                .with_env(
+                    "SESSION_KEY",
+                    "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+                ),
+        )
         .unwrap()
 }
 
@@ -65,6 +75,8 @@ fn no_secret_survives_masking() {
     assert_eq!(masked["servers"][0]["headers"]["Cookie"], REDACTED);
     assert_eq!(masked["servers"][1]["env"]["DB_URL"], REDACTED);
     assert_eq!(masked["auth"]["api_keys"][0]["key"], REDACTED);
+    assert_eq!(masked["gateway"]["session_keys"][0]["key"], REDACTED);
+    assert_eq!(masked["gateway"]["session_keys"][0]["id"], "k1");
     assert_eq!(
         masked["cache"]["l2"]["redis_url"],
         "redis://[REDACTED]@cache:6379/0"

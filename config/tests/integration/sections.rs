@@ -308,6 +308,26 @@ fn security_rules() {
             "is not an origin",
         ),
         (
+            "gateway: {session_keys: [{id: 'a.b', key: '${env:K}'}]}\n",
+            "gateway.session_keys[0].id",
+            "must be 1 to 32 characters",
+        ),
+        (
+            "gateway: {session_keys: [{id: a, key: '${env:K}'}, {id: a, key: '${env:L}'}]}\n",
+            "gateway.session_keys[1].id",
+            "duplicate session key id",
+        ),
+        (
+            "gateway: {session_keys: [{id: a, key: c2hvcnQ=}]}\n",
+            "gateway.session_keys[0].key",
+            "decodes to 5 bytes",
+        ),
+        (
+            "gateway: {session_keys: [{id: a, key: 'not base64!'}]}\n",
+            "gateway.session_keys[0].key",
+            "is not valid base64",
+        ),
+        (
             "identity: {workspaces: [{id: w, tenant_ids: [t]}, {id: w, tenant_ids: [u]}]}\n",
             "identity.workspaces[1].id",
             "duplicate workspace id",
@@ -335,6 +355,10 @@ fn security_rules() {
         "ab".repeat(32)
     ));
     assert_valid("gateway: {tls: {enabled: false}}\n");
+    assert_valid(
+        "gateway: {session_keys: [{id: new-2, key: '${env:NEW}'}, \
+         {id: old_1, key: a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=}]}\n",
+    );
     assert_valid(
         "gateway: {allowed_hosts: ['*', mcp.example.com, '*.example.org', '10.0.0.5', '[fd00::1]'], \
          allowed_origins: ['*', 'https://app.example.com', 'http://*.example.org:8080', 'http://[::1]:3000']}\n",
