@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub use conduit_process::LogFormat;
 
 use crate::server::ServeConfig;
+use crate::session_keys::KeyPolicy;
 use crate::tls::TlsFiles;
 
 /// Environment variable holding the Admin API bearer token.
@@ -58,6 +59,13 @@ pub struct ServeArgs {
     /// Interval between heartbeats on each config stream (e.g. 5s, 500ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub heartbeat_interval: std::time::Duration,
+    /// Interval between two session token keys (the keys that encrypt the Mcp-Session-Id
+    /// data planes give MCP clients).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub session_key_rotation: std::time::Duration,
+    /// Lifetime of an MCP session token; a replaced key keeps opening tokens this long.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub session_max_age: std::time::Duration,
     /// Log output format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -84,6 +92,10 @@ impl ServeArgs {
                 .zip(self.tls_key)
                 .map(|(cert, key)| TlsFiles { cert, key }),
             heartbeat_interval: self.heartbeat_interval,
+            session_keys: KeyPolicy {
+                rotation: self.session_key_rotation,
+                max_age: self.session_max_age,
+            },
             admin_token: token(ADMIN_TOKEN_ENV),
             dp_token: token(DP_TOKEN_ENV),
         }
@@ -111,6 +123,10 @@ mod tests {
         assert_eq!(args.heartbeat_interval, std::time::Duration::from_secs(5));
         assert_eq!(args.log_format, LogFormat::Text);
         assert!(args.tls_cert.is_none());
+        assert_eq!(
+            args.clone().into_config().session_keys,
+            KeyPolicy::default()
+        );
     }
 
     #[test]
@@ -122,6 +138,16 @@ mod tests {
         );
         assert_eq!(args.log_format, LogFormat::Json);
         assert!(parse(&["--heartbeat-interval", "0s"]).is_err());
+        let keys = parse(&["--session-key-rotation", "1h", "--session-max-age", "2d"]).unwrap();
+        assert_eq!(
+            keys.session_key_rotation,
+            std::time::Duration::from_secs(3600)
+        );
+        assert_eq!(
+            keys.session_max_age,
+            std::time::Duration::from_secs(2 * 86400)
+        );
+        assert!(parse(&["--session-key-rotation", "0s"]).is_err());
         assert!(parse(&["--tls-cert", "cert.pem"]).is_err());
         assert!(parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_ok());
     }

@@ -2,7 +2,8 @@
 //!
 //! The data plane speaks first (`Hello`); the control plane then sends the current snapshot
 //! unless the data plane already runs it, every newer snapshot as it is published, and a
-//! heartbeat at a fixed interval. Each `Ack`/`Nack` is matched to the snapshot it answers by
+//! heartbeat at a fixed interval. A snapshot of the version a data plane already has is sent
+//! again when it carries newer session keys (a rotation). Each `Ack`/`Nack` is matched to the snapshot it answers by
 //! nonce and version and recorded in the fleet registry. Snapshots come from a `watch`, so a
 //! data plane that is slow to read skips straight to the newest version.
 
@@ -89,6 +90,7 @@ impl ConfigDiscovery for Discovery {
                 "Hello.node_id must be 1 to {MAX_NODE_ID_LEN} bytes"
             )));
         }
+        let hello_keys_id = hello.session_keys_id;
         let hello = Hello {
             node_id: hello.node_id,
             labels: hello.labels.into_iter().collect(),
@@ -104,6 +106,7 @@ impl ConfigDiscovery for Discovery {
             "data plane connected"
         );
         let (applied_version, applied_hash) = (hello.applied_version, hello.applied_hash.clone());
+        let session_keys_id = hello_keys_id;
         let session = self.fleet.connect(hello, peer);
         let (outbound, receiver) = mpsc::channel(OUTBOUND_BUFFER);
         let task = StreamTask {
@@ -114,6 +117,7 @@ impl ConfigDiscovery for Discovery {
             shutdown: self.shutdown.clone(),
             sent: VecDeque::new(),
             offered_version: 0,
+            offered_keys: session_keys_id,
         };
         tokio::spawn(task.run(
             session,
@@ -146,6 +150,8 @@ struct StreamTask {
     sent: VecDeque<Sent>,
     /// Newest version this data plane has or has been sent.
     offered_version: u64,
+    /// Id of the newest session key it has or has been sent.
+    offered_keys: String,
 }
 
 /// Why a stream ended.
@@ -210,6 +216,8 @@ impl StreamTask {
         let up_to_date = current.as_ref().is_none_or(|snapshot| {
             snapshot.version == applied_version
                 && (applied_hash.is_empty() || applied_hash == snapshot.hash)
+                && (snapshot.session_keys_id.is_empty()
+                    || snapshot.session_keys_id == self.offered_keys)
         });
         self.offered_version = applied_version;
         match current {
@@ -234,10 +242,14 @@ impl StreamTask {
                         return Err(End::Shutdown);
                     }
                     let newest = self.snapshots.borrow_and_update().clone();
-                    if let Some(snapshot) = newest
-                        && snapshot.version > self.offered_version
-                    {
-                        self.send_snapshot(&snapshot, true).await?;
+                    if let Some(snapshot) = newest {
+                        let newer = snapshot.version > self.offered_version;
+                        let rekeyed = snapshot.version == self.offered_version
+                            && snapshot.session_keys_id != self.offered_keys;
+                        if newer || rekeyed {
+                            // Only new versions measure config propagation.
+                            self.send_snapshot(&snapshot, newer).await?;
+                        }
                     }
                 }
                 _ = ticker.tick() => {
@@ -325,6 +337,7 @@ impl StreamTask {
             measure,
         });
         self.offered_version = snapshot.version;
+        self.offered_keys.clone_from(&snapshot.session_keys_id);
         self.metrics.snapshots_sent.inc();
         self.send(control_plane_message::Kind::Snapshot(pb::Snapshot {
             version: snapshot.version,
@@ -333,6 +346,7 @@ impl StreamTask {
             signature: snapshot.signature.clone(),
             config_json: snapshot.config_json.clone(),
             created_at: snapshot.created_at.clone(),
+            session_keys: snapshot.session_keys.clone(),
         }))
         .await
     }

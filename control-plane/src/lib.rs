@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod http;
 pub mod metrics;
 pub mod server;
+pub mod session_keys;
 pub mod store;
 pub mod tls;
 pub mod versions;

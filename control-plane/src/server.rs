@@ -24,6 +24,7 @@ use crate::discovery::Discovery;
 use crate::fleet::Fleet;
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
+use crate::session_keys::{self, KeyPolicy};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsFiles};
 use crate::versions::Versions;
@@ -42,6 +43,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub tls: Option<TlsFiles>,
     pub heartbeat_interval: Duration,
+    /// Rotation of the session token keys shipped with snapshots.
+    pub session_keys: KeyPolicy,
     pub admin_token: Option<String>,
     pub dp_token: Option<String>,
 }
@@ -115,8 +118,11 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         let store = store.clone();
         let metrics = metrics.clone();
         let dp_token = config.dp_token.clone();
+        let policy = config.session_keys;
         tokio::task::spawn_blocking(move || {
             let versions = Versions::load(store.clone(), dp_token, metrics)?;
+            let (keys, _) = session_keys::refresh(&store, &policy, session_keys::unix_now())?;
+            versions.set_session_keys(keys);
             Ok::<_, StoreError>((versions, store.load_data_planes()?))
         })
         .await??
@@ -185,10 +191,16 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         http_listener,
         HttpState {
             store: store.clone(),
-            versions,
+            versions: versions.clone(),
             fleet: fleet.clone(),
             metrics,
         },
+        shutdown.clone(),
+    ));
+    let rotation = tokio::spawn(session_keys::run_rotation(
+        store.clone(),
+        versions.clone(),
+        config.session_keys,
         shutdown.clone(),
     ));
     let persistence = tokio::spawn(fleet.run_persistence(store, shutdown.clone()));
@@ -221,6 +233,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
             },
         );
         persistence.await?;
+        rotation.await?;
         grpc??;
         http?.map_err(ServeError::Http)?;
         tracing::info!("control plane stopped");
@@ -266,6 +279,7 @@ mod tests {
             data_dir: PathBuf::from("unused"),
             tls: None,
             heartbeat_interval: Duration::from_secs(5),
+            session_keys: KeyPolicy::default(),
             admin_token: admin.map(str::to_owned),
             dp_token: dp.map(str::to_owned),
         }

@@ -3,16 +3,20 @@
 //! snapshot every config stream follows.
 //!
 //! The current snapshot lives in a `tokio::sync::watch`, not a queue: a data plane that is
-//! slow to take one version simply sees the newest when it is ready again.
+//! slow to take one version simply sees the newest when it is ready again. The session
+//! token keys ride along: a key rotation publishes the current version again with the new
+//! keys, which config streams forward without a new version.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use conduit_config::{ConfigErrors, Document};
+use conduit_proto::v1 as pb;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::auth::snapshot_signature;
 use crate::metrics::Metrics;
+use crate::session_keys::SessionKeySet;
 use crate::store::{ApplyOutcome, NewVersion, Store, StoreError, VersionRow};
 
 /// One published version, shared by every config stream.
@@ -26,6 +30,10 @@ pub struct Snapshot {
     pub created_at: String,
     /// When this process published it; the start of the propagation measurement.
     pub published_at: Instant,
+    /// The session token keys, signed for this version; `None` before keys exist.
+    pub session_keys: Option<pb::SessionKeySet>,
+    /// Id of the newest of those keys, empty without keys.
+    pub session_keys_id: String,
 }
 
 /// Receiver of the current snapshot (`None` until the first version exists).
@@ -68,6 +76,9 @@ pub struct Versions {
     dp_token: Option<String>,
     snapshots: watch::Sender<Option<Arc<Snapshot>>>,
     metrics: Arc<Metrics>,
+    /// Only read or written inside a `snapshots` update, so a snapshot never pairs a
+    /// version with keys older than the ones it replaced.
+    session_keys: Mutex<Option<Arc<SessionKeySet>>>,
 }
 
 impl Versions {
@@ -83,6 +94,7 @@ impl Versions {
             dp_token,
             snapshots: watch::Sender::new(None),
             metrics,
+            session_keys: Mutex::new(None),
         };
         if let Some(row) = current {
             versions.publish(row);
@@ -98,6 +110,46 @@ impl Versions {
     /// The current snapshot, if any version exists.
     pub fn current(&self) -> Option<Arc<Snapshot>> {
         self.snapshots.borrow().clone()
+    }
+
+    /// The session token keys in use, once [`set_session_keys`](Self::set_session_keys)
+    /// has run.
+    pub fn session_keys(&self) -> Option<Arc<SessionKeySet>> {
+        self.keys_guard().clone()
+    }
+
+    /// Use `set` from now on and send the current version again with it.
+    pub fn set_session_keys(&self, set: SessionKeySet) {
+        let set = Arc::new(set);
+        self.snapshots.send_if_modified(|current| {
+            *self.keys_guard() = Some(Arc::clone(&set));
+            let Some(snapshot) = current else {
+                return false;
+            };
+            if snapshot.session_keys_id == set.newest_id()
+                && snapshot.session_keys.as_ref().map(|k| k.keys.len()) == Some(set.keys.len())
+            {
+                return false;
+            }
+            *current = Some(Arc::new(Snapshot {
+                version: snapshot.version,
+                hash: snapshot.hash.clone(),
+                signature: snapshot.signature.clone(),
+                config_json: snapshot.config_json.clone(),
+                created_at: snapshot.created_at.clone(),
+                published_at: Instant::now(),
+                session_keys: Some(set.to_proto(snapshot.version, self.dp_token.as_deref())),
+                session_keys_id: set.newest_id().to_owned(),
+            }));
+            true
+        });
+    }
+
+    fn keys_guard(&self) -> std::sync::MutexGuard<'_, Option<Arc<SessionKeySet>>> {
+        // Only ever holds an `Arc` swap; a panic cannot leave it half-written.
+        self.session_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The current version number, 0 when none exists.
@@ -222,15 +274,7 @@ impl Versions {
     /// Make `row` the current snapshot unless a newer one is already published (two
     /// concurrent applies may finish their transactions and their publishes in either order).
     fn publish(&self, row: VersionRow) {
-        let snapshot = Arc::new(Snapshot {
-            signature: snapshot_signature(self.dp_token.as_deref(), row.version, &row.hash),
-            version: row.version,
-            hash: row.hash,
-            config_json: row.config_json,
-            created_at: row.created_at,
-            published_at: Instant::now(),
-        });
-        let version = snapshot.version;
+        let version = row.version;
         let published = self.snapshots.send_if_modified(|current| {
             if current
                 .as_ref()
@@ -238,7 +282,21 @@ impl Versions {
             {
                 return false;
             }
-            *current = Some(snapshot);
+            let keys = self.keys_guard().clone();
+            *current = Some(Arc::new(Snapshot {
+                signature: snapshot_signature(self.dp_token.as_deref(), row.version, &row.hash),
+                version: row.version,
+                hash: row.hash,
+                config_json: row.config_json,
+                created_at: row.created_at,
+                published_at: Instant::now(),
+                session_keys: keys
+                    .as_ref()
+                    .map(|set| set.to_proto(version, self.dp_token.as_deref())),
+                session_keys_id: keys
+                    .map(|set| set.newest_id().to_owned())
+                    .unwrap_or_default(),
+            }));
             true
         });
         if published {
@@ -340,6 +398,42 @@ mod tests {
         versions.publish(row(1));
         assert_eq!(versions.current_version(), 2);
         assert_eq!(versions.current().unwrap().signature, "");
+    }
+
+    #[tokio::test]
+    async fn new_session_keys_republish_the_current_version() {
+        let temp = tempfile::tempdir().unwrap();
+        let versions = versions(temp.path(), Some("dp"));
+        let store = Store::open(&temp.path().join("keys")).unwrap();
+        let policy = crate::session_keys::KeyPolicy::default();
+        let (first, _) = crate::session_keys::refresh(&store, &policy, 1_000).unwrap();
+        // Before any version: kept for the first one, nothing published.
+        versions.set_session_keys(first.clone());
+        assert!(versions.current().is_none());
+        versions.apply(input(DOC)).await.unwrap();
+        let v1 = versions.current().unwrap();
+        assert_eq!(v1.session_keys_id, first.newest_id());
+        let keys = v1.session_keys.as_ref().unwrap();
+        assert_eq!(keys.signature, first.to_proto(1, Some("dp")).signature);
+
+        let mut receiver = versions.subscribe();
+        receiver.borrow_and_update();
+        // The same keys again: nothing to send.
+        versions.set_session_keys(first.clone());
+        assert!(!receiver.has_changed().unwrap());
+        let day = policy.rotation.as_secs() as i64;
+        let (second, changed) = crate::session_keys::refresh(&store, &policy, 1_000 + day).unwrap();
+        assert!(changed);
+        versions.set_session_keys(second.clone());
+        assert!(receiver.has_changed().unwrap());
+        let again = receiver.borrow_and_update().clone().unwrap();
+        assert_eq!((again.version, again.hash.as_str()), (1, v1.hash.as_str()));
+        assert_eq!(again.session_keys_id, second.newest_id());
+        assert_eq!(again.session_keys.as_ref().unwrap().keys.len(), 2);
+        assert_eq!(
+            versions.session_keys().unwrap().newest_id(),
+            second.newest_id()
+        );
     }
 
     #[tokio::test]

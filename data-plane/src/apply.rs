@@ -15,6 +15,7 @@ use conduit_config::{ConfigErrors, Document, ProcessResolver};
 use crate::balancer::health::HttpProber;
 use crate::metrics::{ApplyOutcome, Metrics};
 use crate::runtime::{Applied, ConfigSource, Runtime};
+use crate::session::KeyRing;
 use crate::stdio;
 
 /// The serving runtime, swapped atomically by the applier and read by requests.
@@ -41,6 +42,8 @@ pub struct Applier {
     prober: HttpProber,
     /// The stdio processes of the applied runtimes.
     stdio: stdio::Pool,
+    /// Session keys from outside the config (control plane, or this process's own).
+    key_ring: Arc<KeyRing>,
 }
 
 impl Applier {
@@ -51,6 +54,7 @@ impl Applier {
             metrics,
             prober: HttpProber::new(),
             stdio,
+            key_ring: Arc::new(KeyRing::new()),
         }
     }
 
@@ -61,6 +65,11 @@ impl Applier {
     /// The stdio processes, for the shutdown path.
     pub fn stdio(&self) -> &stdio::Pool {
         &self.stdio
+    }
+
+    /// The session keys not named by the config; shared with the proxy.
+    pub fn key_ring(&self) -> &Arc<KeyRing> {
+        &self.key_ring
     }
 
     /// What is serving now, if anything.
@@ -79,6 +88,7 @@ impl Applier {
             previous.stop_health_checks();
             runtime.start_health_checks(&self.prober);
             self.stdio.commit(&runtime);
+            self.key_ring.note_applied(runtime.session_keys().is_some());
             runtime
                 .applied()
                 .cloned()

@@ -116,6 +116,7 @@ impl DataPlane {
             .register(Box::new(ReplicaMetrics::new(Arc::clone(&runtime))))
             .expect("replica metric names are unique");
         let stdio = applier.stdio().clone();
+        let key_ring = Arc::clone(applier.key_ring());
         let draining = Arc::new(AtomicBool::new(false));
         let stop_traffic = CancellationToken::new();
         let stop_admin = CancellationToken::new();
@@ -172,7 +173,9 @@ impl DataPlane {
             }
         }
 
-        let proxy = Arc::new(Proxy::new(Arc::clone(&runtime), Arc::clone(&metrics)));
+        let proxy = Arc::new(
+            Proxy::new(Arc::clone(&runtime), Arc::clone(&metrics)).with_key_ring(key_ring),
+        );
         traffic_tasks.spawn(server::serve(
             proxy_listener,
             proxy,

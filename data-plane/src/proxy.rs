@@ -31,6 +31,7 @@ use crate::deadline::{BodyError, DeadlineBody};
 use crate::jsonrpc::{self, RequestId};
 use crate::metrics::{Metrics, status_class};
 use crate::runtime::{HttpUpstream, Server, Upstream};
+use crate::session::{self, KeyRing, ServerSession};
 use crate::trace_context::TraceContext;
 use crate::{answer_check, batch};
 
@@ -60,6 +61,8 @@ pub struct Proxy {
     runtime: SharedRuntime,
     client: UpstreamClient,
     metrics: Arc<Metrics>,
+    /// Session keys not named by the config (the applier's ring).
+    key_ring: Arc<KeyRing>,
 }
 
 impl Proxy {
@@ -93,7 +96,14 @@ impl Proxy {
             runtime,
             client,
             metrics,
+            key_ring: Arc::new(KeyRing::new()),
         }
+    }
+
+    /// Use `key_ring` (the applier's) for session tokens.
+    pub fn with_key_ring(mut self, key_ring: Arc<KeyRing>) -> Proxy {
+        self.key_ring = key_ring;
+        self
     }
 
     /// Serve one request; `local` is the address the client connected to.
@@ -151,7 +161,7 @@ impl Proxy {
         }
 
         // The body is read before anything can fail, so every error carries the request id.
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let body = match read_body(&parts, body).await {
             Ok(body) => body,
             Err(response) => return label_and_tag(server.is_some(), server_id, response),
@@ -208,6 +218,25 @@ impl Proxy {
             return label_and_tag(false, server_id, response);
         };
 
+        // The client's session token is opened once; forwarding translates with it.
+        if let Upstream::Http(_) = &server.upstream {
+            let keys = self.key_ring.keys(runtime.session_keys());
+            match ServerSession::open(&parts.headers, &server_id, keys) {
+                Ok(session) => {
+                    parts.extensions.insert(session);
+                }
+                Err(refused) => {
+                    tracing::debug!(server = %server_id, reason = %refused, "session token refused");
+                    let response = error(
+                        StatusCode::NOT_FOUND,
+                        &id,
+                        session::SESSION_NOT_FOUND,
+                        format!("session not found ({refused}): initialize a new session"),
+                    );
+                    return label_and_tag(true, server_id, response);
+                }
+            }
+        }
         let response = match envelope {
             Some(Ok(jsonrpc::Envelope::Batch(batch))) => {
                 let (server_id, server, parts) = (&server_id, &server, &parts);
@@ -250,7 +279,11 @@ impl Proxy {
         body: Bytes,
         id: &RequestId,
     ) -> Response<ProxyBody> {
-        let mut lease = match upstream.replicas.pick(None) {
+        let session = parts.extensions.get::<ServerSession>();
+        let mut lease = match upstream
+            .replicas
+            .pick(session.and_then(ServerSession::replica))
+        {
             Ok(lease) => lease,
             Err(no_replica) => {
                 let message = no_replica.to_string();
@@ -261,6 +294,9 @@ impl Proxy {
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = lease.uri().clone();
         *request.headers_mut() = upstream_headers(&parts.headers, upstream);
+        if let Some(session) = session {
+            session.to_upstream(request.headers_mut());
+        }
         if let Some(trace) = parts.extensions.get::<TraceContext>() {
             trace.propagate(request.headers_mut());
         }
@@ -273,7 +309,7 @@ impl Proxy {
             Ok(Ok(response)) => Outcome::of_status(response.status()),
             Ok(Err(_)) | Err(_) => Outcome::Failure,
         });
-        let response = match sent {
+        let mut response = match sent {
             Ok(Ok(response))
                 if parts.method == Method::POST && !is_event_stream(response.headers()) =>
             {
@@ -304,6 +340,11 @@ impl Proxy {
                 )
             }
         };
+        if let Some(session) = session {
+            // The replica is only worth naming when there is a choice.
+            let replica = (upstream.replicas.replicas().len() > 1).then(|| lease.url());
+            session.to_client(response.headers_mut(), replica);
+        }
         // The replica counts the request in flight until its answer has been streamed.
         response.map(|body| Leased::new(body, lease).boxed())
     }

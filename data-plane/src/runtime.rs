@@ -18,6 +18,7 @@ use crate::balancer::ReplicaSet;
 use crate::balancer::health::Probe;
 use crate::host_check::HostPolicy;
 use crate::public_tls::PublicTls;
+use crate::session::SessionKeys;
 use crate::stdio::{self, StdioServer};
 
 /// Upstream timeout (to response headers) when a server sets no `timeout_ms`.
@@ -62,6 +63,8 @@ pub struct Runtime {
     tls: Option<Arc<PublicTls>>,
     /// The document with secrets masked, for `/config_dump`; computed once per apply.
     masked_config: serde_json::Value,
+    /// `gateway.session_keys`, which win over the control plane's keys when set.
+    session_keys: Option<SessionKeys>,
 }
 
 /// One routable upstream server.
@@ -116,6 +119,8 @@ pub enum CompileError {
     InvalidPattern { path: String, message: String },
     #[error("{path}: {message}")]
     Tls { path: String, message: String },
+    #[error("{path}: {message}")]
+    InvalidSessionKey { path: String, message: String },
 }
 
 impl CompileError {
@@ -128,7 +133,8 @@ impl CompileError {
             | CompileError::InvalidHeaderValue { path }
             | CompileError::DuplicateId { path, .. }
             | CompileError::InvalidPattern { path, .. }
-            | CompileError::Tls { path, .. } => path,
+            | CompileError::Tls { path, .. }
+            | CompileError::InvalidSessionKey { path, .. } => path,
         }
     }
 }
@@ -157,6 +163,7 @@ impl Runtime {
             host_policy: HostPolicy::default(),
             tls: None,
             masked_config: serde_json::Value::Null,
+            session_keys: None,
         }
     }
 
@@ -213,6 +220,14 @@ impl Runtime {
             }),
             None => None,
         };
+        let session_keys = crate::session::configured_keys(document.gateway.as_ref())
+            .unwrap_or_else(|bad| {
+                errors.extend(
+                    bad.into_iter()
+                        .map(|(path, message)| CompileError::InvalidSessionKey { path, message }),
+                );
+                None
+            });
         if !errors.is_empty() {
             return Err(ConfigErrors(errors.into_iter().map(Into::into).collect()));
         }
@@ -222,6 +237,7 @@ impl Runtime {
             host_policy,
             tls: tls.map(Arc::new),
             masked_config: conduit_config::mask_secrets(document),
+            session_keys,
         })
     }
 
@@ -291,6 +307,11 @@ impl Runtime {
                 Upstream::Http(upstream) => Some(&**upstream),
                 Upstream::Stdio(_) | Upstream::Managed => None,
             })
+    }
+
+    /// The configuration's own session keys, if it names any.
+    pub fn session_keys(&self) -> Option<&SessionKeys> {
+        self.session_keys.as_ref()
     }
 }
 

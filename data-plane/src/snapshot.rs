@@ -3,11 +3,16 @@
 //! The same checks run on a snapshot fresh off the stream and on one loaded from the
 //! state directory: `hash` must be the hex SHA-256 of `config_json`, and when a data-plane
 //! token is configured, `signature` must be the hex HMAC-SHA256 of `"<version>:<hash>"`
-//! keyed with that token.
+//! keyed with that token, and the session keys must carry their own signature (see
+//! [`session_keys_message`]).
 
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use conduit_proto::v1;
 use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 /// A versioned configuration document, references unresolved.
@@ -19,6 +24,52 @@ pub struct Snapshot {
     /// RFC 3339 time the version was created on the control plane.
     pub created_at: String,
     pub config_json: String,
+    /// The fleet's session token keys; absent from control planes that predate them.
+    /// Persisted with the snapshot (mode 0600) so a restarted data plane continues sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_keys: Option<SessionKeySet>,
+}
+
+/// The session token keys shipped with a snapshot (see `crate::session`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SessionKeySet {
+    /// Newest first.
+    pub keys: Vec<WireSessionKey>,
+    pub max_age_seconds: u64,
+    /// Hex HMAC-SHA256 of [`session_keys_message`], empty without a token.
+    pub signature: String,
+}
+
+/// One session key as shipped. `Debug` never shows the key material.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireSessionKey {
+    pub id: String,
+    #[serde(serialize_with = "to_base64", deserialize_with = "from_base64")]
+    pub key: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds from which the key seals.
+    pub activates_at: i64,
+}
+
+impl fmt::Debug for WireSessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WireSessionKey")
+            .field("id", &self.id)
+            .field("key", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .finish()
+    }
+}
+
+fn to_base64<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&STANDARD.encode(bytes))
+}
+
+fn from_base64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    STANDARD.decode(text).map_err(serde::de::Error::custom)
 }
 
 impl From<v1::Snapshot> for Snapshot {
@@ -29,6 +80,20 @@ impl From<v1::Snapshot> for Snapshot {
             signature: snapshot.signature,
             created_at: snapshot.created_at,
             config_json: snapshot.config_json,
+            session_keys: snapshot.session_keys.map(|set| SessionKeySet {
+                keys: set
+                    .keys
+                    .into_iter()
+                    .map(|key| WireSessionKey {
+                        id: key.id,
+                        key: key.key,
+                        created_at: key.created_at,
+                        activates_at: key.activates_at,
+                    })
+                    .collect(),
+                max_age_seconds: set.max_age_seconds,
+                signature: set.signature,
+            }),
         }
     }
 }
@@ -46,6 +111,12 @@ pub enum IntegrityError {
         "snapshot signature does not verify with this data plane's token (do the tokens differ?)"
     )]
     BadSignature,
+    #[error("the snapshot's session keys are not signed, but this data plane has a token")]
+    UnsignedSessionKeys,
+    #[error(
+        "the signature of the snapshot's session keys does not verify with this data plane's token"
+    )]
+    BadSessionKeysSignature,
 }
 
 impl Snapshot {
@@ -67,8 +138,52 @@ impl Snapshot {
         let signature = hex::decode(&self.signature).map_err(|_| IntegrityError::BadSignature)?;
         signing_mac(token, self.version, &self.hash)
             .verify_slice(&signature)
-            .map_err(|_| IntegrityError::BadSignature)
+            .map_err(|_| IntegrityError::BadSignature)?;
+        let Some(keys) = &self.session_keys else {
+            return Ok(());
+        };
+        if keys.signature.is_empty() {
+            return Err(IntegrityError::UnsignedSessionKeys);
+        }
+        let signature =
+            hex::decode(&keys.signature).map_err(|_| IntegrityError::BadSessionKeysSignature)?;
+        mac(token, session_keys_message(self.version, keys).as_bytes())
+            .verify_slice(&signature)
+            .map_err(|_| IntegrityError::BadSessionKeysSignature)
     }
+}
+
+/// What the session keys' signature covers: the lines `session-keys`, the snapshot
+/// version, the maximum age, then `<id> <hex key> <created_at> <activates_at>` per key,
+/// each ending in a newline. The version binds the keys to the snapshot they came with.
+pub fn session_keys_message(version: u64, keys: &SessionKeySet) -> String {
+    let mut message = format!("session-keys\n{version}\n{}\n", keys.max_age_seconds);
+    for key in &keys.keys {
+        message.push_str(&format!(
+            "{} {} {} {}\n",
+            key.id,
+            hex::encode(&key.key),
+            key.created_at,
+            key.activates_at
+        ));
+    }
+    message
+}
+
+/// Hex HMAC-SHA256 of [`session_keys_message`] keyed with `token`, as the control plane signs.
+pub fn sign_session_keys(token: &str, version: u64, keys: &SessionKeySet) -> String {
+    hex::encode(
+        mac(token, session_keys_message(version, keys).as_bytes())
+            .finalize()
+            .into_bytes(),
+    )
+}
+
+fn mac(token: &str, message: &[u8]) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(token.as_bytes()).expect("HMAC takes any key");
+    mac.update(message);
+    mac
 }
 
 /// Hex HMAC-SHA256 over `"<version>:<hash>"` keyed with `token`, as the control plane signs.
@@ -77,10 +192,7 @@ pub fn sign(token: &str, version: u64, hash: &str) -> String {
 }
 
 fn signing_mac(token: &str, version: u64, hash: &str) -> Hmac<Sha256> {
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(token.as_bytes()).expect("HMAC takes any key");
-    mac.update(format!("{version}:{hash}").as_bytes());
-    mac
+    mac(token, format!("{version}:{hash}").as_bytes())
 }
 
 #[cfg(test)]
@@ -96,7 +208,106 @@ mod tests {
             hash,
             created_at: "2026-01-01T00:00:00Z".into(),
             config_json,
+            session_keys: None,
         }
+    }
+
+    fn keys() -> SessionKeySet {
+        SessionKeySet {
+            keys: vec![
+                WireSessionKey {
+                    id: "k2".into(),
+                    key: vec![2; 32],
+                    created_at: 1_700_000_100,
+                    activates_at: 1_700_000_160,
+                },
+                WireSessionKey {
+                    id: "k1".into(),
+                    key: vec![1; 32],
+                    created_at: 1_700_000_000,
+                    activates_at: 1_700_000_000,
+                },
+            ],
+            max_age_seconds: 604_800,
+            signature: String::new(),
+        }
+    }
+
+    fn with_keys(token: &str) -> Snapshot {
+        let mut snapshot = snapshot(Some(token));
+        let mut keys = keys();
+        keys.signature = sign_session_keys(token, snapshot.version, &keys);
+        snapshot.session_keys = Some(keys);
+        snapshot
+    }
+
+    #[test]
+    fn session_keys_are_signed_too() {
+        with_keys("t0k").verify(Some("t0k")).expect("signed keys");
+        with_keys("t0k").verify(None).expect("no token, no check");
+
+        let mut unsigned = with_keys("t0k");
+        unsigned.session_keys.as_mut().unwrap().signature.clear();
+        assert_eq!(
+            unsigned.verify(Some("t0k")),
+            Err(IntegrityError::UnsignedSessionKeys)
+        );
+        let mut swapped = with_keys("t0k");
+        swapped.session_keys.as_mut().unwrap().keys[0].key[0] ^= 1;
+        assert_eq!(
+            swapped.verify(Some("t0k")),
+            Err(IntegrityError::BadSessionKeysSignature)
+        );
+        let mut longer = with_keys("t0k");
+        longer.session_keys.as_mut().unwrap().max_age_seconds += 1;
+        assert_eq!(
+            longer.verify(Some("t0k")),
+            Err(IntegrityError::BadSessionKeysSignature)
+        );
+        // Keys signed for another version do not ride along with this one.
+        let mut moved = with_keys("t0k");
+        let keys = moved.session_keys.take().unwrap();
+        let mut other = snapshot(Some("t0k"));
+        other.version = 5;
+        other.signature = sign("t0k", 5, &other.hash);
+        other.session_keys = Some(keys.clone());
+        assert_eq!(
+            other.verify(Some("t0k")),
+            Err(IntegrityError::BadSessionKeysSignature)
+        );
+        moved.session_keys = Some(keys);
+        moved.verify(Some("t0k")).expect("back on its own version");
+    }
+
+    #[test]
+    fn session_keys_signature_matches_an_independent_hmac() {
+        // hmac.new(b"dp-token", b"session-keys\n4\n604800\n" + lines, sha256), where lines
+        // are "k2 " + "02"*32 + " 1700000100 1700000160\n" and "k1 " + "01"*32 +
+        // " 1700000000 1700000000\n".
+        assert_eq!(
+            sign_session_keys("dp-token", 4, &keys()),
+            "f56db5560a275a12c86ec98dafa514b098ce0473fd94e3e06c3fcdbbb99288a4"
+        );
+    }
+
+    #[test]
+    fn persisted_keys_are_base64_and_debug_hides_them() {
+        let signed = with_keys("t0k");
+        let json = serde_json::to_value(&signed).unwrap();
+        let encoded = STANDARD.encode([2u8; 32]);
+        assert_eq!(json["session_keys"]["keys"][0]["key"], encoded.as_str());
+        let back: Snapshot = serde_json::from_value(json).unwrap();
+        assert_eq!(back, signed);
+        let shown = format!("{signed:?}");
+        assert!(
+            !shown.contains(&encoded) && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        // A file written before session keys existed still loads.
+        let mut old = serde_json::to_value(snapshot(None)).unwrap();
+        old.as_object_mut().unwrap().remove("session_keys");
+        let old: Snapshot = serde_json::from_value(old).unwrap();
+        assert_eq!(old.session_keys, None);
     }
 
     #[test]

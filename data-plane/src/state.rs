@@ -2,7 +2,8 @@
 //! restarted data plane can serve while the control plane is unreachable.
 //!
 //! The snapshot is stored exactly as received (references unresolved, so resolved secrets
-//! never reach the disk) in `snapshot.json`, mode 0600, replaced atomically: write a temp
+//! never reach the disk; the session token keys it carries do, so that a restarted data
+//! plane continues its clients' sessions) in `snapshot.json`, mode 0600, replaced atomically: write a temp
 //! file, fsync it, rename it over the old one, fsync the directory.
 //!
 //! [`StateWriter`] does the writing in the background, newest snapshot first, so neither
@@ -171,6 +172,7 @@ mod tests {
             signature: String::new(),
             created_at: "2026-01-01T00:00:00Z".into(),
             config_json: r#"{"servers":[{"id":"a","url":"${env:UPSTREAM}"}]}"#.into(),
+            session_keys: None,
         }
     }
 

@@ -1,8 +1,39 @@
-//! Generated prost/tonic code for `conduit.v1`. Nothing else lives here: other crates
-//! convert these wire types into their own domain types at the boundary.
+//! Generated prost/tonic code for `conduit.v1`. Nothing else lives here but the `Debug` of
+//! `SessionKey`, which hides the key: other crates convert these wire types into their own
+//! domain types at the boundary.
 #![forbid(unsafe_code)]
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, rust_2018_idioms)]
 pub mod v1 {
     tonic::include_proto!("conduit.v1");
+}
+
+impl std::fmt::Debug for v1::SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKey")
+            .field("id", &self.id)
+            .field("key", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_key_debug_hides_the_key() {
+        let key = super::v1::SessionKey {
+            id: "k1".into(),
+            key: vec![0xab; 32],
+            created_at: 1,
+            activates_at: 2,
+        };
+        let shown = format!("{key:?}");
+        assert!(
+            shown.contains("k1") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        assert!(!shown.contains("171"), "{shown}");
+    }
 }

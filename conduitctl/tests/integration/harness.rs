@@ -39,6 +39,7 @@ impl ControlPlane {
             data_dir: data_dir.path().join("cp"),
             tls: None,
             heartbeat_interval: Duration::from_millis(200),
+            session_keys: Default::default(),
             admin_token: Some(ADMIN_TOKEN.to_string()),
             dp_token: None,
         };
@@ -149,6 +150,7 @@ async fn run_data_plane(url: String, node_id: String, behaviour: Behaviour) {
         build_version: "scripted".to_string(),
         last_applied_version: 0,
         last_applied_hash: String::new(),
+        session_keys_id: String::new(),
     };
     tx.send(message(data_plane_message::Kind::Hello(hello)))
         .await

@@ -2,12 +2,14 @@
 //! directory, in WAL mode, readable by its owner only.
 //!
 //! This module owns opening the database (directory and file permissions, pragmas) and the
-//! schema migrations. The tables live in [`versions`] (immutable config versions) and
-//! [`fleet`] (last known state of every data plane). A `rusqlite::Connection` is not `Sync`,
+//! schema migrations. The tables live in [`versions`] (immutable config versions),
+//! [`fleet`] (last known state of every data plane) and [`session_keys`] (the keys of MCP
+//! session tokens). A `rusqlite::Connection` is not `Sync`,
 //! so it sits behind a `std::sync::Mutex`; every method here is synchronous and async callers
 //! run it on the blocking pool, never holding the lock across an `.await`.
 
 pub mod fleet;
+pub mod session_keys;
 pub mod versions;
 
 use std::fs::{self, OpenOptions};
@@ -18,6 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use fleet::DataPlaneRow;
+pub use session_keys::SessionKeyRow;
 pub use versions::{ApplyOutcome, NewVersion, VersionRow};
 
 /// File name of the database inside the data directory.
@@ -47,6 +50,13 @@ const MIGRATIONS: &[&str] = &[
         last_seen TEXT NOT NULL,
         connected_since TEXT NOT NULL,
         peer_address TEXT NOT NULL
+    ) STRICT;",
+    // 2: session token keys.
+    "CREATE TABLE session_keys (
+        id TEXT PRIMARY KEY,
+        key BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        activates_at INTEGER NOT NULL
     ) STRICT;",
 ];
 

@@ -228,7 +228,9 @@ async fn rollback_stores_the_old_document_as_a_new_version() -> anyhow::Result<(
     let mut admin = server.admin().await?;
     let first = server.apply(&config(1)).await?;
     server.apply(&config(2)).await?;
-    let mut dp = server.data_plane("dp-1", (2, "")).await?;
+    let mut dp = server
+        .data_plane_with_keys("dp-1", (2, ""), &server.session_keys_id()?)
+        .await?;
     assert_eq!(dp.expect_heartbeat().await?, 2);
 
     let rolled = admin

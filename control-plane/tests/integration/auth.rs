@@ -45,7 +45,7 @@ async fn data_planes_need_the_dp_token_and_get_signed_snapshots() -> anyhow::Res
     })
     .await?;
     for token in [None, Some("wrong"), Some(ADMIN_TOKEN)] {
-        let refused = DataPlane::connect(&server, "dp-1", (0, ""), token).await;
+        let refused = DataPlane::connect(&server, "dp-1", (0, ""), "", token).await;
         assert_eq!(code(refused), Code::Unauthenticated, "token {token:?}");
     }
 
@@ -68,6 +68,7 @@ async fn refuses_an_exposed_listener_without_both_tokens() -> anyhow::Result<()>
         data_dir: dir.path().join("data"),
         tls: None,
         heartbeat_interval: Duration::from_secs(5),
+        session_keys: Default::default(),
         admin_token: Some(ADMIN_TOKEN.to_owned()),
         dp_token: None,
     };

@@ -44,6 +44,8 @@ pub struct Options {
     /// (cert PEM, key PEM) for the gRPC listener.
     pub tls: Option<(String, String)>,
     pub heartbeat: Option<Duration>,
+    /// `--session-key-rotation`; default 24 h.
+    pub key_rotation: Option<Duration>,
 }
 
 /// A running control plane and the directory it keeps its data in.
@@ -77,6 +79,12 @@ impl TestServer {
             data_dir: dir.path().join("data"),
             tls,
             heartbeat_interval: options.heartbeat.unwrap_or(Duration::from_secs(30)),
+            session_keys: conduit_control_plane::session_keys::KeyPolicy {
+                rotation: options
+                    .key_rotation
+                    .unwrap_or(conduit_control_plane::session_keys::DEFAULT_ROTATION),
+                ..Default::default()
+            },
             admin_token: options.tokens.then(|| ADMIN_TOKEN.to_owned()),
             dp_token: options.tokens.then(|| DP_TOKEN.to_owned()),
         };
@@ -158,14 +166,39 @@ impl TestServer {
         Ok(response.into_inner())
     }
 
-    /// A data plane with this server's DP token.
+    /// A data plane with this server's DP token, holding no session keys yet.
     pub async fn data_plane(
         &self,
         node_id: &str,
         last_applied: (u64, &str),
     ) -> anyhow::Result<DataPlane> {
+        self.data_plane_with_keys(node_id, last_applied, "").await
+    }
+
+    /// A data plane that also reports the session key set it holds.
+    pub async fn data_plane_with_keys(
+        &self,
+        node_id: &str,
+        last_applied: (u64, &str),
+        session_keys_id: &str,
+    ) -> anyhow::Result<DataPlane> {
         let token = self.config.dp_token.clone();
-        DataPlane::connect(self, node_id, last_applied, token.as_deref()).await
+        DataPlane::connect(
+            self,
+            node_id,
+            last_applied,
+            session_keys_id,
+            token.as_deref(),
+        )
+        .await
+    }
+
+    /// Id of the newest session key in the store, as a data plane holding the current
+    /// keys reports it.
+    pub fn session_keys_id(&self) -> anyhow::Result<String> {
+        let store = conduit_control_plane::store::Store::open(&self.data_dir())?;
+        let keys = store.load_session_keys()?;
+        Ok(keys.first().context("no session key stored")?.id.clone())
     }
 
     /// GET `path` on the internal HTTP listener: (status code, body).
@@ -222,6 +255,7 @@ impl DataPlane {
         server: &TestServer,
         node_id: &str,
         (last_applied_version, last_applied_hash): (u64, &str),
+        session_keys_id: &str,
         token: Option<&str>,
     ) -> anyhow::Result<Self> {
         Self::open(
@@ -233,6 +267,7 @@ impl DataPlane {
                 build_version: "test-build".to_owned(),
                 last_applied_version,
                 last_applied_hash: last_applied_hash.to_owned(),
+                session_keys_id: session_keys_id.to_owned(),
             }),
         )
         .await

@@ -48,7 +48,9 @@ async fn restart_keeps_versions_and_fleet_rows() -> anyhow::Result<()> {
     assert_eq!(dp.labels.get("zone").map(String::as_str), Some("test"));
 
     // It reconnects running version 2 (say, after fixing its environment): no resend.
-    let mut dp = server.data_plane("dp-1", (2, &applied.hash)).await?;
+    let mut dp = server
+        .data_plane_with_keys("dp-1", (2, &applied.hash), &server.session_keys_id()?)
+        .await?;
     assert_eq!(dp.expect_heartbeat().await?, 2);
     let fleet = wait_for_fleet(&mut admin, |fleet| fleet.data_planes[0].connected).await?;
     assert_eq!(fleet.data_planes[0].applied_version, 2);

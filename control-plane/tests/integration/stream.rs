@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use conduit_proto::v1::{Ack, FleetStatusRequest, data_plane_message};
+use anyhow::Context as _;
+use conduit_proto::v1::{Ack, FleetStatusRequest, control_plane_message, data_plane_message};
 use tonic::Code;
 
 use super::common::{DataPlane, Options, TestServer, config, wait_for_fleet};
@@ -17,7 +18,10 @@ async fn hello_with_the_current_version_gets_no_resend() -> anyhow::Result<()> {
     .await?;
     let applied = server.apply(&config(1)).await?;
 
-    let mut current = server.data_plane("dp-current", (1, &applied.hash)).await?;
+    let keys = server.session_keys_id()?;
+    let mut current = server
+        .data_plane_with_keys("dp-current", (1, &applied.hash), &keys)
+        .await?;
     // Only heartbeats follow: the first at once, then one per interval.
     for _ in 0..3 {
         assert_eq!(current.expect_heartbeat().await?, 1);
@@ -33,7 +37,16 @@ async fn hello_with_the_current_version_gets_no_resend() -> anyhow::Result<()> {
     let mut stale = server.data_plane("dp-stale", (1, "other-hash")).await?;
     assert_eq!(stale.expect_snapshot().await?.hash, applied.hash);
     let mut behind = server.data_plane("dp-behind", (0, "")).await?;
-    assert_eq!(behind.expect_snapshot().await?.version, 1);
+    let snapshot = behind.expect_snapshot().await?;
+    assert_eq!(snapshot.version, 1);
+    assert_eq!(
+        snapshot.session_keys.context("session keys")?.keys[0].id,
+        keys
+    );
+    // The current version without the current keys (a rotation missed while away): resend.
+    let mut rekey = server.data_plane("dp-rekey", (1, &applied.hash)).await?;
+    let snapshot = rekey.expect_snapshot().await?;
+    assert_eq!((snapshot.version, snapshot.hash), (1, applied.hash));
     Ok(())
 }
 
@@ -118,5 +131,53 @@ async fn a_second_stream_replaces_the_first_and_disconnects_are_tracked() -> any
 
     drop(second);
     wait_for_fleet(&mut admin, |fleet| !fleet.data_planes[0].connected).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_rotation_sends_the_same_version_with_new_keys() -> anyhow::Result<()> {
+    let server = TestServer::start(Options {
+        tokens: true,
+        key_rotation: Some(Duration::from_secs(2)),
+        ..Options::default()
+    })
+    .await?;
+    let applied = server.apply(&config(1)).await?;
+    let mut dp = server.data_plane("dp-1", (0, "")).await?;
+    let first = dp.expect_snapshot().await?;
+    let first_keys = first.session_keys.clone().context("session keys")?;
+    assert_eq!(first_keys.keys.len(), 1);
+    assert_eq!(first_keys.keys[0].key.len(), 32);
+    assert!(!first_keys.signature.is_empty(), "signed with the DP token");
+    dp.ack(&first).await?;
+
+    // Heartbeats until the rotation; then version 1 again, new key first, old key kept.
+    let rotated = loop {
+        match dp.next().await? {
+            control_plane_message::Kind::Snapshot(snapshot) => break snapshot,
+            control_plane_message::Kind::Heartbeat(_) => {}
+        }
+    };
+    assert_eq!((rotated.version, &rotated.hash), (1, &applied.hash));
+    let keys = rotated.session_keys.clone().context("session keys")?;
+    assert_eq!(keys.keys.len(), 2, "{keys:?}");
+    assert_ne!(keys.keys[0].id, first_keys.keys[0].id);
+    assert_eq!(keys.keys[1].id, first_keys.keys[0].id);
+    assert!(
+        keys.keys[0].activates_at > keys.keys[0].created_at,
+        "shipped ahead"
+    );
+    assert_ne!(keys.signature, first_keys.signature);
+    dp.ack(&rotated).await?;
+
+    let mut admin = server.admin().await?;
+    let fleet = wait_for_fleet(&mut admin, |fleet| {
+        fleet
+            .data_planes
+            .first()
+            .is_some_and(|dp| dp.applied_version == 1)
+    })
+    .await?;
+    assert_eq!(fleet.current_version, 1, "a rotation creates no version");
     Ok(())
 }

@@ -97,6 +97,8 @@ pub struct SessionKey {
     /// Names the key in tokens.
     pub id: String,
     aead: Arc<RandomizedNonceKey>,
+    /// Unix seconds before which the key opens tokens but does not seal them.
+    not_before: u64,
 }
 
 impl SessionKey {
@@ -119,7 +121,16 @@ impl SessionKey {
         Ok(SessionKey {
             id,
             aead: Arc::new(aead),
+            not_before: 0,
         })
+    }
+
+    /// The same key, sealing only from `unix_secs` on. A key shipped ahead of its use
+    /// reaches every data plane before any of them seals with it, so a token made by one
+    /// replica right after a rotation always opens on the others.
+    pub fn not_before(mut self, unix_secs: u64) -> SessionKey {
+        self.not_before = unix_secs;
+        self
     }
 
     /// A key from its standard-base64 text (from configuration).
@@ -137,12 +148,14 @@ impl fmt::Debug for SessionKey {
         f.debug_struct("SessionKey")
             .field("id", &self.id)
             .field("key", &"<redacted>")
+            .field("not_before", &self.not_before)
             .finish()
     }
 }
 
-/// The key set of a fleet: the first key is current and seals new tokens; every key
-/// opens tokens, so sessions survive a rotation for as long as their key is kept.
+/// The key set of a fleet, newest first: the first key whose activation time has come is
+/// current and seals new tokens; every key opens tokens, so sessions survive a rotation for
+/// as long as their key is kept.
 #[derive(Clone, Debug)]
 pub struct SessionKeys {
     keys: Arc<[SessionKey]>,
@@ -188,9 +201,28 @@ impl SessionKeys {
         self
     }
 
-    /// The id of the key that seals new tokens.
+    /// The id of the key that seals new tokens now.
     pub fn current_id(&self) -> &str {
+        &self.sealing_key(unix_now()).id
+    }
+
+    /// The id of the newest key, current or about to be; it names the whole set.
+    pub fn newest_id(&self) -> &str {
         &self.keys[0].id
+    }
+
+    /// The age after which tokens are refused.
+    pub fn max_age(&self) -> Duration {
+        Duration::from_secs(self.max_age_secs)
+    }
+
+    /// The newest key already active at `now`; the oldest when none is (a clock far
+    /// behind the control plane's).
+    fn sealing_key(&self, now: u64) -> &SessionKey {
+        self.keys
+            .iter()
+            .find(|key| key.not_before <= now)
+            .unwrap_or_else(|| &self.keys[self.keys.len() - 1])
     }
 
     /// Every key id, current first.
@@ -200,7 +232,12 @@ impl SessionKeys {
 
     /// Seals `state` under the current key.
     pub fn seal(&self, state: &SessionState) -> String {
-        let key = &self.keys[0];
+        self.seal_at(state, unix_now())
+    }
+
+    /// [`seal`](Self::seal) with the key current at `now` (Unix seconds).
+    pub fn seal_at(&self, state: &SessionState, now: u64) -> String {
+        let key = self.sealing_key(now);
         let prefix = format!("{TOKEN_VERSION}.{}", key.id);
         let mut sealed = serde_json::to_vec(state).expect("a session state serializes");
         let nonce = key
@@ -289,8 +326,12 @@ mod tests {
         SessionKey::new(id, [byte; 32]).unwrap()
     }
 
+    /// The same state on every call: issued once per test process, so a second that
+    /// ticks between two calls changes nothing.
     fn state() -> SessionState {
+        static ISSUED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
         let mut state = SessionState::new("server:files");
+        state.issued_at = *ISSUED.get_or_init(unix_now);
         state.protocol_version = Some("2025-11-25".into());
         state.upstreams.insert(
             "files".into(),
@@ -390,6 +431,26 @@ mod tests {
             Err(SessionError::UnknownKey("old".into()))
         );
         assert_eq!(retired.open(&new_token).unwrap(), state());
+    }
+
+    #[test]
+    fn a_key_shipped_ahead_seals_only_once_active() {
+        let keys = SessionKeys::new(vec![key("next", 2).not_before(2_000), key("now", 1)]).unwrap();
+        assert_eq!(keys.newest_id(), "next");
+        let early = keys.seal_at(&state(), 1_999);
+        assert!(early.starts_with("c1.now."), "{early}");
+        let late = keys.seal_at(&state(), 2_000);
+        assert!(late.starts_with("c1.next."), "{late}");
+        // Both open before and after: a data plane whose clock runs ahead is no problem.
+        assert_eq!(keys.open(&early).unwrap(), state());
+        assert_eq!(keys.open(&late).unwrap(), state());
+        // Nothing active yet (a clock far behind): the oldest key seals.
+        let future = SessionKeys::new(vec![
+            key("b", 2).not_before(9_000),
+            key("a", 1).not_before(8_000),
+        ])
+        .unwrap();
+        assert!(future.seal_at(&state(), 10).starts_with("c1.a."));
     }
 
     #[test]

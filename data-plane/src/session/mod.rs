@@ -7,9 +7,13 @@
 //! Any data plane holding the key set can therefore continue any session, and a client can
 //! neither read nor forge the upstream ids behind its token.
 //!
-//! `codec` owns the token format and the key set.
+//! `codec` owns the token format and the key set, `keys` where a data plane's keys come
+//! from (configuration, control plane, or a local key), `http` the header translation on
+//! single-server endpoints.
 
 mod codec;
+mod http;
+mod keys;
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use codec::{
     DEFAULT_MAX_AGE, SessionError, SessionKey, SessionKeyError, SessionKeys, TOKEN_VERSION,
 };
+pub use http::{MCP_SESSION_ID, SESSION_NOT_FOUND, ServerSession};
+pub use keys::{KeyRing, configured_keys, fleet_keys};
 
 /// Everything a session token carries.
 ///

@@ -184,6 +184,12 @@ impl ControlPlaneSource {
                 build_version: env!("CARGO_PKG_VERSION").to_owned(),
                 last_applied_version: applied.as_ref().map_or(0, |a| a.version),
                 last_applied_hash: applied.map(|a| a.hash).unwrap_or_default(),
+                session_keys_id: self
+                    .context
+                    .applier
+                    .key_ring()
+                    .fleet_newest_id()
+                    .unwrap_or_default(),
             })),
         }
     }

@@ -144,19 +144,45 @@ impl SessionContext {
         (DataPlaneMessage { kind: Some(kind) }, applied)
     }
 
-    /// Verify and apply a snapshot from `source`.
+    /// Verify and apply a snapshot from `source`. Its session keys take effect once it
+    /// verifies, whether or not its configuration then applies: they are the fleet's.
+    /// The version already serving, sent again with new keys after a rotation, only
+    /// updates the keys.
     pub async fn accept(
         &self,
         snapshot: &Snapshot,
         source: ConfigSource,
     ) -> Result<Applied, ConfigErrors> {
-        if let Err(error) = snapshot.verify(self.token.as_deref()) {
-            let errors = ConfigErrors(vec![ConfigError {
+        let document_error = |message: String| {
+            ConfigErrors(vec![ConfigError {
                 path: String::new(),
-                message: error.to_string(),
-            }]);
+                message,
+            }])
+        };
+        if let Err(error) = snapshot.verify(self.token.as_deref()) {
             tracing::warn!(version = snapshot.version, %error, "snapshot failed its integrity check");
-            return Err(errors);
+            return Err(document_error(error.to_string()));
+        }
+        if let Some(set) = &snapshot.session_keys {
+            match crate::session::fleet_keys(set) {
+                Ok(keys) => self.applier.key_ring().set_fleet(keys),
+                Err(error) => {
+                    tracing::warn!(version = snapshot.version, %error, "snapshot has unusable session keys");
+                    return Err(document_error(format!("session keys: {error}")));
+                }
+            }
+        }
+        if let Some(current) = self.applier.current()
+            && current.source == ConfigSource::ControlPlane
+            && source == ConfigSource::ControlPlane
+            && current.version == snapshot.version
+            && current.hash == snapshot.hash
+        {
+            tracing::debug!(
+                version = current.version,
+                "snapshot of the serving version: keys only"
+            );
+            return Ok(current);
         }
         let applier = self.applier.clone();
         let candidate = Candidate {

@@ -35,6 +35,7 @@ fn snapshot(version: u64, config_json: &str, token: Option<&str>) -> ControlPlan
             hash,
             config_json: config_json.into(),
             created_at: "2026-01-01T00:00:00Z".into(),
+            session_keys: None,
         })),
     }
 }
@@ -119,6 +120,79 @@ async fn acks_an_applied_snapshot_and_nacks_a_bad_one() {
             progressed: true
         }
     );
+}
+
+/// `message` (a snapshot) carrying one session key `id`, signed with `token`.
+fn with_key(mut message: ControlPlaneMessage, id: &str, token: &str) -> ControlPlaneMessage {
+    let Some(control_plane_message::Kind::Snapshot(snapshot)) = &mut message.kind else {
+        unreachable!()
+    };
+    let mut set = crate::snapshot::SessionKeySet {
+        keys: vec![crate::snapshot::WireSessionKey {
+            id: id.into(),
+            key: vec![3; 32],
+            created_at: 0,
+            activates_at: 0,
+        }],
+        max_age_seconds: 3600,
+        signature: String::new(),
+    };
+    set.signature = crate::snapshot::sign_session_keys(token, snapshot.version, &set);
+    snapshot.session_keys = Some(v1::SessionKeySet {
+        keys: set
+            .keys
+            .iter()
+            .map(|key| v1::SessionKey {
+                id: key.id.clone(),
+                key: key.key.clone(),
+                created_at: key.created_at,
+                activates_at: key.activates_at,
+            })
+            .collect(),
+        max_age_seconds: set.max_age_seconds,
+        signature: set.signature,
+    });
+    message
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_serving_version_sent_again_only_updates_the_session_keys() {
+    let context = context(Some("tok"));
+    let applier = context.applier.clone();
+    let (inbound, mut replies, _session) = start(context);
+    let mut expect_ack = async |message| {
+        inbound.send(Ok(message)).await.unwrap();
+        match replies.recv().await.unwrap().kind {
+            Some(data_plane_message::Kind::Ack(ack)) => ack,
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    };
+
+    let ack = expect_ack(with_key(snapshot(1, GOOD, Some("tok")), "k1", "tok")).await;
+    assert_eq!(ack.version, 1);
+    let applied = applier.current().unwrap();
+    assert_eq!(applier.key_ring().fleet_newest_id().as_deref(), Some("k1"));
+
+    // A rotation: same version, new keys. ACKed as that version, not applied again.
+    let ack = expect_ack(with_key(snapshot(1, GOOD, Some("tok")), "k2", "tok")).await;
+    assert_eq!(ack.version, 1);
+    assert_eq!(applier.current().unwrap().applied_at, applied.applied_at);
+    assert_eq!(applier.key_ring().fleet_newest_id().as_deref(), Some("k2"));
+    assert_eq!(
+        applier.key_ring().keys(None).max_age(),
+        Duration::from_secs(3600)
+    );
+
+    // Keys signed with another token are refused with the snapshot.
+    inbound
+        .send(Ok(with_key(snapshot(1, GOOD, Some("tok")), "k3", "other")))
+        .await
+        .unwrap();
+    let Some(data_plane_message::Kind::Nack(nack)) = replies.recv().await.unwrap().kind else {
+        panic!("expected a nack");
+    };
+    assert!(nack.errors[0].message.contains("session keys"), "{nack:?}");
+    assert_eq!(applier.key_ring().fleet_newest_id().as_deref(), Some("k2"));
 }
 
 #[tokio::test(start_paused = true)]

@@ -26,6 +26,26 @@ fn http_server(id: &str, url: &str, extra: &str) -> String {
     format!("  - id: {id}\n    url: {url}\n{extra}")
 }
 
+/// A session on `/mcp/{server}`: the token the data plane hands out for the upstream's
+/// session id.
+async fn open_session(addr: std::net::SocketAddr, server: &str) -> String {
+    let reply = http::post_mcp(
+        addr,
+        server,
+        &[],
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let token = reply.header("mcp-session-id").expect("a session token");
+    assert!(token.starts_with("c1."), "{token}");
+    assert!(
+        !token.contains(SESSION_ID),
+        "the upstream id leaked: {token}"
+    );
+    token.to_owned()
+}
+
 #[tokio::test]
 async fn json_pass_through_forwards_mcp_headers_but_not_authorization() {
     let upstream = Upstream::start().await;
@@ -35,13 +55,14 @@ async fn json_pass_through_forwards_mcp_headers_but_not_authorization() {
         "    headers:\n      X-Api-Key: k-123\n",
     ))
     .await;
+    let token = open_session(data_plane.proxy_addr(), "alpha").await;
 
     let reply = http::post_mcp(
         data_plane.proxy_addr(),
         "alpha",
         &[
             ("authorization", "Bearer caller-secret"),
-            ("mcp-session-id", "client-session"),
+            ("mcp-session-id", &token),
             ("mcp-protocol-version", "2025-11-25"),
             ("mcp-method", "tools/call"),
             ("mcp-name", "echo"),
@@ -56,7 +77,8 @@ async fn json_pass_through_forwards_mcp_headers_but_not_authorization() {
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(reply.header("mcp-session-id"), Some(SESSION_ID));
+    // The upstream keeps its session, so the client keeps its token.
+    assert_eq!(reply.header("mcp-session-id"), Some(token.as_str()));
     assert_eq!(reply.header("x-conduit-server-id"), Some("alpha"));
     assert_eq!(reply.header("x-upstream-internal"), None);
 
@@ -64,7 +86,7 @@ async fn json_pass_through_forwards_mcp_headers_but_not_authorization() {
     assert_eq!(body["id"], 5);
     let seen = &body["result"]["headers"];
     assert_eq!(seen["x-api-key"], "k-123");
-    assert_eq!(seen["mcp-session-id"], "client-session");
+    assert_eq!(seen["mcp-session-id"], SESSION_ID);
     assert_eq!(seen["mcp-protocol-version"], "2025-11-25");
     assert_eq!(seen["mcp-method"], "tools/call");
     assert_eq!(seen["mcp-name"], "echo");
@@ -120,7 +142,8 @@ async fn sse_is_streamed_as_it_arrives() {
     .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    assert_eq!(response.headers()["mcp-session-id"], SESSION_ID);
+    let token = response.headers()["mcp-session-id"].to_str().unwrap();
+    assert!(token.starts_with("c1."), "{token}");
     let mut body = response.into_body();
 
     // The first event arrives while the upstream still holds back the second.
@@ -206,19 +229,58 @@ async fn next_chunk(body: &mut hyper::body::Incoming) -> String {
 async fn get_and_delete_are_forwarded() {
     let upstream = Upstream::start().await;
     let (data_plane, _temp) = gateway(&http_server("alpha", &upstream.url(), "")).await;
+    let token = open_session(data_plane.proxy_addr(), "alpha").await;
     for method in [Method::GET, Method::DELETE] {
         let reply = http::send(
             data_plane.proxy_addr(),
             method.clone(),
             "/mcp/alpha",
-            &[("mcp-session-id", "s-9")],
+            &[("mcp-session-id", &token)],
             Bytes::new(),
         )
         .await;
         assert_eq!(reply.status, 200, "{method}: {}", reply.text());
         let body = reply.json();
         assert_eq!(body["result"]["http_method"], method.as_str());
-        assert_eq!(body["result"]["headers"]["mcp-session-id"], "s-9");
+        assert_eq!(body["result"]["headers"]["mcp-session-id"], SESSION_ID);
+    }
+    data_plane.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_session_token_that_does_not_open_gets_404_with_the_id() {
+    let upstream = Upstream::start().await;
+    let servers = [
+        http_server("alpha", &upstream.url(), ""),
+        http_server("beta", &upstream.url(), ""),
+    ]
+    .concat();
+    let (data_plane, _temp) = gateway(&servers).await;
+    let addr = data_plane.proxy_addr();
+    let token = open_session(addr, "alpha").await;
+    let mut tampered = token.clone().into_bytes();
+    let at = tampered.len() / 2;
+    tampered[at] = if tampered[at] == b'x' { b'y' } else { b'x' };
+    let tampered = String::from_utf8(tampered).unwrap();
+
+    // A raw upstream id, an altered token, and alpha's token on beta.
+    for (server, session) in [
+        ("alpha", SESSION_ID),
+        ("alpha", tampered.as_str()),
+        ("beta", token.as_str()),
+    ] {
+        let reply = http::post_mcp(
+            addr,
+            server,
+            &[("mcp-session-id", session)],
+            json!({"jsonrpc": "2.0", "id": 41, "method": "tools/list"}),
+        )
+        .await;
+        assert_eq!(reply.status, 404, "{server} {session}: {}", reply.text());
+        let body = reply.json();
+        assert_eq!(body["id"], 41, "{body}");
+        assert_eq!(body["error"]["code"], -32001, "{body}");
+        assert_eq!(reply.header("x-conduit-server-id"), Some(server));
     }
     data_plane.shutdown().await;
 }

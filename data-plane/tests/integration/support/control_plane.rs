@@ -111,6 +111,7 @@ impl FakeControlPlane {
             signature,
             config_json,
             created_at: "2026-01-01T00:00:00Z".into(),
+            session_keys: None,
         }));
     }
 
