@@ -26,6 +26,8 @@ pub struct ControlPlaneOptions {
     pub tls: Option<TlsFiles>,
     /// `--heartbeat-interval`, e.g. `500ms`.
     pub heartbeat_interval: Option<String>,
+    /// `--session-key-rotation`, e.g. `3s`.
+    pub session_key_rotation: Option<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
 }
@@ -178,6 +180,9 @@ impl ControlPlane {
         }
         if let Some(interval) = &self.options.heartbeat_interval {
             args.extend(["--heartbeat-interval".to_owned(), interval.clone()]);
+        }
+        if let Some(rotation) = &self.options.session_key_rotation {
+            args.extend(["--session-key-rotation".to_owned(), rotation.clone()]);
         }
         let mut env = self.options.env.clone();
         if let Some(token) = &self.options.admin_token {

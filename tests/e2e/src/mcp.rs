@@ -57,6 +57,12 @@ impl McpClient {
         self
     }
 
+    /// Continues the session `session_id` (e.g. one started through another data plane).
+    pub fn with_session(mut self, session_id: &str) -> Self {
+        self.session_id = Some(session_id.to_owned());
+        self
+    }
+
     pub fn session_id(&self) -> Option<&str> {
         self.session_id.as_deref()
     }

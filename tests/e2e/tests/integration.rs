@@ -19,6 +19,7 @@ mod integration {
     mod resilience;
     mod rollback;
     mod rollout;
+    mod sessions;
     mod standalone;
     mod stdio;
     mod stdio_lifecycle;

@@ -1,0 +1,280 @@
+//! MCP sessions with stateless data planes: the `Mcp-Session-Id` a client holds is a
+//! sealed token naming its upstream session, so any data plane of the fleet continues it,
+//! every client gets its own upstream session, and key rotations do not end sessions.
+
+use anyhow::{Context as _, bail};
+use conduit_e2e::configs::fixture_config;
+use conduit_e2e::http;
+use conduit_e2e::mcp::{McpClient, PROTOCOL_VERSION};
+use conduit_e2e::{
+    ControlPlaneOptions, DEFAULT_TIMEOUT, DataPlane, DataPlaneOptions, Fixture, wait_until,
+};
+use serde_json::{Value, json};
+
+use super::common::Fleet;
+
+/// The `Mcp-Session-Id` the fixture received on a call through `client`.
+fn upstream_session(client: &mut McpClient) -> anyhow::Result<String> {
+    let seen: Value = serde_json::from_str(&client.call_tool_text("echo_headers", json!({}))?)?;
+    seen["mcp-session-id"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("the upstream got no session id: {seen}"))
+}
+
+/// The key id a token was sealed with (`c1.<key id>.<sealed>`).
+fn key_id(token: &str) -> anyhow::Result<&str> {
+    match token.split('.').collect::<Vec<_>>()[..] {
+        ["c1", id, _] => Ok(id),
+        _ => bail!("not a session token: {token}"),
+    }
+}
+
+fn token_of(client: &McpClient) -> anyhow::Result<String> {
+    Ok(client.session_id().context("no Mcp-Session-Id")?.to_owned())
+}
+
+fn echo(client: &mut McpClient, message: &str) -> anyhow::Result<()> {
+    let text = client.call_tool_text("echo", json!({ "message": message }))?;
+    anyhow::ensure!(text == message, "echo returned {text:?}");
+    Ok(())
+}
+
+#[test]
+fn a_session_started_on_one_data_plane_continues_on_another() -> anyhow::Result<()> {
+    let fleet = Fleet::start(2)?;
+    let (a, b) = (&fleet.dps[0], &fleet.dps[1]);
+
+    let mut through_a = McpClient::new(a.mcp_url("fixture"));
+    through_a.initialize()?;
+    let token = token_of(&through_a)?;
+    key_id(&token)?;
+    let upstream = upstream_session(&mut through_a)?;
+    assert!(
+        !token.contains(&upstream),
+        "the upstream session id {upstream} shows in the client's token {token}"
+    );
+
+    let mut through_b = McpClient::new(b.mcp_url("fixture")).with_session(&token);
+    let tools = through_b.list_tools()?;
+    assert!(tools.iter().any(|t| t == "echo"), "{tools:?}");
+    echo(&mut through_b, "continued on B")?;
+    assert_eq!(
+        upstream_session(&mut through_b)?,
+        upstream,
+        "B used another upstream session"
+    );
+    assert_eq!(
+        through_b.session_id(),
+        Some(token.as_str()),
+        "the token changed"
+    );
+
+    // DELETE through B ends the upstream session: it is gone through A as well.
+    let closed = through_b.clone().close()?;
+    assert!((200..300).contains(&closed), "DELETE answered {closed}");
+    let body = json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/list" }).to_string();
+    let after = http::request(
+        "POST",
+        &a.mcp_url("fixture"),
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", PROTOCOL_VERSION),
+            ("Mcp-Session-Id", &token),
+        ],
+        Some(body.as_bytes()),
+        DEFAULT_TIMEOUT,
+    )?;
+    // The upstream's own 404 for a session it ended, passed through.
+    assert_eq!(
+        after.status,
+        404,
+        "the upstream still knows the session: {}",
+        after.text()
+    );
+    Ok(())
+}
+
+#[test]
+fn every_client_gets_its_own_upstream_session() -> anyhow::Result<()> {
+    let fleet = Fleet::start(2)?;
+    let mut sessions = Vec::new();
+    for dp in [&fleet.dps[0], &fleet.dps[0], &fleet.dps[1]] {
+        let mut client = McpClient::new(dp.mcp_url("fixture"));
+        client.initialize()?;
+        sessions.push((token_of(&client)?, upstream_session(&mut client)?));
+    }
+    for (i, (token, upstream)) in sessions.iter().enumerate() {
+        for (other_token, other_upstream) in &sessions[i + 1..] {
+            assert_ne!(token, other_token);
+            assert_ne!(
+                upstream, other_upstream,
+                "two clients share an upstream session"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_tampered_token_gets_404_with_the_request_id() -> anyhow::Result<()> {
+    let fleet = Fleet::start(1)?;
+    let url = fleet.dps[0].mcp_url("fixture");
+    let mut client = McpClient::new(url.clone());
+    client.initialize()?;
+    let token = token_of(&client)?;
+    let upstream = upstream_session(&mut client)?;
+
+    let mut tampered = token.clone().into_bytes();
+    let at = tampered.len() - 5;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered)?;
+    // Neither an altered token nor the raw upstream id is accepted.
+    for session in [tampered.as_str(), upstream.as_str()] {
+        let mut forged = McpClient::new(url.clone()).with_session(session);
+        let exchange = forged.exchange("tools/list", json!({}))?;
+        assert_eq!(
+            exchange.response.status,
+            404,
+            "{}",
+            exchange.response.text()
+        );
+        let message = exchange
+            .message
+            .with_context(|| format!("no JSON-RPC error: {}", exchange.response.text()))?;
+        assert_eq!(message["id"], json!(1), "{message}");
+        assert!(message["error"]["code"].is_i64(), "{message}");
+    }
+    // The real token still works.
+    echo(&mut client, "untouched")?;
+    Ok(())
+}
+
+#[test]
+fn a_key_rotation_keeps_sessions_and_new_ones_use_the_new_key() -> anyhow::Result<()> {
+    let fleet = Fleet::start_with(
+        2,
+        ControlPlaneOptions {
+            session_key_rotation: Some("3s".into()),
+            ..ControlPlaneOptions::with_tokens()
+        },
+        |_, options| options,
+    )?;
+    let (a, b) = (&fleet.dps[0], &fleet.dps[1]);
+    let mut old = McpClient::new(a.mcp_url("fixture"));
+    old.initialize()?;
+    let old_token = token_of(&old)?;
+    let old_key = key_id(&old_token)?.to_owned();
+    let old_upstream = upstream_session(&mut old)?;
+
+    let (new_token, mut new) = wait_until(DEFAULT_TIMEOUT, "a session under a new key", || {
+        let mut client = McpClient::new(b.mcp_url("fixture"));
+        client.initialize()?;
+        let token = token_of(&client)?;
+        if key_id(&token)? == old_key {
+            client.close()?;
+            bail!("still sealed with {old_key}");
+        }
+        Ok((token, client))
+    })?;
+    let new_upstream = upstream_session(&mut new)?;
+
+    // The old session, sealed before the rotation, continues on both data planes.
+    for dp in [a, b] {
+        let mut client = McpClient::new(dp.mcp_url("fixture")).with_session(&old_token);
+        echo(&mut client, "after the rotation")?;
+        assert_eq!(upstream_session(&mut client)?, old_upstream);
+    }
+    // The new session, sealed by B under the new key, continues on A.
+    let mut on_a = McpClient::new(a.mcp_url("fixture")).with_session(&new_token);
+    assert_eq!(upstream_session(&mut on_a)?, new_upstream);
+    assert_eq!(
+        fleet.cp.status()?.current_version,
+        fleet.first_version,
+        "a rotation creates no config version"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_standalone_data_plane_keeps_sessions_local() -> anyhow::Result<()> {
+    let fixture = Fixture::start()?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("conduit.yaml");
+    std::fs::write(&path, fixture_config(&fixture.mcp_url(), "local"))?;
+    let start = |node_id: &str| {
+        DataPlane::start(DataPlaneOptions {
+            node_id: node_id.into(),
+            config_file: Some(path.clone()),
+            wait_ready: true,
+            ..DataPlaneOptions::default()
+        })
+    };
+    let (one, other) = (start("standalone-1")?, start("standalone-2")?);
+
+    let mut client = McpClient::new(one.mcp_url("fixture"));
+    client.initialize()?;
+    let token = token_of(&client)?;
+    let upstream = upstream_session(&mut client)?;
+    assert!(!token.contains(&upstream), "{token}");
+    echo(&mut client, "local session")?;
+
+    // Another data plane has its own key: the client must start over there.
+    let mut elsewhere = McpClient::new(other.mcp_url("fixture")).with_session(&token);
+    let refused = elsewhere.exchange("tools/list", json!({}))?;
+    assert_eq!(refused.response.status, 404, "{}", refused.response.text());
+
+    let log = std::fs::read_to_string(one.scratch_dir().join("data-plane.log"))?;
+    assert!(
+        log.contains("MCP sessions are local to this data plane"),
+        "no warning in the log:\n{log}"
+    );
+    let closed = client.close()?;
+    assert!((200..300).contains(&closed), "DELETE answered {closed}");
+    Ok(())
+}
+
+#[test]
+fn standalone_data_planes_sharing_configured_keys_share_sessions() -> anyhow::Result<()> {
+    let fixture = Fixture::start()?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("conduit.yaml");
+    let yaml = format!(
+        "{}gateway:\n  session_keys:\n    - id: shared-1\n      key: ${{env:E2E_SESSION_KEY}}\n",
+        fixture_config(&fixture.mcp_url(), "shared")
+    );
+    std::fs::write(&path, yaml)?;
+    // 32 bytes, base64.
+    let secret = "ZTJlLXNlc3Npb24ta2V5LTAxMjM0NTY3ODlhYmNkZWY=";
+    let start = |node_id: &str| {
+        DataPlane::start(
+            DataPlaneOptions {
+                node_id: node_id.into(),
+                config_file: Some(path.clone()),
+                wait_ready: true,
+                ..DataPlaneOptions::default()
+            }
+            .env("E2E_SESSION_KEY", secret),
+        )
+    };
+    let (one, other) = (start("shared-1")?, start("shared-2")?);
+
+    let mut client = McpClient::new(one.mcp_url("fixture"));
+    client.initialize()?;
+    let token = token_of(&client)?;
+    assert_eq!(key_id(&token)?, "shared-1");
+    let upstream = upstream_session(&mut client)?;
+    let mut elsewhere = McpClient::new(other.mcp_url("fixture")).with_session(&token);
+    assert_eq!(upstream_session(&mut elsewhere)?, upstream);
+
+    // The key never shows in /config_dump or the logs.
+    for dp in [&one, &other] {
+        let dump = dp.config_dump()?.to_string();
+        assert!(!dump.contains(secret), "{dump}");
+        let log = std::fs::read_to_string(dp.scratch_dir().join("data-plane.log"))?;
+        assert!(!log.contains(secret));
+        assert!(!log.contains("local to this data plane"), "{log}");
+    }
+    Ok(())
+}
