@@ -11,7 +11,7 @@ use conduit_e2e::{
 };
 use serde_json::{Value, json};
 
-use super::common::Fleet;
+use super::common::{Fleet, apply};
 
 /// The `Mcp-Session-Id` the fixture received on a call through `client`.
 fn upstream_session(client: &mut McpClient) -> anyhow::Result<String> {
@@ -114,6 +114,54 @@ fn every_client_gets_its_own_upstream_session() -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+#[test]
+fn a_session_stays_on_the_replica_that_holds_it() -> anyhow::Result<()> {
+    // Two stateful fixture processes as replicas of one server: a session only exists on
+    // the replica that initialized it, whichever data plane carries the next request.
+    let fleet = Fleet::start(2)?;
+    let second = Fixture::start()?;
+    let yaml = format!(
+        "servers:\n  - id: fixture\n    url: {}\n    replicas: [{}]\n    timeout_ms: 10000\n",
+        fleet.fixture.mcp_url(),
+        second.mcp_url()
+    );
+    apply(
+        &fleet.cp,
+        "replicas.yaml",
+        &yaml,
+        "two stateful replicas",
+        "alice",
+    )?;
+    let (a, b) = (&fleet.dps[0], &fleet.dps[1]);
+
+    let mut hosts = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let mut client = McpClient::new(a.mcp_url("fixture"));
+        client.initialize()?;
+        let seen: Value = serde_json::from_str(&client.call_tool_text("echo_headers", json!({}))?)?;
+        let host = seen["host"].as_str().context("no Host")?.to_owned();
+        let upstream = seen["mcp-session-id"]
+            .as_str()
+            .context("no session")?
+            .to_owned();
+        // Continued through B, three times: always the same replica and session.
+        let mut through_b = McpClient::new(b.mcp_url("fixture")).with_session(&token_of(&client)?);
+        for _ in 0..3 {
+            let seen: Value =
+                serde_json::from_str(&through_b.call_tool_text("echo_headers", json!({}))?)?;
+            assert_eq!(seen["host"], json!(host), "the session moved: {seen}");
+            assert_eq!(seen["mcp-session-id"], json!(upstream), "{seen}");
+        }
+        hosts.insert(host);
+    }
+    assert_eq!(
+        hosts.len(),
+        2,
+        "new sessions are balanced over both replicas: {hosts:?}"
+    );
     Ok(())
 }
 
