@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Router {
-    /// How tool names are exposed on endpoints that aggregate several servers (profiles).
-    /// Default: `prefix`. Single-server endpoints always pass names through unchanged.
+    /// How tool, prompt and resource names are exposed on endpoints that aggregate several
+    /// servers (`/mcp` and profiles). Default: `prefix`. Single-server endpoints always pass
+    /// names through unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_strategy: Option<NamespaceStrategy>,
     /// How a replica is chosen for a request. Default: `round-robin`.
@@ -31,10 +32,11 @@ pub struct Router {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NamespaceStrategy {
-    /// Tools are exposed as `<server_id>__<tool>`.
+    /// Names are exposed as `<server_id>.<name>` (resource URIs stay as they are).
     Prefix,
-    /// Tools keep their names; a name offered by two servers of one endpoint is an error at
-    /// runtime (reported when the tool lists are fetched).
+    /// Names are kept; a tool or prompt name offered by two servers of one endpoint is an
+    /// error, reported when the lists are fetched (one server configured twice is refused
+    /// by validation already).
     None,
 }
 

@@ -2,13 +2,16 @@
 //! `rate_limits`.
 
 use super::{Checker, at, nth};
-use crate::model::{Document, Limits, RateLimitBackend};
+use crate::model::{
+    Document, Limits, NamespaceStrategy, RateLimitBackend, ServerConfig, Transport,
+};
 
 /// Schemes accepted for Redis URLs.
 pub(super) const REDIS_SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix"];
 
 pub(super) fn check(c: &mut Checker, doc: &Document) {
     router(c, doc);
+    namespace(c, doc);
     cache(c, doc);
     if let Some(isolation) = &doc.tenant_isolation
         && let Some(header) = &isolation.header
@@ -29,6 +32,43 @@ fn router(c: &mut Checker, doc: &Document) {
             "router.health_check.timeout_ms",
             format!(
                 "the check timeout ({timeout_ms} ms) must be shorter than the interval ({interval_ms} ms)"
+            ),
+        );
+    }
+}
+
+/// Under `namespace_strategy: none` the aggregate endpoint `/mcp` serves every server's
+/// names unchanged, so one upstream configured twice offers each of its names twice there.
+/// That much is certain from the document and refused here; collisions between different
+/// servers depend on their tool lists and are reported when the lists are fetched.
+fn namespace(c: &mut Checker, doc: &Document) {
+    let strategy = doc.router.as_ref().map(|r| r.namespace_strategy());
+    if strategy != Some(NamespaceStrategy::None) {
+        return;
+    }
+    let endpoint = |server: &ServerConfig| match server.transport {
+        Transport::Http => format!("{:?} {:?}", server.url, server.headers),
+        Transport::Stdio => format!("{:?} {:?} {:?}", server.command, server.args, server.env),
+    };
+    let endpoints: Vec<String> = doc.servers.iter().map(endpoint).collect();
+    for (index, server) in doc.servers.iter().enumerate() {
+        let Some(first) = endpoints[..index]
+            .iter()
+            .position(|e| *e == endpoints[index])
+        else {
+            continue;
+        };
+        let field = match server.transport {
+            Transport::Http => "url",
+            Transport::Stdio => "command",
+        };
+        c.error(
+            at(&nth("servers", index), field),
+            format!(
+                "the same upstream as servers[{first}] (\"{}\"): with router.namespace_strategy: \
+                 none every name it offers would appear twice on /mcp; use namespace_strategy: \
+                 prefix or configure the server once",
+                doc.servers[first].id
             ),
         );
     }

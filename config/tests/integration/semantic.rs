@@ -205,6 +205,24 @@ fn profile_rules() {
 }
 
 #[test]
+fn one_upstream_twice_collides_without_namespaces() {
+    let twice = "servers:\n- {id: a, url: http://x/mcp}\n- {id: b, url: http://y/mcp}\n\
+                 - {id: c, url: http://x/mcp}\n";
+    assert_error(
+        &format!("{twice}router: {{namespace_strategy: none}}\n"),
+        "servers[2].url",
+        "the same upstream as servers[0] (\"a\")",
+    );
+    // Prefixed names never collide; other headers make it another upstream.
+    assert_valid(&format!("{twice}router: {{namespace_strategy: prefix}}\n"));
+    assert_valid(twice);
+    assert_valid(
+        "servers:\n- {id: a, url: http://x/mcp}\n- {id: c, url: http://x/mcp, headers: {X-Key: k}}\n\
+         router: {namespace_strategy: none}\n",
+    );
+}
+
+#[test]
 fn platform_rules() {
     let cases = [
         (
