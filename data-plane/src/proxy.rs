@@ -1,5 +1,7 @@
-//! The public MCP route: `POST|GET|DELETE /mcp/{server_id}`, a streaming pass-through to
-//! the server's streamable-HTTP endpoint, or to the process of a stdio server (`stdio`).
+//! The public MCP routes: `POST|GET|DELETE /mcp/{server_id}`, a streaming pass-through to
+//! the server's streamable-HTTP endpoint or to the process of a stdio server (`stdio`), and
+//! the aggregate endpoints `/mcp` and `/mcp/profile/{profile_id}` (`aggregate`), which
+//! share the transport checks.
 //!
 //! A request takes one `Arc<Runtime>` at its start and uses it to the end, so a config swap
 //! never changes a request midway. POST bodies are read (bounded) before forwarding so that
@@ -25,6 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use crate::aggregate::{self, Aggregator, Scope};
 use crate::apply::SharedRuntime;
 use crate::balancer::{Leased, Outcome};
 use crate::deadline::{BodyError, DeadlineBody};
@@ -43,7 +46,7 @@ const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub type ProxyBody = BoxBody<Bytes, BodyError>;
-type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Request headers passed to the upstream besides every `Mcp-*` header.
 const FORWARDED_REQUEST_HEADERS: [HeaderName; 5] = [
@@ -60,6 +63,7 @@ pub(crate) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-sessi
 pub struct Proxy {
     runtime: SharedRuntime,
     client: UpstreamClient,
+    aggregate: Aggregator,
     metrics: Arc<Metrics>,
     /// Session keys not named by the config (the applier's ring).
     key_ring: Arc<KeyRing>,
@@ -94,6 +98,7 @@ impl Proxy {
             .build(connector);
         Proxy {
             runtime,
+            aggregate: Aggregator::new(client.clone()),
             client,
             metrics,
             key_ring: Arc::new(KeyRing::new()),
@@ -130,17 +135,31 @@ impl Proxy {
         request: Request<Incoming>,
         local: SocketAddr,
     ) -> (String, Response<ProxyBody>) {
-        let Some(server_id) = mcp_server_id(request.uri().path()).map(str::to_owned) else {
+        let path = request.uri().path();
+        let scope = Scope::from_path(path);
+        // On aggregates the "server id" is the endpoint's label (`aggregate`, `profile:<id>`).
+        let endpoint = match &scope {
+            Some(scope) => Some(scope.label()),
+            None => mcp_server_id(path).map(str::to_owned),
+        };
+        let Some(server_id) = endpoint else {
             let response = error(
                 StatusCode::NOT_FOUND,
                 &RequestId::null(),
                 jsonrpc::METHOD_NOT_FOUND,
-                "not found: MCP servers are served at /mcp/{server_id}",
+                "not found: MCP is served at /mcp, /mcp/profile/{profile_id} and /mcp/{server_id}",
             );
             return ("none".into(), response);
         };
         let runtime = self.runtime.load_full();
-        let server = runtime.server(&server_id).cloned();
+        let server = match scope {
+            None => runtime.server(&server_id).cloned(),
+            Some(_) => None,
+        };
+        let known = match &scope {
+            Some(scope) => runtime.aggregates().members(scope).is_some(),
+            None => server.is_some(),
+        };
         if !matches!(
             *request.method(),
             Method::POST | Method::GET | Method::DELETE
@@ -150,21 +169,22 @@ impl Proxy {
                 &RequestId::null(),
                 jsonrpc::INVALID_REQUEST,
                 format!(
-                    "method {} is not allowed on /mcp/{{server_id}}",
-                    request.method()
+                    "method {} is not allowed on {}",
+                    request.method(),
+                    request.uri().path()
                 ),
             );
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
-            return label_and_tag(server.is_some(), server_id, response);
+            return label_and_tag(known, server_id, response);
         }
 
         // The body is read before anything can fail, so every error carries the request id.
         let (mut parts, body) = request.into_parts();
         let body = match read_body(&parts, body).await {
             Ok(body) => body,
-            Err(response) => return label_and_tag(server.is_some(), server_id, response),
+            Err(response) => return label_and_tag(known, server_id, response),
         };
         let envelope = if parts.method == Method::POST {
             Some(jsonrpc::check(&body))
@@ -188,7 +208,7 @@ impl Proxy {
                 jsonrpc::INVALID_REQUEST,
                 format!("forbidden: {reason}"),
             );
-            return label_and_tag(server.is_some(), server_id, response);
+            return label_and_tag(known, server_id, response);
         }
         if let Some(Err(rejection)) = envelope {
             let response = error(
@@ -197,7 +217,7 @@ impl Proxy {
                 rejection.code,
                 rejection.message,
             );
-            return label_and_tag(server.is_some(), server_id, response);
+            return label_and_tag(known, server_id, response);
         }
         if runtime.applied().is_none() {
             let response = error(
@@ -207,6 +227,27 @@ impl Proxy {
                 "the gateway has no configuration yet",
             );
             return ("none".into(), response);
+        }
+        if let Some(scope) = scope {
+            let keys = self.key_ring.keys(runtime.session_keys());
+            let response = match envelope {
+                _ if !known => aggregate::unknown_profile(&scope, &id),
+                Some(Ok(jsonrpc::Envelope::Batch(batch))) => {
+                    let (runtime, scope, parts, keys) = (&runtime, &scope, &parts, &keys);
+                    batch::answer(batch.entries, |message, id| async move {
+                        self.aggregate
+                            .handle(runtime, scope, parts, message, &id, keys)
+                            .await
+                    })
+                    .await
+                }
+                _ => {
+                    self.aggregate
+                        .handle(&runtime, &scope, &parts, body, &id, &keys)
+                        .await
+                }
+            };
+            return label_and_tag(known, server_id, response);
         }
         let Some(server) = server else {
             let response = error(

@@ -14,6 +14,7 @@ use conduit_config::{ConfigError, ConfigErrors, Document, Router, ServerConfig, 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Scheme, Uri};
 
+use crate::aggregate::Catalog;
 use crate::balancer::ReplicaSet;
 use crate::balancer::health::Probe;
 use crate::host_check::HostPolicy;
@@ -61,6 +62,8 @@ pub struct Runtime {
     host_policy: HostPolicy,
     /// TLS of the public listener; `None` serves plain HTTP.
     tls: Option<Arc<PublicTls>>,
+    /// The aggregate endpoints (`/mcp`, `/mcp/profile/{id}`) and their routing caches.
+    aggregates: Catalog,
     /// The document with secrets masked, for `/config_dump`; computed once per apply.
     masked_config: serde_json::Value,
     /// `gateway.session_keys`, which win over the control plane's keys when set.
@@ -121,6 +124,8 @@ pub enum CompileError {
     Tls { path: String, message: String },
     #[error("{path}: {message}")]
     InvalidSessionKey { path: String, message: String },
+    #[error("{path}: unknown server id {id:?}")]
+    UnknownServer { path: String, id: String },
 }
 
 impl CompileError {
@@ -134,7 +139,8 @@ impl CompileError {
             | CompileError::DuplicateId { path, .. }
             | CompileError::InvalidPattern { path, .. }
             | CompileError::Tls { path, .. }
-            | CompileError::InvalidSessionKey { path, .. } => path,
+            | CompileError::InvalidSessionKey { path, .. }
+            | CompileError::UnknownServer { path, .. } => path,
         }
     }
 }
@@ -162,6 +168,7 @@ impl Runtime {
             servers: HashMap::new(),
             host_policy: HostPolicy::default(),
             tls: None,
+            aggregates: Catalog::default(),
             masked_config: serde_json::Value::Null,
             session_keys: None,
         }
@@ -228,6 +235,13 @@ impl Runtime {
                 );
                 None
             });
+        let aggregates = Catalog::compile(document).unwrap_or_else(|unknown| {
+            errors.extend(unknown.into_iter().map(|u| CompileError::UnknownServer {
+                path: u.path,
+                id: u.id,
+            }));
+            Catalog::default()
+        });
         if !errors.is_empty() {
             return Err(ConfigErrors(errors.into_iter().map(Into::into).collect()));
         }
@@ -236,6 +250,7 @@ impl Runtime {
             servers,
             host_policy,
             tls: tls.map(Arc::new),
+            aggregates,
             masked_config: conduit_config::mask_secrets(document),
             session_keys,
         })
@@ -256,6 +271,11 @@ impl Runtime {
     /// TLS of the public listener, when enabled.
     pub fn tls(&self) -> Option<&Arc<PublicTls>> {
         self.tls.as_ref()
+    }
+
+    /// The aggregate endpoints of this configuration.
+    pub fn aggregates(&self) -> &Catalog {
+        &self.aggregates
     }
 
     pub fn masked_config(&self) -> &serde_json::Value {

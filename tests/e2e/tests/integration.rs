@@ -8,6 +8,8 @@
 mod integration {
     mod common;
 
+    mod aggregate;
+
     mod auth;
     mod edge;
     mod faults;

@@ -1,0 +1,441 @@
+//! How an aggregate talks to one member: send one JSON-RPC message with the member's side
+//! of the client's session and get its answer as JSON-RPC messages, whatever the
+//! transport. [`Link`] is the per-transport seam: HTTP members are reached with the
+//! proxy's pooled client; stdio members are refused for now (the stdio upstream is built
+//! separately and connects here later).
+//!
+//! Answers are messages, not HTTP bodies: a JSON body is one message, an event stream is a
+//! stream of them ([`Messages`]), so the aggregate can rewrite and merge them without
+//! caring where they came from.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use http::header::HeaderMap;
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+
+use crate::balancer::{Leased, NoReplica, Outcome};
+use serde_json::Value;
+
+use super::events::messages;
+use super::upstream_headers::member_headers;
+use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, UpstreamClient, is_event_stream};
+use crate::runtime::{HttpUpstream, Server, Upstream};
+use crate::session::UpstreamSession;
+
+/// JSON-RPC messages as they arrive on a member's event stream, each the text of one
+/// message.
+pub type Messages = Pin<Box<dyn Stream<Item = Result<Bytes, MemberError>> + Send + Sync>>;
+
+/// One member of an aggregate request: its server and its side of the client's session.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The server id.
+    pub id: String,
+    /// The server as the runtime compiled it.
+    pub server: Arc<Server>,
+    /// `None` on a session-less request (stateless clients).
+    pub session: Option<UpstreamSession>,
+}
+
+/// The transport of a member.
+enum Link<'a> {
+    Http(&'a HttpUpstream),
+    /// Not connected to aggregates yet.
+    Stdio,
+}
+
+impl Member {
+    fn link(&self) -> Link<'_> {
+        match &self.server.upstream {
+            Upstream::Http(upstream) => Link::Http(upstream),
+            Upstream::Stdio(_) | Upstream::Managed => Link::Stdio,
+        }
+    }
+
+    /// The member's `timeout_ms`.
+    pub fn timeout(&self) -> Duration {
+        match self.link() {
+            Link::Http(upstream) => upstream.timeout,
+            Link::Stdio => crate::runtime::DEFAULT_UPSTREAM_TIMEOUT,
+        }
+    }
+
+    /// The member's upstream session id, if it has one.
+    pub(super) fn session_id(&self) -> Option<&str> {
+        self.session.as_ref()?.session_id.as_deref()
+    }
+}
+
+/// What a member answered to one message.
+pub struct Exchange {
+    /// The member's `Mcp-Session-Id`, when it sent one (on `initialize`).
+    pub session_id: Option<String>,
+    /// The replica that answered, when the server has several (a session stays on it).
+    pub replica: Option<String>,
+    /// What it answered.
+    pub answer: Answer,
+}
+
+/// A member's answer as JSON-RPC messages.
+pub enum Answer {
+    /// Nothing to read (a notification or response was accepted).
+    Accepted,
+    /// One JSON-RPC message (or batch), as text.
+    Message(Bytes),
+    /// An event stream; it ends after the response to the request.
+    Stream(Messages),
+}
+
+/// A member could not answer. Each names the member: the fault is upstream, except
+/// `Stdio`, a gap of the gateway.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MemberError {
+    #[error("upstream server {server} is unreachable: {cause}")]
+    Unreachable { server: String, cause: String },
+    #[error("upstream server {server} did not answer within {timeout}")]
+    Timeout { server: String, timeout: String },
+    #[error(
+        "the session of upstream server {server} has ended (it answered HTTP 404); \
+         initialize a new session"
+    )]
+    SessionGone { server: String },
+    #[error("upstream server {server} answered HTTP {status}: {detail}")]
+    Status {
+        server: String,
+        status: u16,
+        detail: String,
+        /// The JSON-RPC error object of the answer, when it had one.
+        error: Option<Value>,
+    },
+    #[error("upstream server {server} answered {method} with an error: {error}")]
+    Refused {
+        server: String,
+        method: String,
+        /// The member's JSON-RPC error object.
+        error: Value,
+    },
+    #[error("upstream server {server} sent an answer that is not JSON-RPC: {reason}")]
+    Malformed { server: String, reason: String },
+    #[error("stdio members are not supported on aggregates yet (server {server})")]
+    Stdio { server: String },
+    /// No replica of the member can take the request (the message names the member).
+    #[error(transparent)]
+    NoReplica(#[from] NoReplica),
+}
+
+impl MemberError {
+    /// The HTTP status the client gets when this error is the whole answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            MemberError::Unreachable { .. }
+            | MemberError::Malformed { .. }
+            | MemberError::Status { .. }
+            | MemberError::Refused { .. } => StatusCode::BAD_GATEWAY,
+            MemberError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            MemberError::SessionGone { .. } => StatusCode::NOT_FOUND,
+            MemberError::Stdio { .. } => StatusCode::NOT_IMPLEMENTED,
+            MemberError::NoReplica(no_replica) => no_replica.status(),
+        }
+    }
+
+    /// Whether the client's session cannot go on with this member (the member forgot its
+    /// session, or the replica holding it is gone): the client must start a new session.
+    pub fn ends_session(&self) -> bool {
+        self.status() == StatusCode::NOT_FOUND
+    }
+
+    /// The member did not answer within `timeout`.
+    pub fn timeout(server: &str, timeout: Duration) -> MemberError {
+        MemberError::Timeout {
+            server: server.to_owned(),
+            timeout: humantime::format_duration(timeout).to_string(),
+        }
+    }
+}
+
+/// The JSON-RPC method and name of a message, for the 2026-07-28 routing headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Routing<'a> {
+    /// The JSON-RPC method (`Mcp-Method`).
+    pub method: Option<&'a str>,
+    /// The tool or prompt name or resource URI the member sees (`Mcp-Name`).
+    pub name: Option<&'a str>,
+}
+
+/// Sends messages to members.
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    client: UpstreamClient,
+}
+
+impl Fanout {
+    /// Fan out over the proxy's connection pool.
+    pub fn new(client: UpstreamClient) -> Fanout {
+        Fanout { client }
+    }
+
+    /// POST one message. The timeout covers the answer's head; reading an event stream
+    /// is bounded by the caller.
+    pub async fn post(
+        &self,
+        member: &Member,
+        caller: &Parts,
+        message: Bytes,
+        routing: Routing<'_>,
+    ) -> Result<Exchange, MemberError> {
+        let upstream = match member.link() {
+            Link::Http(upstream) => upstream,
+            Link::Stdio => return Err(stdio(member)),
+        };
+        let headers = member_headers(caller, upstream, member, Method::POST, routing);
+        let Sent { response, replica } = self
+            .send(member, upstream, Method::POST, headers, message)
+            .await?;
+        let session_id = response
+            .headers()
+            .get(&MCP_SESSION_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let status = response.status();
+        if !status.is_success() {
+            return Err(failure(member, response).await);
+        }
+        let answer = if is_event_stream(response.headers()) {
+            Answer::Stream(messages(&member.id, response.into_body()))
+        } else if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            Answer::Accepted
+        } else {
+            let body = read_bounded(response.into_body(), member).await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                Answer::Accepted
+            } else {
+                Answer::Message(body)
+            }
+        };
+        Ok(Exchange {
+            session_id,
+            replica,
+            answer,
+        })
+    }
+
+    /// Open the member's server event stream (GET). `Ok(None)` when it offers none (405).
+    pub async fn listen(
+        &self,
+        member: &Member,
+        caller: &Parts,
+    ) -> Result<Option<Messages>, MemberError> {
+        let upstream = match member.link() {
+            Link::Http(upstream) => upstream,
+            Link::Stdio => return Err(stdio(member)),
+        };
+        let headers = member_headers(caller, upstream, member, Method::GET, Routing::default());
+        let response = self
+            .send(member, upstream, Method::GET, headers, Bytes::new())
+            .await?
+            .response;
+        match response.status() {
+            StatusCode::METHOD_NOT_ALLOWED => Ok(None),
+            status if status.is_success() && is_event_stream(response.headers()) => {
+                Ok(Some(messages(&member.id, response.into_body())))
+            }
+            _ => Err(failure(member, response).await),
+        }
+    }
+
+    /// End the member's session (DELETE). A member that has no session, or does not
+    /// support ending one, has nothing to end.
+    pub async fn close(&self, member: &Member, caller: &Parts) -> Result<(), MemberError> {
+        let upstream = match member.link() {
+            Link::Http(upstream) => upstream,
+            Link::Stdio => return Err(stdio(member)),
+        };
+        if member.session_id().is_none() {
+            return Ok(());
+        }
+        let headers = member_headers(caller, upstream, member, Method::DELETE, Routing::default());
+        let response = self
+            .send(member, upstream, Method::DELETE, headers, Bytes::new())
+            .await?
+            .response;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Ok(()),
+            _ => Err(failure(member, response).await),
+        }
+    }
+
+    /// Send one request to a replica of the member: the one holding its session, else one
+    /// chosen by the balancer. The replica's outcome is reported once the head is in.
+    async fn send(
+        &self,
+        member: &Member,
+        upstream: &HttpUpstream,
+        method: Method,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Sent, MemberError> {
+        let pinned = member.session.as_ref().and_then(|s| s.replica.as_deref());
+        let mut lease = upstream.replicas.pick(pinned)?;
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = lease.uri().clone();
+        *request.headers_mut() = headers;
+        let sent = tokio::time::timeout(upstream.timeout, self.client.request(request)).await;
+        lease.report(match &sent {
+            Ok(Ok(response)) => Outcome::of_status(response.status()),
+            Ok(Err(_)) | Err(_) => Outcome::Failure,
+        });
+        match sent {
+            Ok(Ok(response)) => {
+                // Only a server with several replicas needs its sessions pinned.
+                let replica =
+                    (upstream.replicas.replicas().len() > 1).then(|| lease.url().to_owned());
+                Ok(Sent {
+                    response: response.map(|body| Leased::new(body, lease)),
+                    replica,
+                })
+            }
+            Ok(Err(error)) => Err(MemberError::Unreachable {
+                server: member.id.clone(),
+                cause: crate::error_chain(&error),
+            }),
+            Err(_) => Err(MemberError::timeout(&member.id, upstream.timeout)),
+        }
+    }
+}
+
+/// A member's answer while its body is still to be read; the body holds the replica's
+/// lease until it ends.
+struct Sent {
+    response: Response<MemberBody>,
+    /// The replica that answered, when the server has several.
+    replica: Option<String>,
+}
+
+type MemberBody = Leased<Incoming>;
+
+/// A member's response to a request the gateway sent.
+pub struct Reply {
+    /// The member's `Mcp-Session-Id`, when it sent one (on `initialize`).
+    pub session_id: Option<String>,
+    /// The replica that answered, when the server has several.
+    pub replica: Option<String>,
+    /// The JSON-RPC response.
+    pub message: Value,
+}
+
+/// Send `message` (a request with id `id`) and return the member's response to it: the
+/// JSON body, or the message carrying `id` on the event stream (anything else on that
+/// stream, such as progress, is dropped). The whole exchange ends at `deadline`.
+pub async fn request(
+    fanout: &Fanout,
+    member: &Member,
+    caller: &Parts,
+    message: Bytes,
+    id: &Value,
+    routing: Routing<'_>,
+) -> Result<Reply, MemberError> {
+    let timeout = member.timeout();
+    let exchange = tokio::time::timeout(timeout, async {
+        let exchange = fanout.post(member, caller, message, routing).await?;
+        let response = match exchange.answer {
+            Answer::Message(body) => serde_json::from_slice::<Value>(&body)
+                .map_err(|error| malformed(member, format!("invalid JSON: {error}")))?,
+            Answer::Stream(mut stream) => loop {
+                match stream.next().await {
+                    Some(Ok(data)) => {
+                        let Ok(message) = serde_json::from_slice::<Value>(&data) else {
+                            continue;
+                        };
+                        if message.get("id") == Some(id) && message.get("method").is_none() {
+                            break message;
+                        }
+                    }
+                    Some(Err(error)) => return Err(error),
+                    None => {
+                        return Err(malformed(
+                            member,
+                            "the event stream ended without a response".into(),
+                        ));
+                    }
+                }
+            },
+            Answer::Accepted => {
+                return Err(malformed(member, "no response to a request".into()));
+            }
+        };
+        Ok(Reply {
+            session_id: exchange.session_id,
+            replica: exchange.replica,
+            message: response,
+        })
+    })
+    .await;
+    exchange.unwrap_or_else(|_| Err(MemberError::timeout(&member.id, timeout)))
+}
+
+fn stdio(member: &Member) -> MemberError {
+    MemberError::Stdio {
+        server: member.id.clone(),
+    }
+}
+
+fn malformed(member: &Member, reason: String) -> MemberError {
+    MemberError::Malformed {
+        server: member.id.clone(),
+        reason,
+    }
+}
+
+/// The error for a non-2xx answer, with what its body says.
+async fn failure(member: &Member, response: Response<MemberBody>) -> MemberError {
+    let status = response.status();
+    if status == StatusCode::NOT_FOUND && member.session_id().is_some() {
+        return MemberError::SessionGone {
+            server: member.id.clone(),
+        };
+    }
+    // A short look at the body is enough to explain the failure.
+    let body = read_bounded(response.into_body(), member)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned();
+    let error = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("error").cloned());
+    let detail = match error.as_ref().and_then(|e| e.get("message")) {
+        Some(Value::String(message)) => message.clone(),
+        _ if text.trim().is_empty() => status
+            .canonical_reason()
+            .unwrap_or("no explanation")
+            .to_owned(),
+        _ => text.trim().to_owned(),
+    };
+    MemberError::Status {
+        server: member.id.clone(),
+        status: status.as_u16(),
+        detail,
+        error,
+    }
+}
+
+async fn read_bounded(body: MemberBody, member: &Member) -> Result<Bytes, MemberError> {
+    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) => Err(malformed(
+            member,
+            format!("cannot read the answer: {error}"),
+        )),
+    }
+}

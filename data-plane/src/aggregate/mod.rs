@@ -1,0 +1,352 @@
+//! Aggregate endpoints: `POST|GET|DELETE /mcp` (every server) and `/mcp/profile/{id}` (the
+//! servers of a profile). Here the gateway terminates MCP itself and fans out to the member
+//! servers, each over its own upstream session.
+//!
+//! - `initialize` initializes every member (`handshake`); the client's `Mcp-Session-Id` is a
+//!   sealed [`SessionState`] holding each member's session id and protocol version, so any
+//!   replica can continue the session. The session's protocol version is negotiated over
+//!   all members as `merge` describes. A member that fails to initialize is left out of the
+//!   session with a warning (one broken server should not take the others down); when every
+//!   member fails, `initialize` fails naming each.
+//! - Lists are fanned out concurrently and merged (`lists`); names are prefixed
+//!   `<server_id>.<name>` under `router.namespace_strategy: prefix`.
+//! - Calls are routed to one member (`route`) and its answer streamed back, with the ids of
+//!   server→client requests rewritten (`ids`, `stream`).
+//! - GET merges the members' event streams; DELETE ends every member session.
+//!
+//! Session-less requests (stateless 2026-07-28 clients after `server/discover`) go to every
+//! member without a session id.
+
+mod catalog;
+mod events;
+mod fanout;
+mod handshake;
+mod ids;
+mod inflight;
+mod lists;
+mod merge;
+mod route;
+mod routes;
+mod stream;
+mod upstream_headers;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::request::Parts;
+use http::{Method, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+
+pub use catalog::{Catalog, Scope, UnknownMember};
+
+use crate::jsonrpc::{self, RequestId};
+use crate::proxy::{MCP_SESSION_ID, ProxyBody, UpstreamClient};
+use crate::runtime::Runtime;
+use crate::session::{SESSION_NOT_FOUND, SessionKeys, SessionState};
+use fanout::{Fanout, Member};
+
+/// Invalid method parameter(s).
+const INVALID_PARAMS: i64 = -32602;
+/// MCP's "resource not found".
+const RESOURCE_NOT_FOUND: i64 = -32002;
+
+/// Serves the aggregate endpoints; one per proxy.
+#[derive(Debug)]
+pub struct Aggregator {
+    fanout: Fanout,
+    inflight: inflight::InFlight,
+    next_id: AtomicU64,
+}
+
+/// One request on an aggregate endpoint, with everything its handlers need.
+struct Call<'a> {
+    runtime: &'a Runtime,
+    scope: &'a Scope,
+    /// The caller's request (its headers and trace context).
+    caller: &'a Parts,
+    /// The members taking part: every member of the endpoint on a session-less request,
+    /// else those in the session (config order).
+    members: Vec<Member>,
+    /// The client's session token.
+    token: Option<&'a str>,
+    /// The keys that open and seal session tokens.
+    keys: &'a SessionKeys,
+    id: RequestId,
+}
+
+impl Call<'_> {
+    fn member(&self, id: &str) -> Option<&Member> {
+        self.members.iter().find(|member| member.id == id)
+    }
+
+    fn member_ids(&self) -> Vec<&str> {
+        self.members.iter().map(|m| m.id.as_str()).collect()
+    }
+}
+
+impl Aggregator {
+    /// An aggregator sending over the proxy's connection pool.
+    pub fn new(client: UpstreamClient) -> Aggregator {
+        Aggregator {
+            fanout: Fanout::new(client),
+            inflight: inflight::InFlight::default(),
+            next_id: AtomicU64::new(rand::random::<u32>().into()),
+        }
+    }
+
+    /// A request id for messages the gateway sends on its own (never the client's).
+    fn gateway_id(&self) -> Value {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Value::String(format!("conduit-{n}"))
+    }
+
+    /// Serve one message (or a GET/DELETE) on the aggregate endpoint `scope`. The caller
+    /// has done the transport checks; `id` is the message's request id; `keys` open and
+    /// seal session tokens.
+    pub async fn handle(
+        &self,
+        runtime: &Runtime,
+        scope: &Scope,
+        parts: &Parts,
+        message: Bytes,
+        id: &RequestId,
+        keys: &SessionKeys,
+    ) -> Response<ProxyBody> {
+        let Some(member_ids) = runtime.aggregates().members(scope) else {
+            return unknown_profile(scope, id);
+        };
+        let parsed = if parts.method == Method::POST {
+            match serde_json::from_slice::<Value>(&message) {
+                Ok(parsed) => Some(parsed),
+                Err(failure) => {
+                    let message = format!("request body is not valid JSON: {failure}");
+                    return error(StatusCode::BAD_REQUEST, id, jsonrpc::PARSE_ERROR, message);
+                }
+            }
+        } else {
+            None
+        };
+        let method = parsed
+            .as_ref()
+            .and_then(|m| m.get("method"))
+            .and_then(Value::as_str);
+        let token = parts
+            .headers
+            .get(&MCP_SESSION_ID)
+            .and_then(|value| value.to_str().ok());
+        // A new session ignores whatever the client held before.
+        let fresh = matches!(method, Some("initialize" | "server/discover"));
+        let session = match token {
+            Some(token) if !fresh => match keys.open_scoped(token, &scope.label()) {
+                Ok(state) => Some(state),
+                Err(reason) => {
+                    tracing::debug!(%reason, "aggregate session refused");
+                    let message = format!("session not found ({reason}): initialize a new session");
+                    return error(StatusCode::NOT_FOUND, id, SESSION_NOT_FOUND, message);
+                }
+            },
+            _ => None,
+        };
+        let call = Call {
+            runtime,
+            scope,
+            caller: parts,
+            members: members(runtime, member_ids, session.as_ref(), fresh),
+            token: token.filter(|_| session.is_some()),
+            keys,
+            id: id.clone(),
+        };
+        match (&parts.method, parsed) {
+            (&Method::GET, _) => self.listen(&call).await,
+            (&Method::DELETE, _) => self.close(&call).await,
+            (_, Some(message)) => self.post(&call, message).await,
+            (_, None) => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                id,
+                jsonrpc::INVALID_REQUEST,
+                format!("method {} is not allowed on {}", parts.method, scope.path()),
+            ),
+        }
+    }
+
+    async fn post(&self, call: &Call<'_>, message: Value) -> Response<ProxyBody> {
+        let Some(method) = message.get("method").and_then(Value::as_str) else {
+            return route::client_response(self, call, message).await;
+        };
+        if message.get("id").is_none() {
+            return route::notification(self, call, method, &message).await;
+        }
+        match method {
+            "initialize" => handshake::initialize(self, call, &message).await,
+            "server/discover" => handshake::discover(self, call, &message).await,
+            "ping" => result(&call.id, json!({})),
+            "tools/call" => route::by_name(self, call, routes::Kind::Tool, message).await,
+            "prompts/get" => route::by_name(self, call, routes::Kind::Prompt, message).await,
+            "completion/complete" => route::completion(self, call, message).await,
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                route::by_uri(self, call, message).await
+            }
+            "logging/setLevel" => route::broadcast_request(self, call, &message).await,
+            _ => match merge::ListKind::of_method(method) {
+                Some(kind) => lists::list(self, call, kind, &message).await,
+                None => error(
+                    StatusCode::OK,
+                    &call.id,
+                    jsonrpc::METHOD_NOT_FOUND,
+                    format!(
+                        "method {method} is not supported on the aggregate endpoint {}",
+                        call.scope.path()
+                    ),
+                ),
+            },
+        }
+    }
+
+    /// GET: the merged event streams of the members; 405 when none offers one.
+    async fn listen(&self, call: &Call<'_>) -> Response<ProxyBody> {
+        let opened =
+            join_all(call.members.iter().map(|member| async move {
+                (member, self.fanout.listen(member, call.caller).await)
+            }))
+            .await;
+        let mut streams = Vec::new();
+        for (member, outcome) in opened {
+            match outcome {
+                Ok(Some(messages)) => streams.push((member.id.clone(), messages)),
+                Ok(None) => {}
+                Err(gone) if gone.ends_session() => return member_error(&call.id, &gone),
+                Err(error) => tracing::warn!(%error, "a member's event stream is not available"),
+            }
+        }
+        if streams.is_empty() {
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &call.id,
+                jsonrpc::INVALID_REQUEST,
+                format!("no server of {} offers an event stream", call.scope.path()),
+            );
+            response.headers_mut().insert(
+                http::header::ALLOW,
+                http::HeaderValue::from_static("POST, DELETE"),
+            );
+            return response;
+        }
+        let mut response = Response::new(stream::merged(streams));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/event-stream"),
+        );
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-cache"),
+        );
+        response
+    }
+
+    /// DELETE: end every member session. Members that cannot be reached are logged: the
+    /// client's session is over either way.
+    async fn close(&self, call: &Call<'_>) -> Response<ProxyBody> {
+        if call.token.is_none() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &call.id,
+                jsonrpc::INVALID_REQUEST,
+                "DELETE needs the Mcp-Session-Id of the session to end",
+            );
+        }
+        let closed = join_all(
+            call.members
+                .iter()
+                .map(|member| self.fanout.close(member, call.caller)),
+        )
+        .await;
+        for error in closed.into_iter().filter_map(Result::err) {
+            tracing::warn!(%error, "a member session could not be ended");
+        }
+        empty(StatusCode::NO_CONTENT)
+    }
+}
+
+/// The members of a request: with a session, those in it; without one (or for a new
+/// session), every member of the endpoint. Servers removed from the config since the
+/// session began are gone from it.
+fn members(
+    runtime: &Runtime,
+    member_ids: &[String],
+    session: Option<&SessionState>,
+    fresh: bool,
+) -> Vec<Member> {
+    member_ids
+        .iter()
+        .filter_map(|id| {
+            let server = Arc::clone(runtime.server(id)?);
+            let session = match session {
+                Some(state) if !fresh => Some(state.upstreams.get(id)?.clone()),
+                _ => None,
+            };
+            Some(Member {
+                id: id.clone(),
+                server,
+                session,
+            })
+        })
+        .collect()
+}
+
+/// The 404 of an unknown profile.
+pub fn unknown_profile(scope: &Scope, id: &RequestId) -> Response<ProxyBody> {
+    let message = match scope {
+        Scope::Profile(profile) => format!("unknown profile: {profile}"),
+        Scope::All => "unknown endpoint".to_owned(),
+    };
+    error(
+        StatusCode::NOT_FOUND,
+        id,
+        jsonrpc::METHOD_NOT_FOUND,
+        message,
+    )
+}
+
+fn result(id: &RequestId, result: Value) -> Response<ProxyBody> {
+    let body = json!({"jsonrpc": "2.0", "id": id.0, "result": result});
+    jsonrpc::json_response(StatusCode::OK, &body).map(|b| b.map_err(|never| match never {}).boxed())
+}
+
+fn error(
+    status: StatusCode,
+    id: &RequestId,
+    code: i64,
+    message: impl Into<String>,
+) -> Response<ProxyBody> {
+    jsonrpc::error_response(status, id, code, message)
+        .map(|body| body.map_err(|never| match never {}).boxed())
+}
+
+/// The client's answer when a member failed: the member's own JSON-RPC error code when it
+/// sent one, else −32603.
+fn member_error(id: &RequestId, failure: &fanout::MemberError) -> Response<ProxyBody> {
+    let code = match failure {
+        fanout::MemberError::Status {
+            error: Some(error), ..
+        }
+        | fanout::MemberError::Refused { error, .. } => error
+            .get("code")
+            .and_then(Value::as_i64)
+            .unwrap_or(jsonrpc::INTERNAL_ERROR),
+        _ => jsonrpc::INTERNAL_ERROR,
+    };
+    error(failure.status(), id, code, failure.to_string())
+}
+
+fn empty(status: StatusCode) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,395 @@
+//! Messages that go to one member (or to each, for notifications): calls routed by
+//! prefixed name or by resource URI, the client's answers to server→client requests,
+//! and client notifications.
+//!
+//! A routed request keeps the client's id, so the member's answer (JSON or an event
+//! stream, bounded by the member's `timeout_ms`) goes back as it comes; only server→client
+//! requests on the stream are renamed (`stream`).
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::catalog::Strategy;
+use super::fanout::{self, Answer, Member, MemberError, Routing};
+use super::merge::ListKind;
+use super::routes::Kind;
+use super::stream::{self, Deadline};
+use super::{
+    Aggregator, Call, INVALID_PARAMS, RESOURCE_NOT_FOUND, empty, error, ids, lists, member_error,
+    result,
+};
+use crate::jsonrpc;
+use crate::proxy::ProxyBody;
+
+/// `tools/call` and `prompts/get`: to the member the name belongs to, name unprefixed.
+pub(super) async fn by_name(
+    aggregator: &Aggregator,
+    call: &Call<'_>,
+    kind: Kind,
+    mut message: Value,
+) -> Response<ProxyBody> {
+    let Some(name) = message.pointer("/params/name").and_then(Value::as_str) else {
+        return missing_param(call, &message, "name");
+    };
+    let (server, local) = match resolve_name(aggregator, call, kind, name, &message).await {
+        Ok(resolved) => resolved,
+        Err(response) => return response,
+    };
+    message["params"]["name"] = Value::String(local.clone());
+    let method = message["method"].as_str().unwrap_or_default().to_owned();
+    let routing = Routing {
+        method: Some(&method),
+        name: Some(&local),
+    };
+    forward(aggregator, call, server, &message, routing).await
+}
+
+/// `completion/complete`: a prompt argument goes where the prompt is, a resource template
+/// argument where the template is.
+pub(super) async fn completion(
+    aggregator: &Aggregator,
+    call: &Call<'_>,
+    mut message: Value,
+) -> Response<ProxyBody> {
+    let reference = message.pointer("/params/ref").cloned().unwrap_or_default();
+    let routing = Routing {
+        method: Some("completion/complete"),
+        name: None,
+    };
+    match reference.get("type").and_then(Value::as_str) {
+        Some("ref/prompt") => {
+            let Some(name) = reference.get("name").and_then(Value::as_str) else {
+                return missing_param(call, &message, "ref.name");
+            };
+            let (server, local) =
+                match resolve_name(aggregator, call, Kind::Prompt, name, &message).await {
+                    Ok(resolved) => resolved,
+                    Err(response) => return response,
+                };
+            message["params"]["ref"]["name"] = Value::String(local);
+            forward(aggregator, call, server, &message, routing).await
+        }
+        Some("ref/resource") => {
+            let Some(uri) = reference.get("uri").and_then(Value::as_str) else {
+                return missing_param(call, &message, "ref.uri");
+            };
+            match resolve_uri(aggregator, call, uri, &message, true).await {
+                Ok(server) => forward(aggregator, call, server, &message, routing).await,
+                Err(response) => response,
+            }
+        }
+        _ => missing_param(call, &message, "ref.type (ref/prompt or ref/resource)"),
+    }
+}
+
+/// `resources/read`, `resources/subscribe`, `resources/unsubscribe`: to the member that
+/// lists the URI or has a template matching it.
+pub(super) async fn by_uri(
+    aggregator: &Aggregator,
+    call: &Call<'_>,
+    message: Value,
+) -> Response<ProxyBody> {
+    let Some(uri) = message.pointer("/params/uri").and_then(Value::as_str) else {
+        return missing_param(call, &message, "uri");
+    };
+    let server = match resolve_uri(aggregator, call, uri, &message, false).await {
+        Ok(server) => server,
+        Err(response) => return response,
+    };
+    let method = message["method"].as_str().unwrap_or_default();
+    let routing = Routing {
+        method: Some(method),
+        name: Some(uri),
+    };
+    forward(aggregator, call, server, &message, routing).await
+}
+
+/// The member a name belongs to, and the name as that member knows it.
+async fn resolve_name<'c>(
+    aggregator: &Aggregator,
+    call: &'c Call<'_>,
+    kind: Kind,
+    name: &str,
+    message: &Value,
+) -> Result<(&'c Member, String), Response<ProxyBody>> {
+    let noun = match kind {
+        Kind::Tool => "tool",
+        Kind::Prompt => "prompt",
+    };
+    let path = call.scope.path();
+    let unknown = |why: String| {
+        let message = format!("unknown {noun} \"{name}\" on {path}: {why}");
+        error(StatusCode::OK, &call.id, INVALID_PARAMS, message)
+    };
+    match call.runtime.aggregates().strategy() {
+        Strategy::Prefix => {
+            let Some((server, local)) = ids::split_prefixed(name) else {
+                return Err(unknown(format!(
+                    "names there are <server_id>.<{noun}> (see the list)"
+                )));
+            };
+            match call.member(server) {
+                Some(member) => Ok((member, local.to_owned())),
+                None => Err(unknown(format!(
+                    "no server \"{server}\" in this session (see the list)"
+                ))),
+            }
+        }
+        Strategy::None => {
+            let routes = call.runtime.aggregates().routes();
+            let label = call.scope.label();
+            let owner = || {
+                routes
+                    .name_owner(kind, &label, name)
+                    .and_then(|owner| call.member(&owner))
+            };
+            if let Some(member) = owner() {
+                return Ok((member, name.to_owned()));
+            }
+            let list = match kind {
+                Kind::Tool => ListKind::Tools,
+                Kind::Prompt => ListKind::Prompts,
+            };
+            lists::collect(aggregator, call, list, &lists::params_for(message)).await?;
+            match owner() {
+                Some(member) => Ok((member, name.to_owned())),
+                None => Err(unknown("no server there offers it".into())),
+            }
+        }
+    }
+}
+
+/// The member serving a resource URI (or, with `template`, a resource template), from the
+/// routing cache or, on a miss, after listing the members' resources and templates.
+async fn resolve_uri<'c>(
+    aggregator: &Aggregator,
+    call: &'c Call<'_>,
+    uri: &str,
+    message: &Value,
+    template: bool,
+) -> Result<&'c Member, Response<ProxyBody>> {
+    let routes = call.runtime.aggregates().routes();
+    let members = call.member_ids();
+    let owner = || {
+        let owner = if template {
+            routes
+                .template_owner(uri, &members)
+                .or_else(|| routes.resource_owner(uri, &members))
+        } else {
+            routes.resource_owner(uri, &members)
+        };
+        owner.and_then(|owner| call.member(&owner))
+    };
+    if let Some(member) = owner() {
+        return Ok(member);
+    }
+    let params = lists::params_for(message);
+    for kind in [ListKind::Resources, ListKind::ResourceTemplates] {
+        lists::collect(aggregator, call, kind, &params).await?;
+    }
+    owner().ok_or_else(|| {
+        error(
+            StatusCode::OK,
+            &call.id,
+            RESOURCE_NOT_FOUND,
+            format!(
+                "resource not found: no server of {} lists {uri} or has a template matching it",
+                call.scope.path()
+            ),
+        )
+    })
+}
+
+/// Send the client's request to `member` and stream its answer back.
+async fn forward(
+    aggregator: &Aggregator,
+    call: &Call<'_>,
+    member: &Member,
+    message: &Value,
+    routing: Routing<'_>,
+) -> Response<ProxyBody> {
+    let timeout = member.timeout();
+    let deadline = Instant::now() + timeout;
+    let tracked = call
+        .token
+        .map(|token| aggregator.inflight.track(token, &call.id.0, &member.id));
+    let body = Bytes::from(message.to_string());
+    let sent = aggregator.fanout.post(member, call.caller, body, routing);
+    let exchange = match tokio::time::timeout_at(deadline, sent).await {
+        Ok(Ok(exchange)) => exchange,
+        Ok(Err(failure)) => return member_error(&call.id, &failure),
+        Err(_) => return member_error(&call.id, &MemberError::timeout(&member.id, timeout)),
+    };
+    match exchange.answer {
+        Answer::Accepted => empty(StatusCode::ACCEPTED),
+        Answer::Message(body) => {
+            let mut response =
+                Response::new(Full::new(body).map_err(|never| match never {}).boxed());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Answer::Stream(messages) => {
+            let deadline = Deadline {
+                at: deadline,
+                id: call.id.clone(),
+                timeout: humantime::format_duration(timeout).to_string(),
+            };
+            let body = stream::answer(member.id.clone(), messages, deadline, tracked);
+            let mut response = Response::new(body);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+    }
+}
+
+/// The client's answer to a server→client request: back to the member that asked, with
+/// the member's original id.
+pub(super) async fn client_response(
+    aggregator: &Aggregator,
+    call: &Call<'_>,
+    mut message: Value,
+) -> Response<ProxyBody> {
+    let target = message.get("id").and_then(ids::member_request_id);
+    let Some((server, original)) = target else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &call.id,
+            jsonrpc::INVALID_REQUEST,
+            format!(
+                "cannot route this response: its id was not issued by {}",
+                call.scope.path()
+            ),
+        );
+    };
+    let Some(member) = call.member(server) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &call.id,
+            jsonrpc::INVALID_REQUEST,
+            format!("cannot route this response: no server \"{server}\" in this session"),
+        );
+    };
+    message["id"] = original;
+    let body = Bytes::from(message.to_string());
+    match aggregator
+        .fanout
+        .post(member, call.caller, body, Routing::default())
+        .await
+    {
+        Ok(_) => empty(StatusCode::ACCEPTED),
+        Err(failure) => member_error(&call.id, &failure),
+    }
+}
+
+/// A client notification: `initialized` was sent to the members at `initialize`;
+/// `cancelled` goes to the member working on the request when this process knows it, to
+/// every member otherwise; anything else goes to every member. Always 202.
+pub(super) async fn notification(
+    aggregator: &Aggregator,
+    call: &Call<'_>,
+    method: &str,
+    message: &Value,
+) -> Response<ProxyBody> {
+    if method == "notifications/initialized" {
+        return empty(StatusCode::ACCEPTED);
+    }
+    let working = match (method, call.token, message.pointer("/params/requestId")) {
+        ("notifications/cancelled", Some(token), Some(request)) => aggregator
+            .inflight
+            .member_of(token, request)
+            .and_then(|id| call.member(&id)),
+        _ => None,
+    };
+    let targets: Vec<&Member> = match working {
+        Some(member) => vec![member],
+        None => call.members.iter().collect(),
+    };
+    let body = Bytes::from(message.to_string());
+    let routing = Routing {
+        method: Some(method),
+        name: None,
+    };
+    let sent = join_all(targets.iter().map(|member| {
+        aggregator
+            .fanout
+            .post(member, call.caller, body.clone(), routing)
+    }))
+    .await;
+    for failure in sent.into_iter().filter_map(Result::err) {
+        tracing::debug!(%failure, method, "a member did not take a notification");
+    }
+    empty(StatusCode::ACCEPTED)
+}
+
+/// A request every member must get (`logging/setLevel`): answered `{}` once sent to all;
+/// members without the capability (−32601) are skipped. It fails only when no member took
+/// it and some could not be reached.
+pub(super) async fn broadcast_request(
+    aggregator: &Aggregator,
+    call: &Call<'_>,
+    message: &Value,
+) -> Response<ProxyBody> {
+    let method = message["method"].as_str().unwrap_or_default();
+    let params = lists::object_params(message);
+    let answers = join_all(call.members.iter().map(|member| async {
+        let id = aggregator.gateway_id();
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let routing = Routing {
+            method: Some(method),
+            name: None,
+        };
+        let body = Bytes::from(request.to_string());
+        fanout::request(&aggregator.fanout, member, call.caller, body, &id, routing).await
+    }))
+    .await;
+    let mut taken = 0;
+    let mut failures = Vec::new();
+    for (member, answer) in call.members.iter().zip(answers) {
+        match answer {
+            Ok(reply) if reply.message.get("result").is_some() => taken += 1,
+            Ok(reply) => {
+                let error = reply.message.get("error").cloned().unwrap_or(Value::Null);
+                if error["code"].as_i64() != Some(jsonrpc::METHOD_NOT_FOUND) {
+                    failures.push(MemberError::Refused {
+                        server: member.id.clone(),
+                        method: method.to_owned(),
+                        error,
+                    });
+                }
+            }
+            Err(gone) if gone.ends_session() => return member_error(&call.id, &gone),
+            Err(failure) => failures.push(failure),
+        }
+    }
+    for failure in &failures {
+        tracing::warn!(%failure, method, "a member did not take a request sent to all");
+    }
+    match failures.first() {
+        Some(failure) if taken == 0 => member_error(&call.id, failure),
+        _ => result(&call.id, json!({})),
+    }
+}
+
+fn missing_param(call: &Call<'_>, message: &Value, param: &str) -> Response<ProxyBody> {
+    let method = message["method"].as_str().unwrap_or_default();
+    error(
+        StatusCode::OK,
+        &call.id,
+        INVALID_PARAMS,
+        format!("{method} needs params.{param}"),
+    )
+}
