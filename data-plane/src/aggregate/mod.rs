@@ -15,7 +15,10 @@
 //! - GET merges the members' event streams; DELETE ends every member session.
 //!
 //! Session-less requests (stateless 2026-07-28 clients after `server/discover`) go to every
-//! member without a session id.
+//! member without a session id. A session keeps the members it was initialized with: a
+//! server added to the endpoint later joins with the client's next session, a server
+//! removed from it is gone at once. A member session lives on the replica that created it.
+//! Stdio servers cannot be members yet (`fanout::Link`): they are left out with a warning.
 
 mod catalog;
 mod events;

@@ -285,6 +285,29 @@ fn a_member_that_is_down_is_left_out_and_a_slow_one_times_out_alone() -> anyhow:
 }
 
 #[test]
+fn a_member_session_stays_on_the_replica_that_created_it() -> anyhow::Result<()> {
+    // Round-robin over two replicas would send every other call to the replica that never
+    // saw the session (it answers 404); pinned, every call finds its session.
+    let (first, second) = (Fixture::start()?, Fixture::start()?);
+    let delta = format!(
+        "  - id: delta\n    url: {}\n    replicas: [{}]\n",
+        first.mcp_url(),
+        second.mcp_url()
+    );
+    let gateway = Gateway::start_with(10_000, &delta, "")?;
+    for _ in 0..2 {
+        let mut client = gateway.client("/mcp");
+        client.initialize()?;
+        for i in 0..4 {
+            let message = format!("call {i}");
+            let text = client.call_tool_text("delta.echo", json!({"message": message}))?;
+            assert_eq!(text, message);
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn a_sampling_request_of_a_member_round_trips_through_the_client() -> anyhow::Result<()> {
     let gateway = Gateway::start("")?;
     let mut client = gateway.client("/mcp");
