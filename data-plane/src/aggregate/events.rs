@@ -8,21 +8,22 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 
 use super::fanout::{MemberError, Messages};
-use crate::balancer::Leased;
+use crate::deadline::BodyError;
+use crate::proxy::ProxyBody;
 use crate::sse;
 
 /// The data of every event of an event stream (priming events without data skipped).
-pub(super) fn messages(server: &str, body: Leased<Incoming>) -> Messages {
+pub(super) fn messages(server: &str, body: ProxyBody) -> Messages {
     events(server, body)
 }
 
 fn events<B>(server: &str, body: B) -> Messages
 where
     B: Body<Data = Bytes> + Send + Sync + Unpin + 'static,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B::Error: Into<BodyError>,
 {
     Box::pin(EventData {
         body,
@@ -55,7 +56,7 @@ impl<B> EventData<B> {
 impl<B> Stream for EventData<B>
 where
     B: Body<Data = Bytes> + Unpin,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B::Error: Into<BodyError>,
 {
     type Item = Result<Bytes, MemberError>;
 
@@ -73,7 +74,8 @@ where
                     continue;
                 }
                 Some(Err(error)) => {
-                    let error = self.broken(crate::error_chain(&error));
+                    let error: BodyError = error.into();
+                    let error = self.broken(crate::error_chain(&*error));
                     return Poll::Ready(Some(Err(error)));
                 }
                 Some(Ok(frame)) => frame,

@@ -1,8 +1,9 @@
 //! How an aggregate talks to one member: send one JSON-RPC message with the member's side
 //! of the client's session and get its answer as JSON-RPC messages, whatever the
 //! transport. [`Link`] is the per-transport seam: HTTP members are reached with the
-//! proxy's pooled client; stdio members are refused for now (the stdio upstream is built
-//! separately and connects here later).
+//! proxy's pooled client on a replica chosen by the balancer (the one holding the member's
+//! session, once it has one); stdio members through their process (`stdio`), which needs no
+//! session; `managed_runtime` servers are not run by this data plane yet.
 //!
 //! Answers are messages, not HTTP bodies: a JSON body is one message, an event stream is a
 //! stream of them ([`Messages`]), so the aggregate can rewrite and merge them without
@@ -14,20 +15,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
-use http::header::HeaderMap;
+use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
-
-use crate::balancer::{Leased, NoReplica, Outcome};
 use serde_json::Value;
 
 use super::events::messages;
 use super::upstream_headers::member_headers;
-use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, UpstreamClient, is_event_stream};
+use crate::balancer::{Leased, NoReplica, Outcome};
+use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, UpstreamClient, is_event_stream};
 use crate::runtime::{HttpUpstream, Server, Upstream};
 use crate::session::UpstreamSession;
+use crate::stdio::StdioServer;
 
 /// JSON-RPC messages as they arrive on a member's event stream, each the text of one
 /// message.
@@ -47,15 +47,17 @@ pub struct Member {
 /// The transport of a member.
 enum Link<'a> {
     Http(&'a HttpUpstream),
-    /// Not connected to aggregates yet.
-    Stdio,
+    Stdio(&'a StdioServer),
+    /// Not run by this data plane yet.
+    Managed,
 }
 
 impl Member {
     fn link(&self) -> Link<'_> {
         match &self.server.upstream {
             Upstream::Http(upstream) => Link::Http(upstream),
-            Upstream::Stdio(_) | Upstream::Managed => Link::Stdio,
+            Upstream::Stdio(stdio) => Link::Stdio(stdio),
+            Upstream::Managed => Link::Managed,
         }
     }
 
@@ -63,7 +65,8 @@ impl Member {
     pub fn timeout(&self) -> Duration {
         match self.link() {
             Link::Http(upstream) => upstream.timeout,
-            Link::Stdio => crate::runtime::DEFAULT_UPSTREAM_TIMEOUT,
+            Link::Stdio(stdio) => stdio.timeout(),
+            Link::Managed => crate::runtime::DEFAULT_UPSTREAM_TIMEOUT,
         }
     }
 
@@ -94,7 +97,7 @@ pub enum Answer {
 }
 
 /// A member could not answer. Each names the member: the fault is upstream, except
-/// `Stdio`, a gap of the gateway.
+/// `Managed`, a gap of the gateway.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MemberError {
     #[error("upstream server {server} is unreachable: {cause}")]
@@ -123,8 +126,8 @@ pub enum MemberError {
     },
     #[error("upstream server {server} sent an answer that is not JSON-RPC: {reason}")]
     Malformed { server: String, reason: String },
-    #[error("stdio members are not supported on aggregates yet (server {server})")]
-    Stdio { server: String },
+    #[error("managed_runtime servers are not run by this data plane yet (server {server})")]
+    Managed { server: String },
     /// No replica of the member can take the request (the message names the member).
     #[error(transparent)]
     NoReplica(#[from] NoReplica),
@@ -140,7 +143,7 @@ impl MemberError {
             | MemberError::Refused { .. } => StatusCode::BAD_GATEWAY,
             MemberError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             MemberError::SessionGone { .. } => StatusCode::NOT_FOUND,
-            MemberError::Stdio { .. } => StatusCode::NOT_IMPLEMENTED,
+            MemberError::Managed { .. } => StatusCode::NOT_IMPLEMENTED,
             MemberError::NoReplica(no_replica) => no_replica.status(),
         }
     }
@@ -190,14 +193,8 @@ impl Fanout {
         message: Bytes,
         routing: Routing<'_>,
     ) -> Result<Exchange, MemberError> {
-        let upstream = match member.link() {
-            Link::Http(upstream) => upstream,
-            Link::Stdio => return Err(stdio(member)),
-        };
-        let headers = member_headers(caller, upstream, member, Method::POST, routing);
-        let Sent { response, replica } = self
-            .send(member, upstream, Method::POST, headers, message)
-            .await?;
+        let target = target(member, caller, &Method::POST, routing)?;
+        let Sent { response, replica } = self.send(member, target, Method::POST, message).await?;
         let session_id = response
             .headers()
             .get(&MCP_SESSION_ID)
@@ -232,15 +229,9 @@ impl Fanout {
         member: &Member,
         caller: &Parts,
     ) -> Result<Option<Messages>, MemberError> {
-        let upstream = match member.link() {
-            Link::Http(upstream) => upstream,
-            Link::Stdio => return Err(stdio(member)),
-        };
-        let headers = member_headers(caller, upstream, member, Method::GET, Routing::default());
-        let response = self
-            .send(member, upstream, Method::GET, headers, Bytes::new())
-            .await?
-            .response;
+        let target = target(member, caller, &Method::GET, Routing::default())?;
+        let sent = self.send(member, target, Method::GET, Bytes::new());
+        let response = sent.await?.response;
         match response.status() {
             StatusCode::METHOD_NOT_ALLOWED => Ok(None),
             status if status.is_success() && is_event_stream(response.headers()) => {
@@ -253,18 +244,12 @@ impl Fanout {
     /// End the member's session (DELETE). A member that has no session, or does not
     /// support ending one, has nothing to end.
     pub async fn close(&self, member: &Member, caller: &Parts) -> Result<(), MemberError> {
-        let upstream = match member.link() {
-            Link::Http(upstream) => upstream,
-            Link::Stdio => return Err(stdio(member)),
-        };
         if member.session_id().is_none() {
             return Ok(());
         }
-        let headers = member_headers(caller, upstream, member, Method::DELETE, Routing::default());
-        let response = self
-            .send(member, upstream, Method::DELETE, headers, Bytes::new())
-            .await?
-            .response;
+        let target = target(member, caller, &Method::DELETE, Routing::default())?;
+        let sent = self.send(member, target, Method::DELETE, Bytes::new());
+        let response = sent.await?.response;
         match response.status() {
             status if status.is_success() => Ok(()),
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Ok(()),
@@ -272,9 +257,34 @@ impl Fanout {
         }
     }
 
+    /// One request to the member over its transport, answered as HTTP would be.
+    async fn send(
+        &self,
+        member: &Member,
+        target: Target<'_>,
+        method: Method,
+        body: Bytes,
+    ) -> Result<Sent, MemberError> {
+        match target {
+            Target::Http(upstream, headers) => {
+                self.send_http(member, upstream, method, headers, body)
+                    .await
+            }
+            // The process answers within the server's timeout itself.
+            Target::Stdio(stdio) => {
+                let request = stdio_request(method);
+                let response = stdio.handle(&request, body).await;
+                Ok(Sent {
+                    response,
+                    replica: None,
+                })
+            }
+        }
+    }
+
     /// Send one request to a replica of the member: the one holding its session, else one
     /// chosen by the balancer. The replica's outcome is reported once the head is in.
-    async fn send(
+    async fn send_http(
         &self,
         member: &Member,
         upstream: &HttpUpstream,
@@ -299,7 +309,8 @@ impl Fanout {
                 let replica =
                     (upstream.replicas.replicas().len() > 1).then(|| lease.url().to_owned());
                 Ok(Sent {
-                    response: response.map(|body| Leased::new(body, lease)),
+                    response: response
+                        .map(|body| Leased::new(body, lease).map_err(Into::into).boxed()),
                     replica,
                 })
             }
@@ -312,15 +323,52 @@ impl Fanout {
     }
 }
 
-/// A member's answer while its body is still to be read; the body holds the replica's
-/// lease until it ends.
+/// Where a request to a member goes, with what it needs there.
+enum Target<'a> {
+    /// The server and the request's headers.
+    Http(&'a HttpUpstream, HeaderMap),
+    Stdio(&'a StdioServer),
+}
+
+/// The target of a request to `member` (`Err` for a member this data plane cannot reach).
+fn target<'a>(
+    member: &'a Member,
+    caller: &Parts,
+    method: &Method,
+    routing: Routing<'_>,
+) -> Result<Target<'a>, MemberError> {
+    match member.link() {
+        Link::Http(upstream) => {
+            let headers = member_headers(caller, upstream, member, method.clone(), routing);
+            Ok(Target::Http(upstream, headers))
+        }
+        Link::Stdio(stdio) => Ok(Target::Stdio(stdio)),
+        Link::Managed => Err(MemberError::Managed {
+            server: member.id.clone(),
+        }),
+    }
+}
+
+/// The request a stdio member's process is given: the method, and an `Accept` that takes
+/// event streams so the process can send server→client requests on them. The process
+/// needs nothing else of the caller (it has no session and no headers upstream).
+fn stdio_request(method: Method) -> Parts {
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = method;
+    parts.headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    parts
+}
+
+/// A member's answer while its body is still to be read (an HTTP body holds its replica's
+/// lease until it ends).
 struct Sent {
-    response: Response<MemberBody>,
+    response: Response<ProxyBody>,
     /// The replica that answered, when the server has several.
     replica: Option<String>,
 }
-
-type MemberBody = Leased<Incoming>;
 
 /// A member's response to a request the gateway sent.
 pub struct Reply {
@@ -382,12 +430,6 @@ pub async fn request(
     exchange.unwrap_or_else(|_| Err(MemberError::timeout(&member.id, timeout)))
 }
 
-fn stdio(member: &Member) -> MemberError {
-    MemberError::Stdio {
-        server: member.id.clone(),
-    }
-}
-
 fn malformed(member: &Member, reason: String) -> MemberError {
     MemberError::Malformed {
         server: member.id.clone(),
@@ -396,7 +438,7 @@ fn malformed(member: &Member, reason: String) -> MemberError {
 }
 
 /// The error for a non-2xx answer, with what its body says.
-async fn failure(member: &Member, response: Response<MemberBody>) -> MemberError {
+async fn failure(member: &Member, response: Response<ProxyBody>) -> MemberError {
     let status = response.status();
     if status == StatusCode::NOT_FOUND && member.session_id().is_some() {
         return MemberError::SessionGone {
@@ -427,15 +469,20 @@ async fn failure(member: &Member, response: Response<MemberBody>) -> MemberError
     }
 }
 
-async fn read_bounded(body: MemberBody, member: &Member) -> Result<Bytes, MemberError> {
-    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) => Err(malformed(
-            member,
-            format!("cannot read the answer: {error}"),
-        )),
+async fn read_bounded(mut body: ProxyBody, member: &Member) -> Result<Bytes, MemberError> {
+    // Read by hand rather than through `Limited`: its boxed error type defeats the
+    // compiler's proof that the caller's future is `Send`.
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|error| malformed(member, format!("cannot read the answer: {error}")))?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > MAX_BODY_BYTES {
+                let reason = format!("the answer exceeds {MAX_BODY_BYTES} bytes");
+                return Err(malformed(member, reason));
+            }
+            bytes.extend_from_slice(&data);
+        }
     }
+    Ok(Bytes::from(bytes))
 }

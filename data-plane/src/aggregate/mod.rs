@@ -18,7 +18,8 @@
 //! member without a session id. A session keeps the members it was initialized with: a
 //! server added to the endpoint later joins with the client's next session, a server
 //! removed from it is gone at once. A member session lives on the replica that created it.
-//! Stdio servers cannot be members yet (`fanout::Link`): they are left out with a warning.
+//! A stdio member is its process (`stdio`), which has no session: it is reached the same
+//! way on every request and replica.
 
 mod catalog;
 mod events;

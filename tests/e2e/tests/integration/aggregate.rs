@@ -308,6 +308,76 @@ fn a_member_session_stays_on_the_replica_that_created_it() -> anyhow::Result<()>
 }
 
 #[test]
+fn a_stdio_server_is_a_member_like_any_other() -> anyhow::Result<()> {
+    let fixture = conduit_e2e::binaries::binary(conduit_e2e::binaries::FIXTURE)?;
+    let command = serde_json::to_string(&fixture.display().to_string())?;
+    let local = format!(
+        "  - id: local\n    transport: stdio\n    command: {command}\n    args: [\"--stdio\"]\n"
+    );
+    let gateway = Gateway::start_with(10_000, &local, "")?;
+    let mut client = gateway.client("/mcp");
+    client.initialize()?;
+    let tools = client.list_tools()?;
+    for name in ["alpha.echo", "beta.echo", "local.echo"] {
+        assert!(
+            tools.iter().any(|t| t == name),
+            "{name} missing from {tools:?}"
+        );
+    }
+    assert_eq!(
+        client.call_tool_text("local.add", json!({"a": 2, "b": 3}))?,
+        "5"
+    );
+    // The process's server→client request is renamed twice (by the stdio upstream, then by
+    // the aggregate) and the client's answer finds its way back through both.
+    let token = client
+        .session_id()
+        .ok_or_else(|| anyhow!("no session"))?
+        .to_owned();
+    let url = gateway.dp.public_url("/mcp");
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                      "params": {"name": "local.test_sampling", "arguments": {"prompt": "hi"}}});
+    let mut stream = EventStream::post(&url, &token, &call)?;
+    let request = stream.next_message()?;
+    let id = request["id"].as_str().unwrap_or_default().to_owned();
+    assert!(id.starts_with("local:"), "{request}");
+    answer_sampling(&url, &token, &id, "from the stdio member's client")?;
+    let result = stream.next_message()?;
+    assert_eq!(result["id"], 9, "{result}");
+    let text = result["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("from the stdio member's client"), "{result}");
+    Ok(())
+}
+
+/// POST the client's answer to the sampling request `id`; it must be accepted (202).
+fn answer_sampling(url: &str, token: &str, id: &str, text: &str) -> anyhow::Result<()> {
+    let answer = json!({"jsonrpc": "2.0", "id": id, "result": {
+        "role": "assistant", "content": {"type": "text", "text": text},
+        "model": "e2e", "stopReason": "endTurn"}});
+    let posted = http::request(
+        "POST",
+        url,
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("Mcp-Session-Id", token),
+        ],
+        Some(answer.to_string().as_bytes()),
+        TIMEOUT,
+    )?;
+    if posted.status != 202 {
+        bail!(
+            "the answer to {id} got HTTP {}: {}",
+            posted.status,
+            posted.text()
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn a_sampling_request_of_a_member_round_trips_through_the_client() -> anyhow::Result<()> {
     let gateway = Gateway::start("")?;
     let mut client = gateway.client("/mcp");
@@ -329,21 +399,7 @@ fn a_sampling_request_of_a_member_round_trips_through_the_client() -> anyhow::Re
         "server request id not rewritten: {request}"
     );
 
-    let answer = json!({"jsonrpc": "2.0", "id": id, "result": {
-        "role": "assistant", "content": {"type": "text", "text": "sampled through conduit"},
-        "model": "e2e", "stopReason": "endTurn"}});
-    let posted = http::request(
-        "POST",
-        &url,
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-            ("Mcp-Session-Id", &token),
-        ],
-        Some(answer.to_string().as_bytes()),
-        TIMEOUT,
-    )?;
-    assert_eq!(posted.status, 202, "{}", posted.text());
+    answer_sampling(&url, &token, &id, "sampled through conduit")?;
 
     let result = stream.next_message()?;
     assert_eq!(result["id"], 41, "{result}");
