@@ -15,11 +15,15 @@ use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// 32 bytes, base64: the session key two data planes share in `sessions_continue_...`.
+const SHARED_KEY: &str = "YWdncmVnYXRlLXNlc3Npb24ta2V5LTAxMjM0NTY3ODk=";
+
 struct Gateway {
     // Field order is drop order: the data plane goes before its upstreams.
     dp: DataPlane,
     _alpha: Fixture,
     _beta: Fixture,
+    config: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -47,23 +51,38 @@ impl Gateway {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("conduit.yaml");
         std::fs::write(&path, config)?;
-        let dp = DataPlane::start(DataPlaneOptions {
-            node_id: "aggregate".into(),
-            config_file: Some(path),
-            wait_ready: true,
-            ..DataPlaneOptions::default()
-        })?;
+        let dp = data_plane(&path, "aggregate")?;
         Ok(Gateway {
             dp,
             _alpha: alpha,
             _beta: beta,
+            config: path,
             _dir: dir,
         })
+    }
+
+    /// Another standalone data plane serving the same config file.
+    fn another_data_plane(&self, node_id: &str) -> anyhow::Result<DataPlane> {
+        data_plane(&self.config, node_id)
     }
 
     fn client(&self, path: &str) -> McpClient {
         McpClient::new(self.dp.public_url(path))
     }
+}
+
+/// A standalone data plane on `config`, with [`SHARED_KEY`] in its environment (used by
+/// configs that name `gateway.session_keys`).
+fn data_plane(config: &std::path::Path, node_id: &str) -> anyhow::Result<DataPlane> {
+    DataPlane::start(
+        DataPlaneOptions {
+            node_id: node_id.into(),
+            config_file: Some(config.to_owned()),
+            wait_ready: true,
+            ..DataPlaneOptions::default()
+        }
+        .env("E2E_SESSION_KEY", SHARED_KEY),
+    )
 }
 
 /// The JSON-RPC error of an exchange, or why there is none.
@@ -174,6 +193,38 @@ fn the_aggregate_merges_lists_and_routes_each_call_to_its_member() -> anyhow::Re
             .as_ref()
             .is_some_and(|m| m["id"].is_number())
     );
+    Ok(())
+}
+
+#[test]
+fn sessions_continue_on_another_data_plane_with_the_same_member_sessions() -> anyhow::Result<()> {
+    let keys = "gateway:\n  session_keys:\n    - id: shared-1\n      key: ${env:E2E_SESSION_KEY}\n";
+    let gateway = Gateway::start(keys)?;
+    let other = gateway.another_data_plane("aggregate-2")?;
+    let mut client = gateway.client("/mcp");
+    client.initialize()?;
+    let token = client
+        .session_id()
+        .ok_or_else(|| anyhow!("no session"))?
+        .to_owned();
+    let mut elsewhere = McpClient::new(other.public_url("/mcp")).with_session(&token);
+    for member in ["alpha", "beta"] {
+        let here = headers_seen_by(&mut client, member)?;
+        let there = headers_seen_by(&mut elsewhere, member)?;
+        assert!(here["mcp-session-id"].is_string(), "{here}");
+        assert_eq!(here["mcp-session-id"], there["mcp-session-id"], "{member}");
+    }
+    // Without the shared key a data plane cannot open the token: 404, start again.
+    let stranger = Gateway::start("")?;
+    let mut refused = stranger.client("/mcp").with_session(&token);
+    let exchange = refused.exchange("tools/list", json!({}))?;
+    assert_eq!(
+        exchange.response.status,
+        404,
+        "{}",
+        exchange.response.text()
+    );
+    assert_eq!(error_of(&exchange)?["code"], -32001);
     Ok(())
 }
 
