@@ -21,9 +21,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use serde_json::Value;
 
+pub use super::member_error::MemberError;
+
 use super::events::messages;
 use super::upstream_headers::member_headers;
-use crate::balancer::{Leased, NoReplica, Outcome};
+use crate::balancer::{Leased, Outcome};
 use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, UpstreamClient, is_event_stream};
 use crate::runtime::{HttpUpstream, Server, Upstream};
 use crate::session::UpstreamSession;
@@ -94,73 +96,6 @@ pub enum Answer {
     Message(Bytes),
     /// An event stream; it ends after the response to the request.
     Stream(Messages),
-}
-
-/// A member could not answer. Each names the member: the fault is upstream, except
-/// `Managed`, a gap of the gateway.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum MemberError {
-    #[error("upstream server {server} is unreachable: {cause}")]
-    Unreachable { server: String, cause: String },
-    #[error("upstream server {server} did not answer within {timeout}")]
-    Timeout { server: String, timeout: String },
-    #[error(
-        "the session of upstream server {server} has ended (it answered HTTP 404); \
-         initialize a new session"
-    )]
-    SessionGone { server: String },
-    #[error("upstream server {server} answered HTTP {status}: {detail}")]
-    Status {
-        server: String,
-        status: u16,
-        detail: String,
-        /// The JSON-RPC error object of the answer, when it had one.
-        error: Option<Value>,
-    },
-    #[error("upstream server {server} answered {method} with an error: {error}")]
-    Refused {
-        server: String,
-        method: String,
-        /// The member's JSON-RPC error object.
-        error: Value,
-    },
-    #[error("upstream server {server} sent an answer that is not JSON-RPC: {reason}")]
-    Malformed { server: String, reason: String },
-    #[error("managed_runtime servers are not run by this data plane yet (server {server})")]
-    Managed { server: String },
-    /// No replica of the member can take the request (the message names the member).
-    #[error(transparent)]
-    NoReplica(#[from] NoReplica),
-}
-
-impl MemberError {
-    /// The HTTP status the client gets when this error is the whole answer.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            MemberError::Unreachable { .. }
-            | MemberError::Malformed { .. }
-            | MemberError::Status { .. }
-            | MemberError::Refused { .. } => StatusCode::BAD_GATEWAY,
-            MemberError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            MemberError::SessionGone { .. } => StatusCode::NOT_FOUND,
-            MemberError::Managed { .. } => StatusCode::NOT_IMPLEMENTED,
-            MemberError::NoReplica(no_replica) => no_replica.status(),
-        }
-    }
-
-    /// Whether the client's session cannot go on with this member (the member forgot its
-    /// session, or the replica holding it is gone): the client must start a new session.
-    pub fn ends_session(&self) -> bool {
-        self.status() == StatusCode::NOT_FOUND
-    }
-
-    /// The member did not answer within `timeout`.
-    pub fn timeout(server: &str, timeout: Duration) -> MemberError {
-        MemberError::Timeout {
-            server: server.to_owned(),
-            timeout: humantime::format_duration(timeout).to_string(),
-        }
-    }
 }
 
 /// The JSON-RPC method and name of a message, for the 2026-07-28 routing headers.

@@ -28,6 +28,7 @@ mod handshake;
 mod ids;
 mod inflight;
 mod lists;
+mod member_error;
 mod merge;
 mod route;
 mod routes;
