@@ -121,23 +121,7 @@ start gateway "$DATA_PLANE_BIN" run --config "$LOGS/gateway.yaml" --node-id inte
 wait_http gateway "$LAST_PID" "http://127.0.0.1:$ADMIN_PORT/readyz" 200
 GATEWAY="http://127.0.0.1:$GATEWAY_PORT"
 
-# probe URL: the HTTP status of an initialize at URL (its session, if any, is ended again).
-probe() {
-    local headers code session
-    headers=$(mktemp)
-    code=$(curl -s -o /dev/null -D "$headers" -w '%{http_code}' --max-time 20 -X POST "$1" \
-        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-        -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"interop-probe","version":"0"}}}' ||
-        true)
-    session=$(grep -i '^mcp-session-id:' "$headers" | cut -d: -f2 | tr -d ' \r' || true)
-    if [ -n "$session" ]; then
-        curl -s -o /dev/null --max-time 20 -X DELETE "$1" -H "Mcp-Session-Id: $session" || true
-    fi
-    rm -f "$headers"
-    echo "$code"
-}
-
-declare -A URL PROFILE SKIP
+declare -A URL PROFILE
 URL[fixture-direct]="http://127.0.0.1:$FIXTURE_PORT/mcp" PROFILE[fixture-direct]=fixture
 URL[everything-direct]="http://127.0.0.1:$EVERYTHING_PORT/mcp" PROFILE[everything-direct]=everything
 URL[gw-fixture]="$GATEWAY/mcp/fixture" PROFILE[gw-fixture]=fixture
@@ -146,20 +130,6 @@ URL[gw-fixture-stdio]="$GATEWAY/mcp/fixture-stdio" PROFILE[gw-fixture-stdio]=fix
 URL[gw-everything-stdio]="$GATEWAY/mcp/everything-stdio" PROFILE[gw-everything-stdio]=everything
 URL[gw-aggregate]="$GATEWAY/mcp" PROFILE[gw-aggregate]=aggregate
 
-# Legs for features still being built are skipped, loudly, while the data plane says it has
-# none: 501 for stdio upstreams, 404 for the aggregate endpoint. Any other answer runs them.
-NOTES=()
-code=$(probe "${URL[gw-fixture-stdio]}")
-if [ "$code" = 501 ]; then
-    SKIP[gw-fixture-stdio]=1 SKIP[gw-everything-stdio]=1
-    NOTES+=("SKIPPED stdio legs: data plane answers 501 to an initialize at /mcp/fixture-stdio")
-fi
-code=$(probe "${URL[gw-aggregate]}")
-if [ "$code" = 404 ]; then
-    SKIP[gw-aggregate]=1
-    NOTES+=("SKIPPED aggregate legs: data plane answers 404 to an initialize at /mcp")
-fi
-for note in "${NOTES[@]}"; do echo "$note"; done
 
 # --------------------------------------------------------------------------------------
 # Client legs
@@ -175,18 +145,13 @@ client_command() {
 }
 
 declare -A RESULT
-PASSED=0 FAILED=0 SKIPPED=0
+PASSED=0 FAILED=0
 log "interop: client legs"
 for target in "${TARGETS[@]}"; do
     for client in "${CLIENTS[@]}"; do
         leg="$client@$target"
         # shellcheck disable=SC2053 # ONLY is a glob on purpose
         [[ $leg == $ONLY ]] || continue
-        if [ -n "${SKIP[$target]:-}" ]; then
-            RESULT[$leg]=skip
-            SKIPPED=$((SKIPPED + 1))
-            continue
-        fi
         client_command "$client"
         started=$SECONDS
         if timeout --kill-after=5 "$CLIENT_TIMEOUT" "${COMMAND[@]}" --profile "${PROFILE[$target]}" \
@@ -247,8 +212,7 @@ for target in "${TARGETS[@]}"; do
     printf '\n'
 done
 echo "conformance (direct vs via gateway): $CONFORMANCE"
-for note in "${NOTES[@]}"; do echo "$note"; done
 [ "$CONFORMANCE" = FAIL ] && FAILED=$((FAILED + 1))
 [ "$CONFORMANCE" = pass ] && PASSED=$((PASSED + 1))
-echo "interop: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+echo "interop: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
