@@ -502,7 +502,7 @@ pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
 }
 
-fn error(
+pub(crate) fn error(
     status: StatusCode,
     id: &RequestId,
     code: i64,

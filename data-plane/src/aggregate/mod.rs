@@ -48,7 +48,7 @@ use serde_json::{Value, json};
 pub use catalog::{Catalog, Scope, UnknownMember};
 
 use crate::jsonrpc::{self, RequestId};
-use crate::proxy::{MCP_SESSION_ID, ProxyBody, UpstreamClient};
+use crate::proxy::{MCP_SESSION_ID, ProxyBody, UpstreamClient, error};
 use crate::runtime::Runtime;
 use crate::session::{SESSION_NOT_FOUND, SessionKeys, SessionState};
 use fanout::{Fanout, Member};
@@ -318,16 +318,6 @@ pub fn unknown_profile(scope: &Scope, id: &RequestId) -> Response<ProxyBody> {
 fn result(id: &RequestId, result: Value) -> Response<ProxyBody> {
     let body = json!({"jsonrpc": "2.0", "id": id.0, "result": result});
     jsonrpc::json_response(StatusCode::OK, &body).map(|b| b.map_err(|never| match never {}).boxed())
-}
-
-fn error(
-    status: StatusCode,
-    id: &RequestId,
-    code: i64,
-    message: impl Into<String>,
-) -> Response<ProxyBody> {
-    jsonrpc::error_response(status, id, code, message)
-        .map(|body| body.map_err(|never| match never {}).boxed())
 }
 
 /// The client's answer when a member failed: the member's own JSON-RPC error code when it

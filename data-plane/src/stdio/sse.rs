@@ -21,11 +21,7 @@ const LISTENER_BUFFER: usize = 256;
 
 /// One JSON-RPC message as an SSE `message` event.
 pub fn event(message: &Value) -> Bytes {
-    // Compact JSON never contains a newline, so one `data:` line holds the whole message.
-    let mut frame = b"event: message\ndata: ".to_vec();
-    serde_json::to_writer(&mut frame, message).unwrap_or_default();
-    frame.extend_from_slice(b"\n\n");
-    Bytes::from(frame)
+    crate::sse::message_event(&message.to_string())
 }
 
 /// A response body that sends what arrives on a channel and ends when every sender is
