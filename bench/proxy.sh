@@ -107,7 +107,9 @@ admin_port=$(free_port)
 direct_url="http://127.0.0.1:$upstream_port/mcp"
 gateway_url="http://127.0.0.1:$proxy_port/mcp/fast"
 
-cat >"$work/conduit.yaml" <<EOF
+# In a directory of its own: the data plane watches the config file's directory.
+mkdir "$work/config"
+cat >"$work/config/conduit.yaml" <<EOF
 servers:
   - id: fast
     url: $direct_url
@@ -117,7 +119,7 @@ EOF
 upstream_pid=$!
 pids+=("$upstream_pid")
 # The default log level, as in production: what is disabled must cost nothing.
-RUST_LOG=info "$work/conduit-data-plane" run --config "$work/conduit.yaml" \
+RUST_LOG=info "$work/conduit-data-plane" run --config "$work/config/conduit.yaml" \
     --listen "127.0.0.1:$proxy_port" --admin-listen "127.0.0.1:$admin_port" --node-id bench \
     >"$work/data-plane.log" 2>&1 &
 dp_pid=$!
