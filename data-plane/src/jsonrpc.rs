@@ -2,11 +2,13 @@
 //! POST body: JSON, the JSON-RPC 2.0 envelope, batch limits, and the request id so every
 //! error the gateway makes can carry it.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Number, Value, json};
 
 /// Invalid JSON was received.
 pub const PARSE_ERROR: i64 = -32700;
@@ -69,60 +71,72 @@ pub struct Rejection {
     pub message: String,
 }
 
-/// The shape of a JSON value whose contents are not needed (they are skipped unparsed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    Object,
-    Array,
+/// One envelope field, as much of it as the checks need: strings are borrowed from the body
+/// (unless they hold escapes), numbers kept, arrays and objects skipped unparsed. Checking a
+/// message thus allocates nothing, and a large payload is scanned once and never copied.
+#[derive(Debug, Clone, PartialEq)]
+enum Field<'a> {
+    Str(Cow<'a, str>),
+    Number(Number),
+    Bool,
     Null,
-    Other,
+    Array,
+    Object,
 }
 
-impl<'de> Deserialize<'de> for Shape {
+impl<'de> Deserialize<'de> for Field<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Shape;
+            type Value = Field<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("any JSON value")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<Shape, A::Error> {
+            ) -> Result<Field<'de>, A::Error> {
                 while map
                     .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
                     .is_some()
                 {}
-                Ok(Shape::Object)
+                Ok(Field::Object)
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<Shape, A::Error> {
+            ) -> Result<Field<'de>, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Shape::Array)
+                Ok(Field::Array)
             }
-            fn visit_unit<E>(self) -> Result<Shape, E> {
-                Ok(Shape::Null)
+            fn visit_unit<E>(self) -> Result<Field<'de>, E> {
+                Ok(Field::Null)
             }
-            fn visit_none<E>(self) -> Result<Shape, E> {
-                Ok(Shape::Null)
+            fn visit_none<E>(self) -> Result<Field<'de>, E> {
+                Ok(Field::Null)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
-                Ok(Shape::Other)
+            fn visit_bool<E>(self, _: bool) -> Result<Field<'de>, E> {
+                Ok(Field::Bool)
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
-                Ok(Shape::Other)
+            fn visit_i64<E>(self, number: i64) -> Result<Field<'de>, E> {
+                Ok(Field::Number(number.into()))
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
-                Ok(Shape::Other)
+            fn visit_u64<E>(self, number: u64) -> Result<Field<'de>, E> {
+                Ok(Field::Number(number.into()))
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
-                Ok(Shape::Other)
+            fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Field<'de>, E> {
+                Number::from_f64(number)
+                    .map(Field::Number)
+                    .ok_or_else(|| E::custom("a number must be finite"))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
-                Ok(Shape::Other)
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Owned(text)))
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -139,58 +153,59 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-/// The envelope fields of one message; `params`, `result` and `error` are only measured,
-/// so a large payload is scanned once and never copied.
+/// The envelope fields of one message.
 #[derive(Deserialize)]
-struct Probe {
-    #[serde(default, deserialize_with = "present")]
-    jsonrpc: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    method: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    params: Option<Shape>,
-    #[serde(default, deserialize_with = "present")]
-    result: Option<Shape>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<Shape>,
+struct Probe<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    jsonrpc: Option<Field<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<Field<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    method: Option<Field<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    params: Option<Field<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<Field<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<Field<'a>>,
 }
 
-impl Probe {
+impl Probe<'_> {
     /// The id to answer with: the message's own when it has a valid type, else `null`.
     fn reply_id(&self) -> RequestId {
         match &self.id {
-            Some(id @ (Value::String(_) | Value::Number(_))) => RequestId(id.clone()),
+            Some(Field::Str(id)) => RequestId(Value::String(id.clone().into_owned())),
+            Some(Field::Number(id)) => RequestId(Value::Number(id.clone())),
             _ => RequestId::null(),
         }
     }
 
     /// Check the JSON-RPC 2.0 envelope (as MCP uses it); `Err` says what is wrong.
     fn check(&self) -> Result<(), &'static str> {
-        if self.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
+        if !matches!(&self.jsonrpc, Some(Field::Str(version)) if version == "2.0") {
             return Err("\"jsonrpc\" must be \"2.0\"");
         }
-        if let Some(Value::Bool(_) | Value::Array(_) | Value::Object(_)) = &self.id {
+        if let Some(Field::Bool | Field::Array | Field::Object) = &self.id {
             return Err("\"id\" must be a string or a number");
         }
         match &self.method {
-            Some(Value::String(_)) => {
-                if matches!(self.id, Some(Value::Null)) {
+            Some(Field::Str(_)) => {
+                if matches!(self.id, Some(Field::Null)) {
                     return Err("a request id must not be null");
                 }
                 if self
                     .params
-                    .is_some_and(|p| p != Shape::Object && p != Shape::Array)
+                    .as_ref()
+                    .is_some_and(|p| !matches!(p, Field::Object | Field::Array))
                 {
                     return Err("\"params\" must be an object or an array");
                 }
                 Ok(())
             }
             Some(_) => Err("\"method\" must be a string"),
-            None => match (&self.id, self.result, self.error) {
+            None => match (&self.id, &self.result, &self.error) {
                 (Some(_), Some(_), None) => Ok(()),
-                (Some(_), None, Some(Shape::Object)) => Ok(()),
+                (Some(_), None, Some(Field::Object)) => Ok(()),
                 (Some(_), None, Some(_)) => Err("\"error\" must be an object"),
                 _ => Err(
                     "not a JSON-RPC message: a request or notification needs a \"method\", \
@@ -221,7 +236,7 @@ pub fn check(body: &[u8]) -> Result<Envelope, Rejection> {
         message,
     };
     match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
-        Some(b'{') => match serde_json::from_slice::<Probe>(body) {
+        Some(b'{') => match serde_json::from_slice::<Probe<'_>>(body) {
             Ok(probe) => match probe.check() {
                 Ok(()) => Ok(Envelope::Single(probe.reply_id())),
                 Err(message) => Err(invalid(probe.reply_id(), message.to_owned())),
@@ -357,6 +372,19 @@ mod tests {
         assert_eq!(
             single(r#"{"jsonrpc":"2.0","id":4,"error":{"code":1,"message":"m"}}"#),
             json!(4)
+        );
+        // Escaped strings, fractional and large ids come back exactly as sent.
+        assert_eq!(
+            single(r#"{"jsonrpc":"2\u002e0","id":"q\"\u00e9","method":"x"}"#),
+            json!("q\"\u{e9}")
+        );
+        assert_eq!(
+            single(r#"{"jsonrpc":"2.0","id":2.5,"method":"x"}"#),
+            json!(2.5)
+        );
+        assert_eq!(
+            single(r#"{"jsonrpc":"2.0","id":18446744073709551615,"method":"x"}"#),
+            json!(u64::MAX)
         );
     }
 
