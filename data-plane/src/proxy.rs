@@ -16,7 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::uri::Scheme;
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -341,6 +342,9 @@ impl Proxy {
         if let Some(trace) = parts.extensions.get::<TraceContext>() {
             trace.propagate(request.headers_mut());
         }
+        if let Some(host) = plain_http_host(lease.uri()) {
+            request.headers_mut().entry(header::HOST).or_insert(host);
+        }
 
         // One deadline for the whole exchange: response headers, and for a POST the body
         // too (see `deadline`); a GET event stream stays open as long as both sides want.
@@ -468,6 +472,21 @@ fn upstream_headers(incoming: &HeaderMap, upstream: &HttpUpstream) -> HeaderMap 
     headers
 }
 
+/// The `Host` of a request to a plain-HTTP upstream (always HTTP/1.1): `host[:port]`
+/// without credentials or the default port, as the client would write it. Set here because
+/// the client formats it anew for every request (a tenth of the proxy's own instructions).
+/// `None` for https, where the client may speak HTTP/2 and send `:authority` instead.
+fn plain_http_host(uri: &Uri) -> Option<HeaderValue> {
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        return None;
+    }
+    let authority = uri.authority()?.as_str();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    HeaderValue::from_str(host.strip_suffix(":80").unwrap_or(host)).ok()
+}
+
 /// The upstream's response as the caller sees it: status, the headers MCP clients need,
 /// and the body streamed as it arrives.
 pub(crate) fn pass_back<B>(
@@ -560,6 +579,16 @@ mod tests {
             timeout: Duration::from_secs(1),
             forward_authorization,
         }
+    }
+
+    #[test]
+    fn plain_http_host_is_what_the_client_would_send() {
+        let host = |url: &str| plain_http_host(&url.parse().unwrap());
+        assert_eq!(host("http://127.0.0.1:3001/mcp").unwrap(), "127.0.0.1:3001");
+        assert_eq!(host("http://user:pw@mcp.local/mcp").unwrap(), "mcp.local");
+        assert_eq!(host("http://mcp.local:80/mcp").unwrap(), "mcp.local");
+        assert_eq!(host("http://[::1]:8080/").unwrap(), "[::1]:8080");
+        assert!(host("https://mcp.example.com/mcp").is_none());
     }
 
     #[test]
