@@ -36,8 +36,9 @@ pub struct DeadlineExceeded {
 pub struct DeadlineBody {
     inner: Incoming,
     sleep: Pin<Box<Sleep>>,
-    /// What to do when the deadline passes; taken when it fires.
-    on_deadline: Option<OnDeadline>,
+    event_stream: bool,
+    /// Whom to blame when the deadline passes; taken when it fires.
+    cut: Option<Cut>,
     /// On an event stream answering a request: whether the reply went by yet.
     watch: Option<ReplyWatch>,
     finished: bool,
@@ -92,11 +93,31 @@ impl ReplyWatch {
     }
 }
 
-enum OnDeadline {
-    /// Send this final SSE event, then end the stream.
-    Event(Bytes),
-    /// End the body with this error.
-    Fail(DeadlineExceeded),
+/// What a cut answer says. Its text is only written when the deadline fires, so an answer
+/// that arrives in time costs no formatting.
+struct Cut {
+    id: RequestId,
+    server_id: String,
+    timeout: Duration,
+}
+
+impl Cut {
+    fn failure(&self) -> DeadlineExceeded {
+        DeadlineExceeded {
+            server_id: self.server_id.clone(),
+            timeout: humantime::format_duration(self.timeout).to_string(),
+        }
+    }
+
+    /// The final SSE event: a JSON-RPC error with the request id.
+    fn event(&self) -> Bytes {
+        let error = json!({
+            "jsonrpc": "2.0",
+            "id": self.id.0,
+            "error": {"code": jsonrpc::INTERNAL_ERROR, "message": self.failure().to_string()},
+        });
+        Bytes::from(format!("event: message\ndata: {error}\n\n"))
+    }
 }
 
 impl DeadlineBody {
@@ -110,21 +131,6 @@ impl DeadlineBody {
         server_id: &str,
         timeout: Duration,
     ) -> Self {
-        let timeout = humantime::format_duration(timeout).to_string();
-        let failure = DeadlineExceeded {
-            server_id: server_id.to_owned(),
-            timeout,
-        };
-        let on_deadline = if event_stream {
-            let error = json!({
-                "jsonrpc": "2.0",
-                "id": id.0,
-                "error": {"code": jsonrpc::INTERNAL_ERROR, "message": failure.to_string()},
-            });
-            OnDeadline::Event(Bytes::from(format!("event: message\ndata: {error}\n\n")))
-        } else {
-            OnDeadline::Fail(failure)
-        };
         let watch = (event_stream && !id.0.is_null()).then(|| ReplyWatch {
             parser: sse::Parser::new(),
             id: id.0.clone(),
@@ -134,7 +140,12 @@ impl DeadlineBody {
         DeadlineBody {
             inner,
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
-            on_deadline: Some(on_deadline),
+            event_stream,
+            cut: Some(Cut {
+                id: id.clone(),
+                server_id: server_id.to_owned(),
+                timeout,
+            }),
             watch,
             finished: false,
         }
@@ -181,12 +192,13 @@ impl Body for DeadlineBody {
             return Poll::Pending;
         }
         self.finished = true;
-        match self.on_deadline.take() {
-            Some(OnDeadline::Event(event)) => {
+        match self.cut.take() {
+            Some(cut) if self.event_stream => {
                 tracing::warn!("upstream answer cut at its deadline");
-                Poll::Ready(Some(Ok(Frame::data(event))))
+                Poll::Ready(Some(Ok(Frame::data(cut.event()))))
             }
-            Some(OnDeadline::Fail(failure)) => {
+            Some(cut) => {
+                let failure = cut.failure();
                 tracing::warn!(%failure, "upstream answer cut at its deadline");
                 Poll::Ready(Some(Err(failure.into())))
             }
