@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 use std::error::Error;
+use std::io::IsTerminal as _;
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -28,10 +29,13 @@ pub fn install_crypto_provider() {
 }
 
 /// Set up `tracing`: `RUST_LOG` filters (default `info`), `format` shapes the lines.
+/// Colours only on a terminal: a log file or journal gets plain text (and the proxy does
+/// not pay for styling every request span).
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
