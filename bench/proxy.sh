@@ -19,6 +19,7 @@ sat_threads=2
 sat_connections=32
 rate_connections=8
 warmup=2
+workers=""
 build=1
 
 usage() {
@@ -30,6 +31,7 @@ usage: bash bench/proxy.sh [options]
   --threads T           wrk threads at saturation                                 [$sat_threads]
   --connections C       wrk connections at saturation                             [$sat_connections]
   --rate-connections C  wrk connections at the fixed rate                         [$rate_connections]
+  --workers N           data plane runtime worker threads (TOKIO_WORKER_THREADS)   [one per core]
   --no-build            use the release binaries as they are
 EOF
 }
@@ -42,12 +44,13 @@ while [ $# -gt 0 ]; do
         --threads) sat_threads=$2; shift 2 ;;
         --connections) sat_connections=$2; shift 2 ;;
         --rate-connections) rate_connections=$2; shift 2 ;;
+        --workers) workers=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
 done
-for value in "$rounds" "$duration" "$rate" "$sat_threads" "$sat_connections" "$rate_connections"; do
+for value in "$rounds" "$duration" "$rate" "$sat_threads" "$sat_connections" "$rate_connections" ${workers:+"$workers"}; do
     [[ "$value" =~ ^[1-9][0-9]*$ ]] || { echo "not a positive integer: $value" >&2; exit 2; }
 done
 # Every loop below is bounded; so is the whole run.
@@ -119,7 +122,7 @@ EOF
 upstream_pid=$!
 pids+=("$upstream_pid")
 # The default log level, as in production: what is disabled must cost nothing.
-RUST_LOG=info "$work/conduit-data-plane" run --config "$work/config/conduit.yaml" \
+env RUST_LOG=info ${workers:+TOKIO_WORKER_THREADS=$workers} "$work/conduit-data-plane" run --config "$work/config/conduit.yaml" \
     --listen "127.0.0.1:$proxy_port" --admin-listen "127.0.0.1:$admin_port" --node-id bench \
     >"$work/data-plane.log" 2>&1 &
 dp_pid=$!
@@ -219,7 +222,7 @@ measure() {
 
 echo "direct:  $direct_url"
 echo "gateway: $gateway_url (conduit-data-plane pid $dp_pid)"
-echo "saturation: wrk $sat_threads threads x $sat_connections connections; fixed rate: $rate req/s over $rate_connections connections; $rounds rounds of ${duration} s"
+echo "data plane workers: ${workers:-one per core}; saturation: wrk $sat_threads threads x $sat_connections connections; fixed rate: $rate req/s over $rate_connections connections; $rounds rounds of ${duration} s"
 for target in direct gateway; do
     measure saturation "$target" warmup
 done
@@ -233,6 +236,9 @@ for round in $(seq 1 "$rounds"); do
     done
 done
 rss_after_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$dp_pid/status")
+# Keep-alive: the data plane's pooled connections to the upstream, still open after the
+# last round (at most one per concurrent request, reused by every round).
+pooled=$(ss -Htnp state established "( dport = :$upstream_port )" 2>/dev/null | grep -c "pid=$dp_pid," || true)
 
 # The median of column COL over the rounds of MODE/TARGET.
 median() {
@@ -282,6 +288,7 @@ printf '%-36s %14s %14s %16s   %s\n' "data plane RSS idle / after load" "" \
     "$(awk -v k="$rss_after_kb" 'BEGIN {printf "%.1f MB", k / 1024}')" \
     "< 30 MB  $(verdict "$((rss_idle_kb < 30 * 1024))")"
 echo "(CPU per request: the direct column is the upstream's own, for scale.)"
+echo "data plane connections to the upstream after all rounds: $pooled (pooled, keep-alive)"
 
 if [ "$failed" -ne 0 ]; then
     echo "FAILED: some requests failed or got wrong answers (see above)" >&2
