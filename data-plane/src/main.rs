@@ -11,15 +11,23 @@ use conduit_process::StopSignals;
 
 use crate::cli::{Cli, Command};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     conduit_process::install_crypto_provider();
     let Cli {
         command: Command::Run(args),
     } = Cli::parse();
     conduit_process::init_tracing(args.log_format);
 
-    match run(args).await {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = args.worker_threads {
+        runtime.worker_threads(threads.get());
+    }
+    let result = runtime
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
