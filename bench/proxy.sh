@@ -31,7 +31,7 @@ usage: bash bench/proxy.sh [options]
   --threads T           wrk threads at saturation                                 [$sat_threads]
   --connections C       wrk connections at saturation                             [$sat_connections]
   --rate-connections C  wrk connections at the fixed rate                         [$rate_connections]
-  --workers N           data plane runtime worker threads (TOKIO_WORKER_THREADS)   [one per core]
+  --workers N           the data plane's --worker-threads                         [one per CPU]
   --no-build            use the release binaries as they are
 EOF
 }
@@ -122,8 +122,9 @@ EOF
 upstream_pid=$!
 pids+=("$upstream_pid")
 # The default log level, as in production: what is disabled must cost nothing.
-env RUST_LOG=info ${workers:+TOKIO_WORKER_THREADS=$workers} "$work/conduit-data-plane" run --config "$work/config/conduit.yaml" \
+RUST_LOG=info "$work/conduit-data-plane" run --config "$work/config/conduit.yaml" \
     --listen "127.0.0.1:$proxy_port" --admin-listen "127.0.0.1:$admin_port" --node-id bench \
+    ${workers:+--worker-threads "$workers"} \
     >"$work/data-plane.log" 2>&1 &
 dp_pid=$!
 pids+=("$dp_pid")
@@ -222,7 +223,7 @@ measure() {
 
 echo "direct:  $direct_url"
 echo "gateway: $gateway_url (conduit-data-plane pid $dp_pid)"
-echo "data plane workers: ${workers:-one per core}; saturation: wrk $sat_threads threads x $sat_connections connections; fixed rate: $rate req/s over $rate_connections connections; $rounds rounds of ${duration} s"
+echo "data plane workers: ${workers:-one per CPU}; saturation: wrk $sat_threads threads x $sat_connections connections; fixed rate: $rate req/s over $rate_connections connections; $rounds rounds of ${duration} s"
 for target in direct gateway; do
     measure saturation "$target" warmup
 done
