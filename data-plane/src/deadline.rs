@@ -2,10 +2,10 @@
 //!
 //! Streamable-HTTP servers often answer a POST at once with `200 text/event-stream` and
 //! send the result later on that stream, so a timeout on the response headers alone would
-//! never fire for a slow tool. [`DeadlineBody`] ends such a response at the deadline: an
-//! event stream gets a final `message` event holding a JSON-RPC error with the request id
-//! (the client sees a timely, well-formed answer); any other body is cut with an error.
-//! An event stream that ends or breaks before the reply to its request went by is closed
+//! never fire for a slow tool. [`DeadlineBody`] ends such a response at the deadline with a
+//! final `message` event holding a JSON-RPC error with the request id (the client sees a
+//! timely, well-formed answer). Other answers to a POST are read whole within the same
+//! deadline by `answer_check`. An event stream that ends or breaks before the reply to its request went by is closed
 //! the same way, with a JSON-RPC error carrying the id, so the client is never left waiting.
 //! GET event streams are long-lived by design and are never wrapped.
 
@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use serde_json::json;
 use tokio::time::{Instant, Sleep};
 
 use crate::jsonrpc::{self, RequestId};
@@ -32,11 +31,10 @@ pub struct DeadlineExceeded {
     pub timeout: String,
 }
 
-/// An upstream response body that ends at a deadline.
+/// An upstream event stream answering a POST, ended at a deadline.
 pub struct DeadlineBody {
     inner: Incoming,
     sleep: Pin<Box<Sleep>>,
-    event_stream: bool,
     /// Whom to blame when the deadline passes; taken when it fires.
     cut: Option<Cut>,
     /// On an event stream answering a request: whether the reply went by yet.
@@ -111,27 +109,26 @@ impl Cut {
 
     /// The final SSE event: a JSON-RPC error with the request id.
     fn event(&self) -> Bytes {
-        let error = json!({
-            "jsonrpc": "2.0",
-            "id": self.id.0,
-            "error": {"code": jsonrpc::INTERNAL_ERROR, "message": self.failure().to_string()},
-        });
-        Bytes::from(format!("event: message\ndata: {error}\n\n"))
+        let error = jsonrpc::error_object(
+            &self.id,
+            jsonrpc::INTERNAL_ERROR,
+            self.failure().to_string(),
+        );
+        sse::message_event(&error.to_string())
     }
 }
 
 impl DeadlineBody {
-    /// Wrap `inner`, ending it at `deadline`. `event_stream` says whether the response is
-    /// `text/event-stream`; `id` is the request's JSON-RPC id.
+    /// Wrap the event stream `inner`, ending it at `deadline`; `id` is the request's
+    /// JSON-RPC id (`null` for a notification, whose stream carries no reply to watch for).
     pub fn new(
         inner: Incoming,
         deadline: Instant,
-        event_stream: bool,
         id: &RequestId,
         server_id: &str,
         timeout: Duration,
     ) -> Self {
-        let watch = (event_stream && !id.0.is_null()).then(|| ReplyWatch {
+        let watch = (!id.0.is_null()).then(|| ReplyWatch {
             parser: sse::Parser::new(),
             id: id.0.clone(),
             server_id: server_id.to_owned(),
@@ -140,7 +137,6 @@ impl DeadlineBody {
         DeadlineBody {
             inner,
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
-            event_stream,
             cut: Some(Cut {
                 id: id.clone(),
                 server_id: server_id.to_owned(),
@@ -193,14 +189,9 @@ impl Body for DeadlineBody {
         }
         self.finished = true;
         match self.cut.take() {
-            Some(cut) if self.event_stream => {
-                tracing::warn!("upstream answer cut at its deadline");
-                Poll::Ready(Some(Ok(Frame::data(cut.event()))))
-            }
             Some(cut) => {
-                let failure = cut.failure();
-                tracing::warn!(%failure, "upstream answer cut at its deadline");
-                Poll::Ready(Some(Err(failure.into())))
+                tracing::warn!(failure = %cut.failure(), "upstream answer cut at its deadline");
+                Poll::Ready(Some(Ok(Frame::data(cut.event()))))
             }
             None => Poll::Ready(None),
         }

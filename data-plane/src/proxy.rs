@@ -361,7 +361,7 @@ impl Proxy {
                 answer_check::checked(response, deadline, id, server_id).await
             }
             Ok(Ok(response)) if parts.method == Method::POST => pass_back(response, |body| {
-                DeadlineBody::new(body, deadline, true, id, server_id, upstream.timeout).boxed()
+                DeadlineBody::new(body, deadline, id, server_id, upstream.timeout).boxed()
             }),
             Ok(Ok(response)) => pass_back(response, |body| body.map_err(Into::into).boxed()),
             Ok(Err(failure)) => {
