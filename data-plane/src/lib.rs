@@ -13,6 +13,7 @@ pub mod answer_check;
 pub mod apply;
 pub mod balancer;
 pub mod batch;
+pub mod caller;
 pub mod deadline;
 pub mod host_check;
 pub mod jsonrpc;
