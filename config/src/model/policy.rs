@@ -52,14 +52,27 @@ pub struct AclPolicy {
     pub deny: Vec<AclRule>,
 }
 
-/// Tools of servers an ACL rule covers.
+/// Tools, resources and prompts of servers an ACL rule covers. A rule must list at least one
+/// of `tools`, `resources` and `prompts`. Each list governs only its own kind: a policy whose
+/// rules name only tools allows no resource and no prompt to its clients (secure default),
+/// so list `resources: ["*"]` / `prompts: ["*"]` to grant them.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AclRule {
     /// Server id pattern.
     pub server: String,
-    /// Tool name patterns (at least one; `["*"]` for every tool).
+    /// Tool name patterns (`["*"]` for every tool). Only tools are matched against them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// Resource URI patterns, like `file:///docs/*` (`["*"]` for every resource). Matched
+    /// against the URI of `resources/read` and `resources/subscribe`, the `uri` of
+    /// `resources/list` entries and the `uriTemplate` text of `resources/templates/list`
+    /// entries. Only resources are matched against them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// Prompt name patterns (`["*"]` for every prompt). Only prompts are matched against them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
 }
 
 /// Guardrails: rules on tool call arguments.
@@ -87,7 +100,7 @@ pub enum GuardrailDefault {
 }
 
 /// One guardrail rule. A rule matches a call when the caller matches `clients`, the server
-/// matches `servers`, the tool matches `tools` and every condition holds.
+/// matches `servers`, the tool matches `tools` and `annotations`, and every condition holds.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuardrailRule {
@@ -103,6 +116,13 @@ pub struct GuardrailRule {
     /// Server id patterns. Default: every server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<String>,
+    /// Tool annotation hints the tool must have, like `{destructiveHint: true}` to select
+    /// every destructive tool. A tool without annotations, or without one of the hints, is
+    /// judged by the MCP defaults (`readOnlyHint: false`, `destructiveHint: true`,
+    /// `idempotentHint: false`, `openWorldHint: true`): unknown counts as destructive.
+    /// Default: every tool. Not allowed on a bypass rule (checked before the tool scope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<AnnotationSelector>,
     /// Exempt the matching calls from the rules after this one: the call is allowed at once.
     /// A bypass rule must name its `clients` and has no `action`.
     #[serde(default, skip_serializing_if = "super::servers::is_false")]
@@ -128,6 +148,37 @@ pub struct GuardrailRule {
     /// with `observability.redact_fields`). Masked in dumps beyond its host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<String>,
+}
+
+/// Tool annotation hints a guardrail rule requires (MCP `ToolAnnotations`); every hint given
+/// must have the given value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AnnotationSelector {
+    /// `readOnlyHint`: the tool does not modify its environment (MCP default `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_hint: Option<bool>,
+    /// `destructiveHint`: the tool may perform destructive updates (MCP default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destructive_hint: Option<bool>,
+    /// `idempotentHint`: repeated calls with the same arguments have no additional effect
+    /// (MCP default `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotent_hint: Option<bool>,
+    /// `openWorldHint`: the tool interacts with an open world of external entities (MCP
+    /// default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_world_hint: Option<bool>,
+}
+
+impl AnnotationSelector {
+    /// Whether no hint is given (such a selector would select every tool).
+    pub fn is_empty(&self) -> bool {
+        self.read_only_hint.is_none()
+            && self.destructive_hint.is_none()
+            && self.idempotent_hint.is_none()
+            && self.open_world_hint.is_none()
+    }
 }
 
 /// What a matching guardrail rule does. (`transform`, accepted by the original as a no-op, is
@@ -211,6 +262,18 @@ pub enum Operator {
     /// String matching the regular expression `value` (linear-time engine: no backreferences
     /// or look-around).
     Matches,
+}
+
+/// Bound on the compiled size of a `matches` regular expression (bytes of the compiled
+/// program): the engine is linear in the input, this bounds the other factor.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Compile a `matches` operand the one way validation and evaluation both use.
+pub fn compile_condition_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
 }
 
 impl Operator {

@@ -191,7 +191,7 @@ impl Checker {
         if self.deferred(pattern) {
             return;
         }
-        if let Err(error) = regex::Regex::new(pattern) {
+        if let Err(error) = crate::model::compile_condition_regex(pattern) {
             self.error(path, format!("invalid regular expression: {error}"));
         }
     }

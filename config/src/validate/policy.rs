@@ -42,7 +42,15 @@ fn acl_rules(c: &mut Checker, path: &str, rules: &[AclRule]) {
     for (index, rule) in rules.iter().enumerate() {
         let rule_path = nth(path, index);
         c.pattern(at(&rule_path, "server"), &rule.server);
-        c.patterns(&at(&rule_path, "tools"), &rule.tools, true);
+        if rule.tools.is_empty() && rule.resources.is_empty() && rule.prompts.is_empty() {
+            c.error(
+                rule_path.clone(),
+                "must list at least one of tools, resources and prompts (\"*\" matches everything)",
+            );
+        }
+        c.patterns(&at(&rule_path, "tools"), &rule.tools, false);
+        c.patterns(&at(&rule_path, "resources"), &rule.resources, false);
+        c.patterns(&at(&rule_path, "prompts"), &rule.prompts, false);
     }
 }
 
@@ -60,6 +68,19 @@ fn guardrails(c: &mut Checker, guardrails: &Guardrails, approvals: bool) {
         c.patterns(&at(&path, "tools"), &rule.tools, false);
         c.patterns(&at(&path, "clients"), &rule.clients, rule.bypass);
         c.patterns(&at(&path, "servers"), &rule.servers, false);
+        if let Some(selector) = &rule.annotations {
+            if rule.bypass {
+                c.error(
+                    at(&path, "annotations"),
+                    "not allowed on a bypass rule (a bypass is decided before the tool scope)",
+                );
+            } else if selector.is_empty() {
+                c.error(
+                    at(&path, "annotations"),
+                    "selects no hint: set readOnlyHint, destructiveHint, idempotentHint or openWorldHint, or leave annotations out",
+                );
+            }
+        }
         match (rule.bypass, rule.action) {
             (true, Some(_)) => c.error(
                 at(&path, "action"),

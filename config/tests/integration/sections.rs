@@ -23,8 +23,48 @@ fn policy_rules() {
         ),
         (
             "acl: {default_action: deny, policies: [{name: p, clients: [x], allow: [{server: a, tools: []}]}]}\n",
-            "acl.policies[0].allow[0].tools",
-            "at least one pattern",
+            "acl.policies[0].allow[0]",
+            "at least one of tools, resources and prompts",
+        ),
+        (
+            "acl: {default_action: deny, policies: [{name: p, clients: [x], deny: [{server: a}]}]}\n",
+            "acl.policies[0].deny[0]",
+            "at least one of tools, resources and prompts",
+        ),
+        (
+            "acl: {default_action: deny, policies: [{name: p, clients: [x], allow: [{server: a, resources: ['file://*x*']}]}]}\n",
+            "acl.policies[0].allow[0].resources[0]",
+            "only allowed at the end",
+        ),
+        (
+            "acl: {default_action: deny, policies: [{name: p, clients: [x], allow: [{server: a, prompts: ['']}]}]}\n",
+            "acl.policies[0].allow[0].prompts[0]",
+            "empty pattern",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, annotations: {destructivehint: true}}]}\n",
+            "guardrails.rules[0].annotations.destructivehint",
+            "did you mean \"destructiveHint\"",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, annotations: {readOnlyHint: yes please}}]}\n",
+            "guardrails.rules[0].annotations.readOnlyHint",
+            "",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, annotations: {}}]}\n",
+            "guardrails.rules[0].annotations",
+            "selects no hint",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, clients: [c], bypass: true, annotations: {destructiveHint: true}}]}\n",
+            "guardrails.rules[0].annotations",
+            "not allowed on a bypass rule",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, action: block, conditions: [{field: q, operator: matches, value: '(\\w{1000}){1000}'}]}]}\n",
+            "guardrails.rules[0].conditions[0].value",
+            "invalid regular expression",
         ),
         (
             "guardrails: {default_action: allow, rules: [{name: r, action: block}, {name: r, action: alert}]}\n",
@@ -122,6 +162,20 @@ fn policy_rules() {
     }
     assert_valid(
         "governance: {}\nguardrails: {default_action: block, rules: [{name: r, action: require_approval, conditions: [{field: q, operator: matches, value: '^a+$'}]}]}\n",
+    );
+    let document = assert_valid(
+        "acl: {default_action: deny, policies: [{name: p, clients: [x], allow: [{server: a, resources: ['file:///docs/*'], prompts: ['*']}]}]}\nguardrails: {default_action: allow, rules: [{name: r, action: block, annotations: {destructiveHint: true, openWorldHint: false}}]}\n",
+    );
+    let rule = &document.acl.unwrap().policies[0].allow[0];
+    assert!(rule.tools.is_empty() && rule.resources == ["file:///docs/*"]);
+    let selector = document.guardrails.unwrap().rules[0].annotations.unwrap();
+    assert_eq!(
+        (
+            selector.destructive_hint,
+            selector.open_world_hint,
+            selector.read_only_hint
+        ),
+        (Some(true), Some(false), None)
     );
 }
 
