@@ -18,6 +18,22 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 /// The gateway could not get an answer from the upstream.
 pub const INTERNAL_ERROR: i64 = -32603;
+/// Invalid method parameters.
+pub const INVALID_PARAMS: i64 = -32602;
+
+// Policy answers (the contract's error table); all at HTTP 200 except authentication.
+/// Authentication failed (HTTP 401).
+pub const AUTHENTICATION_FAILED: i64 = -32000;
+/// The ACL denies the call, read or get.
+pub const ACCESS_DENIED: i64 = -32003;
+/// A guardrail rule (or `guardrails.default_action: block`) blocks the call.
+pub const GUARDRAIL_BLOCKED: i64 = -32004;
+/// A governance tool policy denies the call.
+pub const GOVERNANCE_DENIED: i64 = -32010;
+/// The call needs an approval, or the approval given is not valid for it.
+pub const APPROVAL_REQUIRED: i64 = -32011;
+/// A rate limit is exhausted.
+pub const RATE_LIMITED: i64 = -32029;
 
 /// The id of a JSON-RPC request (`null` when absent, for notifications and batches).
 #[derive(Debug, Clone, PartialEq)]
@@ -314,6 +330,20 @@ pub fn error_object(id: &RequestId, code: i64, message: impl Into<String>) -> Va
         "id": id.0,
         "error": {"code": code, "message": message.into()},
     })
+}
+
+/// A JSON-RPC error message with `data` (none when `None`).
+pub fn error_object_with_data(
+    id: &RequestId,
+    code: i64,
+    message: impl Into<String>,
+    data: Option<Value>,
+) -> Value {
+    let mut error = error_object(id, code, message);
+    if let Some(data) = data {
+        error["error"]["data"] = data;
+    }
+    error
 }
 
 /// An HTTP response with a JSON-RPC error body.

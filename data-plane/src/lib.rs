@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admission;
 pub mod aggregate;
 pub mod answer_check;
 pub mod apply;

@@ -39,6 +39,12 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub stdio_restarts: IntCounterVec,
     pub stdio_up: IntGaugeVec,
+    /// `conduit_acl_denials_total{server, kind}`, kind ∈ tool, resource, prompt.
+    pub acl_denials: IntCounterVec,
+    /// `conduit_guardrail_actions_total{rule, action, mode}`, mode ∈ enforce, shadow.
+    pub guardrail_actions: IntCounterVec,
+    /// `conduit_governance_denials_total{policy}`.
+    pub governance_denials: IntCounterVec,
 }
 
 impl Metrics {
@@ -108,6 +114,32 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let acl_denials = IntCounterVec::new(
+            Opts::new(
+                "conduit_acl_denials_total",
+                "Messages the ACL refused, by server and kind (tool, resource, prompt).",
+            ),
+            &["server", "kind"],
+        )
+        .expect("valid metric");
+        let guardrail_actions = IntCounterVec::new(
+            Opts::new(
+                "conduit_guardrail_actions_total",
+                "Guardrail rules that matched a tool call, by rule, action and mode (enforce, \
+                 shadow); calls blocked by default_action count under rule \"default_action\".",
+            ),
+            &["rule", "action", "mode"],
+        )
+        .expect("valid metric");
+        let governance_denials = IntCounterVec::new(
+            Opts::new(
+                "conduit_governance_denials_total",
+                "Tool calls a governance tool policy denied, by policy.",
+            ),
+            &["policy"],
+        )
+        .expect("valid metric");
+
         for collector in [
             Box::new(config_version.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(config_applies.clone()),
@@ -118,6 +150,9 @@ impl Metrics {
             Box::new(request_duration.clone()),
             Box::new(stdio_restarts.clone()),
             Box::new(stdio_up.clone()),
+            Box::new(acl_denials.clone()),
+            Box::new(guardrail_actions.clone()),
+            Box::new(governance_denials.clone()),
         ] {
             registry
                 .register(collector)
@@ -140,6 +175,9 @@ impl Metrics {
             request_duration,
             stdio_restarts,
             stdio_up,
+            acl_denials,
+            guardrail_actions,
+            governance_denials,
         }
     }
 
@@ -187,6 +225,12 @@ mod tests {
             .observe(0.1);
         metrics.stdio_restarts.with_label_values(&["s"]).inc();
         metrics.stdio_up.with_label_values(&["s"]).set(1);
+        metrics.acl_denials.with_label_values(&["s", "tool"]).inc();
+        metrics
+            .guardrail_actions
+            .with_label_values(&["r", "block", "shadow"])
+            .inc();
+        metrics.governance_denials.with_label_values(&["p"]).inc();
         let text = metrics.encode();
         for name in [
             "conduit_dp_config_version",
@@ -199,6 +243,9 @@ mod tests {
             "conduit_dp_request_duration_seconds_bucket",
             "conduit_dp_stdio_restarts_total{server=\"s\"}",
             "conduit_dp_stdio_up{server=\"s\"}",
+            "conduit_acl_denials_total{kind=\"tool\",server=\"s\"}",
+            "conduit_guardrail_actions_total{action=\"block\",mode=\"shadow\",rule=\"r\"}",
+            "conduit_governance_denials_total{policy=\"p\"}",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

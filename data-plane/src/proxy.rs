@@ -28,13 +28,14 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use crate::admission::{self, Message, OwnedView, Unreadable};
 use crate::aggregate::{self, Aggregator, Scope};
 use crate::apply::SharedRuntime;
 use crate::balancer::{Leased, Outcome};
 use crate::deadline::{BodyError, DeadlineBody};
 use crate::jsonrpc::{self, RequestId};
 use crate::metrics::{Metrics, status_class};
-use crate::runtime::{HttpUpstream, Server, Upstream};
+use crate::runtime::{HttpUpstream, Runtime, Server, Upstream};
 use crate::session::{self, KeyRing, ServerSession};
 use crate::trace_context::TraceContext;
 use crate::{answer_check, batch};
@@ -281,19 +282,59 @@ impl Proxy {
         }
         let response = match envelope {
             Some(Ok(jsonrpc::Envelope::Batch(batch))) => {
-                let (server_id, server, parts) = (&server_id, &server, &parts);
+                let (runtime, server_id, server, parts) = (&runtime, &server_id, &server, &parts);
                 batch::answer(batch.entries, |message, id| async move {
-                    self.dispatch(server_id, server, parts, message, &id).await
+                    self.dispatch(runtime, server_id, server, parts, message, &id)
+                        .await
                 })
                 .await
             }
-            _ => self.dispatch(&server_id, &server, &parts, body, &id).await,
+            _ => {
+                self.dispatch(&runtime, &server_id, &server, &parts, body, &id)
+                    .await
+            }
         };
         label_and_tag(true, server_id, response)
     }
 
-    /// Send one message (or a GET/DELETE) to the server's upstream.
+    /// Run one message (or a GET/DELETE) through admission, then to the server's upstream;
+    /// a list's answer comes back filtered to what the caller may use. Without any policy
+    /// section the message is not even parsed.
     async fn dispatch(
+        &self,
+        runtime: &Arc<Runtime>,
+        server_id: &str,
+        server: &Server,
+        parts: &Parts,
+        body: Bytes,
+        id: &RequestId,
+    ) -> Response<ProxyBody> {
+        if !runtime.admission_enabled() || parts.method != Method::POST {
+            return self.send(server_id, server, parts, body, id).await;
+        }
+        let message = match Message::parse(&body) {
+            Ok(message) => message,
+            Err(unreadable) => return unreadable_message(id, &unreadable),
+        };
+        let target = match message.target(server_id, parts) {
+            Ok(target) => target,
+            Err(unreadable) => return unreadable_message(id, &unreadable),
+        };
+        if let Err(refused) = admission::admit(runtime, parts, &target, id).await {
+            return refused;
+        }
+        let response = self.send(server_id, server, parts, body, id).await;
+        match message.list() {
+            Some(kind) if runtime.policies().inspects(kind) => {
+                let view = OwnedView::new(Arc::clone(runtime), parts, server_id);
+                admission::filter::filter_response(response, id.clone(), kind, Box::new(view)).await
+            }
+            _ => response,
+        }
+    }
+
+    /// Send one message (or a GET/DELETE) to the server's upstream.
+    async fn send(
         &self,
         server_id: &str,
         server: &Server,
@@ -412,6 +453,25 @@ impl Proxy {
             ?elapsed,
             "request"
         );
+    }
+}
+
+/// The answer to a message admission cannot read: a missing or malformed parameter is
+/// −32602 (as the server would say), a body it cannot trust is refused as invalid.
+fn unreadable_message(id: &RequestId, unreadable: &Unreadable) -> Response<ProxyBody> {
+    match unreadable {
+        Unreadable::MissingParam { .. } | Unreadable::Arguments { .. } => error(
+            StatusCode::OK,
+            id,
+            jsonrpc::INVALID_PARAMS,
+            unreadable.to_string(),
+        ),
+        Unreadable::Invalid(_) | Unreadable::NameMismatch { .. } => error(
+            StatusCode::BAD_REQUEST,
+            id,
+            jsonrpc::INVALID_REQUEST,
+            unreadable.to_string(),
+        ),
     }
 }
 

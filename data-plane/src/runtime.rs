@@ -14,10 +14,12 @@ use conduit_config::{ConfigError, ConfigErrors, Document, Router, ServerConfig, 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Scheme, Uri};
 
+use crate::admission::Policies;
 use crate::aggregate::Catalog;
 use crate::balancer::ReplicaSet;
 use crate::balancer::health::Probe;
 use crate::host_check::HostPolicy;
+use crate::metrics::Metrics;
 use crate::public_tls::PublicTls;
 use crate::session::SessionKeys;
 use crate::stdio::{self, StdioServer};
@@ -68,6 +70,10 @@ pub struct Runtime {
     masked_config: serde_json::Value,
     /// `gateway.session_keys`, which win over the control plane's keys when set.
     session_keys: Option<SessionKeys>,
+    /// The compiled `acl`, `guardrails` and `governance` sections (admission).
+    policies: Policies,
+    /// The data plane's metrics (policy decisions are counted per request).
+    metrics: Arc<Metrics>,
 }
 
 /// One routable upstream server.
@@ -126,6 +132,8 @@ pub enum CompileError {
     InvalidSessionKey { path: String, message: String },
     #[error("{path}: unknown server id {id:?}")]
     UnknownServer { path: String, id: String },
+    #[error("{path}: {message}")]
+    Policy { path: String, message: String },
 }
 
 impl CompileError {
@@ -140,7 +148,8 @@ impl CompileError {
             | CompileError::InvalidPattern { path, .. }
             | CompileError::Tls { path, .. }
             | CompileError::InvalidSessionKey { path, .. }
-            | CompileError::UnknownServer { path, .. } => path,
+            | CompileError::UnknownServer { path, .. }
+            | CompileError::Policy { path, .. } => path,
         }
     }
 }
@@ -171,6 +180,8 @@ impl Runtime {
             aggregates: Catalog::default(),
             masked_config: serde_json::Value::Null,
             session_keys: None,
+            policies: Policies::default(),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 
@@ -242,6 +253,13 @@ impl Runtime {
             }));
             Catalog::default()
         });
+        let policies = Policies::compile(document).unwrap_or_else(|bad| {
+            errors.extend(bad.into_iter().map(|error| CompileError::Policy {
+                path: error.path,
+                message: error.message,
+            }));
+            Policies::default()
+        });
         if !errors.is_empty() {
             return Err(ConfigErrors(errors.into_iter().map(Into::into).collect()));
         }
@@ -253,6 +271,8 @@ impl Runtime {
             aggregates,
             masked_config: conduit_config::mask_secrets(document),
             session_keys,
+            policies,
+            metrics: Arc::clone(stdio.metrics()),
         })
     }
 
@@ -290,6 +310,7 @@ impl Runtime {
     /// Keep what `previous` learned about the replicas this runtime still has (health,
     /// circuit breakers, requests in flight). Call before the runtime is shared.
     pub fn inherit(&mut self, previous: &Runtime) {
+        self.policies.inherit(&previous.policies);
         for (id, server) in &mut self.servers {
             let (Some(server), Some(old)) = (Arc::get_mut(server), previous.servers.get(id)) else {
                 continue;
@@ -327,6 +348,22 @@ impl Runtime {
                 Upstream::Http(upstream) => Some(&**upstream),
                 Upstream::Stdio(_) | Upstream::Managed => None,
             })
+    }
+
+    /// The compiled policy sections.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// Whether some admission phase needs to read each message (when none does, the
+    /// single-server path forwards bodies without parsing them).
+    pub fn admission_enabled(&self) -> bool {
+        self.policies.enabled()
+    }
+
+    /// The data plane's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The configuration's own session keys, if it names any.

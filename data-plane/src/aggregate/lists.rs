@@ -20,6 +20,9 @@ use super::fanout::{self, Member, MemberError, Routing};
 use super::merge::{self, ListKind};
 use super::routes::Kind;
 use super::{Aggregator, Call, INVALID_PARAMS, error, member_error, result};
+use crate::admission::View;
+use crate::admission::filter::filter_items;
+use crate::caller::Caller;
 use crate::jsonrpc;
 use crate::proxy::ProxyBody;
 
@@ -118,6 +121,7 @@ pub(super) async fn collect(
         tracing::warn!(endpoint = %call.scope.path(), %failure, "a server is left out of a list");
     }
     remember(call, kind, &listed);
+    admit_items(call, kind, &mut listed);
 
     let mut pages = Vec::new();
     let members = listed
@@ -144,6 +148,33 @@ pub(super) async fn collect(
     )]));
     merge::merge_result_fields(&mut merged, &pages);
     Ok(merged)
+}
+
+/// Record the members' tool annotations (the view does while filtering), and keep of
+/// each member's items only those the caller may use (by member id and unprefixed name or URI), before they are merged. The
+/// routing caches were filled from the whole lists: they are shared by every caller.
+fn admit_items(call: &Call<'_>, kind: ListKind, listed: &mut [(&str, Listed)]) {
+    let policies = call.runtime.policies();
+    if !policies.inspects(kind) {
+        if kind == ListKind::Tools {
+            for (server, listed) in listed.iter() {
+                for tool in &listed.items {
+                    policies.annotations().record(server, tool);
+                }
+            }
+        }
+        return;
+    }
+    let caller = Caller::of(call.caller);
+    for (server, listed) in listed.iter_mut() {
+        let view = View {
+            policies,
+            client: &caller.client_id,
+            workspace: &caller.tenant_id,
+            server,
+        };
+        filter_items(kind, &mut listed.items, &view);
+    }
 }
 
 /// Refill the routing caches from what the members listed.

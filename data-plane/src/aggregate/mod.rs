@@ -46,6 +46,7 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
 pub use catalog::{Catalog, Scope, UnknownMember};
+pub use merge::ListKind;
 
 use crate::jsonrpc::{self, RequestId};
 use crate::proxy::{MCP_SESSION_ID, ProxyBody, UpstreamClient, error};

@@ -23,6 +23,7 @@ use super::{
     Aggregator, Call, INVALID_PARAMS, RESOURCE_NOT_FOUND, empty, error, ids, lists, member_error,
     result,
 };
+use crate::admission::{self, Target};
 use crate::jsonrpc;
 use crate::proxy::ProxyBody;
 
@@ -40,6 +41,9 @@ pub(super) async fn by_name(
         Ok(resolved) => resolved,
         Err(response) => return response,
     };
+    if let Err(refused) = admit(call, &server.id, kind, &local, &message).await {
+        return refused;
+    }
     message["params"]["name"] = Value::String(local.clone());
     let method = message["method"].as_str().unwrap_or_default().to_owned();
     let routing = Routing {
@@ -47,6 +51,42 @@ pub(super) async fn by_name(
         name: Some(&local),
     };
     forward(aggregator, call, server, &message, routing).await
+}
+
+/// Admission of a `tools/call` or `prompts/get` once its member is known, on the name the
+/// member knows (unprefixed).
+async fn admit(
+    call: &Call<'_>,
+    server: &str,
+    kind: Kind,
+    local: &str,
+    message: &Value,
+) -> Result<(), Response<ProxyBody>> {
+    let no_args = Value::Object(Default::default());
+    let target = match kind {
+        Kind::Tool => {
+            let args = match message.pointer("/params/arguments") {
+                None | Some(Value::Null) => &no_args,
+                Some(args @ Value::Object(_)) => args,
+                Some(_) => {
+                    let message = "tools/call needs params.arguments to be an object";
+                    return Err(error(StatusCode::OK, &call.id, INVALID_PARAMS, message));
+                }
+            };
+            Target::ToolCall {
+                server,
+                tool: local,
+                args,
+            }
+        }
+        Kind::Prompt => Target::PromptGet {
+            server,
+            name: local,
+        },
+    };
+    admission::admit(call.runtime, call.caller, &target, &call.id)
+        .await
+        .map(drop)
 }
 
 /// `completion/complete`: a prompt argument goes where the prompt is, a resource template
@@ -102,6 +142,15 @@ pub(super) async fn by_uri(
         Err(response) => return response,
     };
     let method = message["method"].as_str().unwrap_or_default();
+    if matches!(method, "resources/read" | "resources/subscribe") {
+        let target = Target::ResourceRead {
+            server: &server.id,
+            uri,
+        };
+        if let Err(refused) = admission::admit(call.runtime, call.caller, &target, &call.id).await {
+            return refused;
+        }
+    }
     let routing = Routing {
         method: Some(method),
         name: Some(uri),
@@ -305,6 +354,12 @@ pub(super) async fn notification(
     message: &Value,
 ) -> Response<ProxyBody> {
     if method == "notifications/initialized" {
+        return empty(StatusCode::ACCEPTED);
+    }
+    // A call, read or get sent without an id is no MCP message; forwarded to every member
+    // it would pass no admission phase, so it goes nowhere.
+    if admission::target::names_something(Some(method)) {
+        tracing::debug!(method, "a notification named like a request is dropped");
         return empty(StatusCode::ACCEPTED);
     }
     let working = match (method, call.token, message.pointer("/params/requestId")) {

@@ -36,6 +36,11 @@ impl Pool {
         }
     }
 
+    /// The metrics the processes report to (the data plane's).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
     /// The process for server `id` of a candidate configuration (see the module doc).
     pub fn prepare(&self, id: &str, spec: Spec, timeout: Duration) -> Arc<Process> {
         match self.lock().get(id) {

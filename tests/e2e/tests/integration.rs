@@ -14,6 +14,8 @@ mod integration {
     mod edge;
     mod faults;
     mod golden;
+    mod policy_acl;
+    mod policy_guardrails;
     mod proxy;
     mod public_tls;
     mod rejection;

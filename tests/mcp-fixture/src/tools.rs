@@ -42,14 +42,31 @@ const MAX_SLEEP_MS: u64 = 60_000;
 
 #[tool_router(router = basic_tools, vis = "pub(crate)")]
 impl FixtureServer {
-    /// Returns `message` unchanged as text content.
-    #[tool(description = "Echo the `message` argument back unchanged.")]
+    /// Returns `message` unchanged as text content. Annotated read-only (gateways select
+    /// tools by annotations; `add` is annotated too, the other tools are not).
+    #[tool(
+        description = "Echo the `message` argument back unchanged.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     pub fn echo(&self, Parameters(EchoArgs { message }): Parameters<EchoArgs>) -> CallToolResult {
         CallToolResult::success(vec![ContentBlock::text(message)])
     }
 
     /// Returns `a + b` as text (`2 + 3` gives `5`).
-    #[tool(description = "Add two numbers and return the sum as text.")]
+    #[tool(
+        description = "Add two numbers and return the sum as text.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     pub fn add(&self, Parameters(AddArgs { a, b }): Parameters<AddArgs>) -> CallToolResult {
         CallToolResult::success(vec![ContentBlock::text(format_number(a + b))])
     }

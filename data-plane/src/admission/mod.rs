@@ -1,0 +1,400 @@
+//! Admission: the policy phases between routing and the upstream call, per JSON-RPC
+//! message, in this order (the contract's request path, steps 4–7):
+//!
+//! 1. **ACL** (`acl`): may the caller call the tool, read the resource, get the prompt on
+//!    this server? Denied → −32003.
+//! 2. **governance** tool policies (`governance.tool_policies`, tool calls only): denied →
+//!    −32010; `require_approval` → the approval phase.
+//! 3. **guardrails** (`guardrails`, tool calls only): block → −32004; alert passes and is
+//!    counted; `require_approval` → the approval phase; shadow rules are only counted.
+//! 4. **approvals** ([`approval_phase`]): a call some rule holds for approval.
+//! 5. **rate limits** ([`rate_limit_phase`]).
+//!
+//! Lists (`tools/list`, `prompts/list`, `resources/list`, `resources/templates/list`) are not
+//! refused but trimmed to what the caller may use ([`filter`], [`View`]).
+//!
+//! Every phase reads the one [`Runtime`] the request loaded, so a policy applied through
+//! the control plane holds from the next request on. The compiled engines live in
+//! [`Policies`], part of the runtime; the engines themselves are `conduit_policy`'s.
+
+pub mod annotations;
+pub mod filter;
+mod policies;
+mod respond;
+pub mod target;
+
+use std::sync::Arc;
+
+use conduit_policy::acl::Capability;
+use conduit_policy::governance::GovernanceDecision;
+use conduit_policy::guardrails::{CallContext, Decision};
+use http::Response;
+use http::request::Parts;
+use serde_json::Value;
+
+pub use filter::ItemFilter;
+pub use policies::Policies;
+pub use target::{Message, Subject, Target, Unreadable};
+
+use crate::aggregate::ListKind;
+use crate::caller::Caller;
+use crate::jsonrpc::RequestId;
+use crate::proxy::ProxyBody;
+use crate::runtime::Runtime;
+
+/// What admission decided about a message that may go on, for the audit record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Admitted {
+    /// The ACL policy that allowed the message (`None`: ACL off or `default_action`).
+    pub acl_policy: Option<String>,
+    /// The governance tool policy that held the call for approval.
+    pub governance_policy: Option<String>,
+    /// The enforced guardrail decision, when a rule (or the default) decided.
+    pub guardrail: Option<GuardrailOutcome>,
+    /// Shadow rules that matched: what they would have done.
+    pub shadow: Vec<GuardrailOutcome>,
+    /// Why the call needed an approval (granted by the approval phase), if it did.
+    pub approval: Option<ApprovalNeeded>,
+}
+
+/// A guardrail rule and its action (`block`, `alert`, `require_approval`, `bypass`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardrailOutcome {
+    pub rule: String,
+    pub action: &'static str,
+}
+
+/// A call held for approval, and by what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalNeeded {
+    pub source: ApprovalSource,
+    /// The reason given to the caller.
+    pub reason: String,
+}
+
+/// What holds a call for approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalSource {
+    /// A governance tool policy (its name).
+    Governance(String),
+    /// A guardrail rule (its name).
+    Guardrail(String),
+}
+
+impl ApprovalSource {
+    /// The policy or rule name.
+    pub fn name(&self) -> &str {
+        match self {
+            ApprovalSource::Governance(name) | ApprovalSource::Guardrail(name) => name,
+        }
+    }
+}
+
+/// Run the policy phases for one message. `Ok` lets it go upstream; `Err` is the answer
+/// to give instead (a JSON-RPC error carrying `id`).
+pub async fn admit(
+    runtime: &Runtime,
+    parts: &Parts,
+    target: &Target<'_>,
+    id: &RequestId,
+) -> Result<Admitted, Response<ProxyBody>> {
+    if matches!(target, Target::Other) {
+        return Ok(Admitted::default());
+    }
+    let caller = Caller::of(parts);
+    let mut admitted = Admitted::default();
+    acl_phase(runtime, &caller, target, id, &mut admitted).map_err(|refused| *refused)?;
+    let mut approval = governance_phase(runtime, &caller, target, id, &mut admitted)
+        .map_err(|refused| *refused)?;
+    let held =
+        guardrail_phase(runtime, &caller, target, id, &mut admitted).map_err(|refused| *refused)?;
+    if let Some(held) = held {
+        // A guardrail hold is reported over a governance one: it is the more specific.
+        approval = Some(held);
+    }
+    if let Some(needed) = approval {
+        approval_phase(runtime, parts, &caller, target, id, &needed).await?;
+        admitted.approval = Some(needed);
+    }
+    rate_limit_phase(runtime, parts, &caller, target, id).await?;
+    tracing::debug!(
+        client = %caller.client_id,
+        server = target.server().unwrap_or_default(),
+        ?admitted,
+        "admitted"
+    );
+    Ok(admitted)
+}
+
+/// A refusal inside admission (boxed: a response is large).
+type Refused = Box<Response<ProxyBody>>;
+
+fn capability<'a>(target: &Target<'a>) -> Option<(&'a str, Capability<'a>)> {
+    match *target {
+        Target::ToolCall { server, tool, .. } => Some((server, Capability::Tool(tool))),
+        Target::ResourceRead { server, uri } => Some((server, Capability::Resource(uri))),
+        Target::PromptGet { server, name } => Some((server, Capability::Prompt(name))),
+        Target::Other => None,
+    }
+}
+
+/// Phase 1: the ACL.
+fn acl_phase(
+    runtime: &Runtime,
+    caller: &Caller,
+    target: &Target<'_>,
+    id: &RequestId,
+    admitted: &mut Admitted,
+) -> Result<(), Refused> {
+    let (Some(acl), Some((server, capability))) = (runtime.policies().acl(), capability(target))
+    else {
+        return Ok(());
+    };
+    let decision = acl.decide(&caller.client_id, server, &capability);
+    if decision.allowed {
+        admitted.acl_policy = decision.policy.map(str::to_owned);
+        return Ok(());
+    }
+    let kind = capability.kind();
+    runtime
+        .metrics()
+        .acl_denials
+        .with_label_values(&[server, kind.as_str()])
+        .inc();
+    tracing::info!(
+        client = %caller.client_id,
+        server,
+        kind = kind.as_str(),
+        name = capability.name(),
+        policy = decision.policy.unwrap_or("default_action"),
+        "access denied by the ACL"
+    );
+    Err(Box::new(respond::acl_denied(
+        id,
+        &caller.client_id,
+        kind.verb(),
+        capability.name(),
+        server,
+    )))
+}
+
+/// Phase 2: governance tool policies (tool calls only).
+fn governance_phase(
+    runtime: &Runtime,
+    caller: &Caller,
+    target: &Target<'_>,
+    id: &RequestId,
+    admitted: &mut Admitted,
+) -> Result<Option<ApprovalNeeded>, Refused> {
+    let (Some(governance), Target::ToolCall { server, tool, .. }) =
+        (runtime.policies().governance(), target)
+    else {
+        return Ok(None);
+    };
+    match governance.decide(&caller.client_id, &caller.tenant_id, server, tool) {
+        GovernanceDecision::Allow => Ok(None),
+        GovernanceDecision::Deny { policy, reason } => {
+            runtime
+                .metrics()
+                .governance_denials
+                .with_label_values(&[policy])
+                .inc();
+            tracing::info!(client = %caller.client_id, server, tool, policy, "denied by a governance tool policy");
+            Err(Box::new(respond::governance_denied(id, policy, reason)))
+        }
+        GovernanceDecision::RequireApproval { policy, reason } => {
+            admitted.governance_policy = Some(policy.to_owned());
+            Ok(Some(ApprovalNeeded {
+                source: ApprovalSource::Governance(policy.to_owned()),
+                reason: reason.to_owned(),
+            }))
+        }
+    }
+}
+
+/// Phase 3: guardrails (tool calls only).
+fn guardrail_phase(
+    runtime: &Runtime,
+    caller: &Caller,
+    target: &Target<'_>,
+    id: &RequestId,
+    admitted: &mut Admitted,
+) -> Result<Option<ApprovalNeeded>, Refused> {
+    let policies = runtime.policies();
+    let (Some(guardrails), Target::ToolCall { server, tool, args }) =
+        (policies.guardrails(), *target)
+    else {
+        return Ok(None);
+    };
+    let annotations = policies.annotations().annotations(server, tool);
+    let verdict = guardrails.evaluate(&CallContext {
+        client_id: &caller.client_id,
+        server_id: server,
+        tool,
+        annotations: &annotations,
+        args,
+    });
+    let actions = &runtime.metrics().guardrail_actions;
+    for hit in &verdict.shadow {
+        let action = hit.action.as_str();
+        actions
+            .with_label_values(&[hit.rule.name(), action, "shadow"])
+            .inc();
+        tracing::info!(client = %caller.client_id, server, tool, rule = hit.rule.name(), action, "shadow guardrail rule matched");
+        admitted.shadow.push(GuardrailOutcome {
+            rule: hit.rule.name().to_owned(),
+            action,
+        });
+    }
+    let mut outcome = |rule: &str, action: &'static str| {
+        actions.with_label_values(&[rule, action, "enforce"]).inc();
+        admitted.guardrail = Some(GuardrailOutcome {
+            rule: rule.to_owned(),
+            action,
+        });
+    };
+    match verdict.decision {
+        Decision::Allow => Ok(None),
+        Decision::Bypass { rule } => {
+            admitted.guardrail = Some(GuardrailOutcome {
+                rule: rule.name().to_owned(),
+                action: "bypass",
+            });
+            Ok(None)
+        }
+        Decision::Alert { rule } => {
+            outcome(rule.name(), "alert");
+            tracing::warn!(client = %caller.client_id, server, tool, rule = rule.name(), "guardrail alert");
+            Ok(None)
+        }
+        Decision::Block { rule } => {
+            outcome(rule.name(), "block");
+            tracing::info!(client = %caller.client_id, server, tool, rule = rule.name(), "blocked by a guardrail rule");
+            Err(Box::new(respond::guardrail_blocked(
+                id,
+                &rule.block_message(),
+                Some(rule.name()),
+                Some(rule.severity()),
+            )))
+        }
+        Decision::DefaultBlock => {
+            outcome(DEFAULT_RULE, "block");
+            tracing::info!(client = %caller.client_id, server, tool, "blocked by guardrails.default_action");
+            Err(Box::new(respond::guardrail_blocked(
+                id,
+                conduit_policy::guardrails::DEFAULT_BLOCK_MESSAGE,
+                None,
+                None,
+            )))
+        }
+        Decision::RequireApproval { rule } => {
+            outcome(rule.name(), "require_approval");
+            Ok(Some(ApprovalNeeded {
+                source: ApprovalSource::Guardrail(rule.name().to_owned()),
+                reason: rule.approval_message(),
+            }))
+        }
+    }
+}
+
+/// The `rule` label of calls blocked by `guardrails.default_action: block`.
+pub const DEFAULT_RULE: &str = "default_action";
+
+/// Phase 4: a call a governance policy or guardrail rule holds for approval.
+///
+/// Hook for the approval workflow (helper APPROVALS): verify an `X-Conduit-Approval-Id`
+/// grant, or record a new approval request and answer −32011 `pending`. Until it exists the
+/// call is refused with −32011 and `status: "unavailable"`.
+pub async fn approval_phase(
+    _runtime: &Runtime,
+    _parts: &Parts,
+    caller: &Caller,
+    target: &Target<'_>,
+    id: &RequestId,
+    needed: &ApprovalNeeded,
+) -> Result<(), Response<ProxyBody>> {
+    tracing::info!(
+        client = %caller.client_id,
+        server = target.server().unwrap_or_default(),
+        by = needed.source.name(),
+        "approval required; this data plane cannot take approvals yet"
+    );
+    Err(respond::approval_unavailable(id, needed))
+}
+
+/// Phase 5: rate limits. Hook for the rate limiter (helper LIMITS); until then nothing is
+/// limited.
+pub async fn rate_limit_phase(
+    _runtime: &Runtime,
+    _parts: &Parts,
+    _caller: &Caller,
+    _target: &Target<'_>,
+    _id: &RequestId,
+) -> Result<(), Response<ProxyBody>> {
+    Ok(())
+}
+
+/// What one caller may see of one server's lists: the ACL and, for tools, the governance
+/// tool policies decide; `tools/list` entries also teach the annotation registry.
+pub struct View<'a> {
+    pub policies: &'a Policies,
+    pub client: &'a str,
+    pub workspace: &'a str,
+    pub server: &'a str,
+}
+
+impl ItemFilter for View<'_> {
+    fn keep(&self, kind: ListKind, key: &str, item: &Value) -> bool {
+        let capability = match kind {
+            ListKind::Tools => {
+                self.policies.annotations().record(self.server, item);
+                Capability::Tool(key)
+            }
+            ListKind::Prompts => Capability::Prompt(key),
+            ListKind::Resources | ListKind::ResourceTemplates => Capability::Resource(key),
+        };
+        let acl = self
+            .policies
+            .acl()
+            .is_none_or(|acl| acl.visible(self.client, self.server, &capability));
+        let governance = match (kind, self.policies.governance()) {
+            (ListKind::Tools, Some(governance)) => {
+                governance.may_view(self.client, self.workspace, self.server, key)
+            }
+            _ => true,
+        };
+        acl && governance
+    }
+}
+
+/// A [`View`] that owns what it needs, for an event stream filtered as it flows.
+pub struct OwnedView {
+    runtime: Arc<Runtime>,
+    caller: Caller,
+    server: String,
+}
+
+impl OwnedView {
+    pub fn new(runtime: Arc<Runtime>, parts: &Parts, server: &str) -> OwnedView {
+        OwnedView {
+            runtime,
+            caller: Caller::of(parts),
+            server: server.to_owned(),
+        }
+    }
+}
+
+impl ItemFilter for OwnedView {
+    fn keep(&self, kind: ListKind, key: &str, item: &Value) -> bool {
+        View {
+            policies: self.runtime.policies(),
+            client: &self.caller.client_id,
+            workspace: &self.caller.tenant_id,
+            server: &self.server,
+        }
+        .keep(kind, key, item)
+    }
+}
+
+#[cfg(test)]
+mod tests;

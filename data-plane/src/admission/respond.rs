@@ -1,0 +1,76 @@
+//! The answers of refused messages, exactly as the contract's table has them: JSON-RPC
+//! errors at HTTP 200 (MCP clients show a JSON-RPC error to the user, but turn a 4xx into
+//! an opaque transport failure; batch entries need per-entry errors), carrying the
+//! request's id.
+
+use conduit_config::model::Severity;
+use conduit_policy::guardrails::severity_str;
+use http::{Response, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+
+use super::ApprovalNeeded;
+use crate::jsonrpc::{self, RequestId};
+use crate::proxy::ProxyBody;
+
+fn answer(id: &RequestId, code: i64, message: String, data: Option<Value>) -> Response<ProxyBody> {
+    let body = jsonrpc::error_object_with_data(id, code, message, data);
+    jsonrpc::json_response(StatusCode::OK, &body)
+        .map(|body| body.map_err(|never| match never {}).boxed())
+}
+
+/// −32003: the ACL denies.
+pub fn acl_denied(
+    id: &RequestId,
+    client: &str,
+    verb: &str,
+    name: &str,
+    server: &str,
+) -> Response<ProxyBody> {
+    let message =
+        format!("access denied: client '{client}' may not {verb} '{name}' on server '{server}'");
+    answer(id, jsonrpc::ACCESS_DENIED, message, None)
+}
+
+/// −32010: a governance tool policy denies.
+pub fn governance_denied(id: &RequestId, policy: &str, reason: &str) -> Response<ProxyBody> {
+    answer(
+        id,
+        jsonrpc::GOVERNANCE_DENIED,
+        reason.to_owned(),
+        Some(json!({"policy": policy})),
+    )
+}
+
+/// −32004: a guardrail rule (or `default_action: block`, without a rule) blocks.
+pub fn guardrail_blocked(
+    id: &RequestId,
+    message: &str,
+    rule: Option<&str>,
+    severity: Option<Severity>,
+) -> Response<ProxyBody> {
+    let data = match (rule, severity) {
+        (Some(rule), Some(severity)) => json!({"rule": rule, "severity": severity_str(severity)}),
+        _ => json!({"rule": null, "default_action": "block"}),
+    };
+    answer(
+        id,
+        jsonrpc::GUARDRAIL_BLOCKED,
+        message.to_owned(),
+        Some(data),
+    )
+}
+
+/// −32011 while no approval workflow is wired: the call cannot be approved here.
+pub fn approval_unavailable(id: &RequestId, needed: &ApprovalNeeded) -> Response<ProxyBody> {
+    answer(
+        id,
+        jsonrpc::APPROVAL_REQUIRED,
+        format!("approval required by rule {}", needed.source.name()),
+        Some(json!({
+            "approval_request_id": null,
+            "status": "unavailable",
+            "reason": needed.reason,
+        })),
+    )
+}

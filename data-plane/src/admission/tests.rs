@@ -1,0 +1,221 @@
+//! Admission decisions on a runtime compiled from a config document.
+
+use http::request::Parts;
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::runtime::{Applied, ConfigSource};
+
+fn runtime(policies: &str) -> Runtime {
+    let text = format!(
+        "servers:\n  - id: crm\n    url: http://127.0.0.1:1/mcp\n  - id: wiki\n    url: http://127.0.0.1:2/mcp\n{policies}"
+    );
+    let document = conduit_config::Document::from_text(&text).expect("valid document");
+    let applied = Applied {
+        version: 1,
+        hash: "h".into(),
+        source: ConfigSource::File,
+        applied_at: chrono::Utc::now(),
+    };
+    Runtime::compile(&document, applied).expect("compiles")
+}
+
+fn parts(client: Option<(&str, &str)>) -> Parts {
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    if let Some((client, tenant)) = client {
+        parts
+            .extensions
+            .insert(Caller::authenticated(client, Some(tenant)));
+    }
+    parts
+}
+
+async fn refusal(result: Result<Admitted, Response<ProxyBody>>) -> Value {
+    let response = result.expect_err("refused");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let value: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(value["id"], json!(7), "{value}");
+    value["error"].clone()
+}
+
+fn tool<'a>(server: &'a str, tool: &'a str, args: &'a Value) -> Target<'a> {
+    Target::ToolCall { server, tool, args }
+}
+
+const ID: fn() -> RequestId = || RequestId(json!(7));
+
+#[tokio::test]
+async fn the_acl_decides_per_client_server_and_kind() {
+    let runtime = runtime(
+        "acl:\n  default_action: deny\n  policies:\n    - name: support\n      clients: [\"agent-*\"]\n      allow:\n        - server: crm\n          tools: [\"get_*\"]\n          resources: [\"crm://*\"]\n",
+    );
+    let args = json!({});
+    let agent = parts(Some(("agent-1", "acme")));
+    let admitted = admit(&runtime, &agent, &tool("crm", "get_contact", &args), &ID())
+        .await
+        .unwrap();
+    assert_eq!(admitted.acl_policy.as_deref(), Some("support"));
+    let error =
+        refusal(admit(&runtime, &agent, &tool("wiki", "get_page", &args), &ID()).await).await;
+    assert_eq!(
+        error,
+        json!({"code": -32003, "message": "access denied: client 'agent-1' may not call tool 'get_page' on server 'wiki'"})
+    );
+    let read = Target::ResourceRead {
+        server: "crm",
+        uri: "crm://contacts/1",
+    };
+    assert!(admit(&runtime, &agent, &read, &ID()).await.is_ok());
+    // Only resources were granted, not prompts.
+    let prompt = Target::PromptGet {
+        server: "crm",
+        name: "p",
+    };
+    let error = refusal(admit(&runtime, &agent, &prompt, &ID()).await).await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("may not get prompt 'p'")
+    );
+    // No policy names the anonymous caller: default deny.
+    let error = refusal(admit(&runtime, &parts(None), &read, &ID()).await).await;
+    assert_eq!(
+        error["message"],
+        "access denied: client 'anonymous' may not read resource 'crm://contacts/1' on server 'crm'"
+    );
+    // Messages that name nothing pass.
+    assert!(
+        admit(&runtime, &parts(None), &Target::Other, &ID())
+            .await
+            .is_ok()
+    );
+    let metrics = runtime.metrics().encode();
+    assert!(metrics.contains("conduit_acl_denials_total{kind=\"tool\",server=\"wiki\"} 1"));
+    assert!(metrics.contains("conduit_acl_denials_total{kind=\"resource\",server=\"crm\"} 1"));
+}
+
+#[tokio::test]
+async fn guardrails_block_alert_and_shadow() {
+    let runtime = runtime(
+        "guardrails:\n  default_action: allow\n  rules:\n    - name: shadow-all\n      mode: shadow\n      action: block\n    - name: big\n      tools: [\"transfer\"]\n      conditions:\n        - field: amount\n          operator: gt\n          value: 1000\n      action: block\n      severity: critical\n    - name: watch\n      tools: [\"transfer\"]\n      action: alert\n",
+    );
+    let anonymous = parts(None);
+    let big = json!({"amount": 5000});
+    let error =
+        refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &big), &ID()).await).await;
+    assert_eq!(
+        error,
+        json!({"code": -32004, "message": "blocked by guardrail rule \"big\"",
+               "data": {"rule": "big", "severity": "critical"}})
+    );
+    let small = json!({"amount": 5});
+    let admitted = admit(
+        &runtime,
+        &anonymous,
+        &tool("crm", "transfer", &small),
+        &ID(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        admitted.guardrail,
+        Some(GuardrailOutcome {
+            rule: "watch".into(),
+            action: "alert"
+        })
+    );
+    assert_eq!(
+        admitted.shadow,
+        [GuardrailOutcome {
+            rule: "shadow-all".into(),
+            action: "block"
+        }]
+    );
+    // Guardrails only look at tool calls.
+    let read = Target::ResourceRead {
+        server: "crm",
+        uri: "x",
+    };
+    assert_eq!(
+        admit(&runtime, &anonymous, &read, &ID()).await.unwrap(),
+        Admitted::default()
+    );
+}
+
+#[tokio::test]
+async fn governance_denies_and_approvals_are_unavailable_until_wired() {
+    let runtime = runtime(
+        "governance:\n  tool_policies:\n    - name: no-delete\n      tools: [\"delete_*\"]\n      effect: deny\n      reason: deleting is not allowed here\n    - name: hold-transfers\n      tools: [\"transfer\"]\n      effect: require_approval\n",
+    );
+    let anonymous = parts(None);
+    let args = json!({});
+    let error = refusal(
+        admit(
+            &runtime,
+            &anonymous,
+            &tool("crm", "delete_all", &args),
+            &ID(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        error,
+        json!({"code": -32010, "message": "deleting is not allowed here", "data": {"policy": "no-delete"}})
+    );
+    let error =
+        refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &args), &ID()).await).await;
+    assert_eq!(error["code"], -32011);
+    assert_eq!(error["message"], "approval required by rule hold-transfers");
+    assert_eq!(error["data"]["status"], "unavailable");
+    assert_eq!(error["data"]["approval_request_id"], Value::Null);
+    assert!(
+        admit(&runtime, &anonymous, &tool("crm", "read", &args), &ID())
+            .await
+            .is_ok()
+    );
+    assert!(
+        runtime
+            .metrics()
+            .encode()
+            .contains("conduit_governance_denials_total{policy=\"no-delete\"} 1")
+    );
+}
+
+#[test]
+fn lists_show_what_the_acl_and_governance_allow() {
+    let runtime = runtime(
+        "acl:\n  default_action: deny\n  policies:\n    - name: p\n      clients: [\"*\"]\n      allow:\n        - server: crm\n          tools: [\"*\"]\n          prompts: [\"greet\"]\ngovernance:\n  tool_policies:\n    - name: hide\n      tools: [\"delete\"]\n      effect: deny\n",
+    );
+    let view = View {
+        policies: runtime.policies(),
+        client: "c",
+        workspace: "default",
+        server: "crm",
+    };
+    let mut tools = vec![json!({"name": "read"}), json!({"name": "delete"})];
+    filter::filter_items(ListKind::Tools, &mut tools, &view);
+    assert_eq!(tools, [json!({"name": "read"})]);
+    let mut prompts = vec![json!({"name": "greet"}), json!({"name": "other"})];
+    filter::filter_items(ListKind::Prompts, &mut prompts, &view);
+    assert_eq!(prompts, [json!({"name": "greet"})]);
+    assert!(runtime.admission_enabled());
+    assert!(runtime.policies().inspects(ListKind::Resources));
+}
+
+#[test]
+fn without_policy_sections_nothing_is_read() {
+    let runtime = runtime("");
+    assert!(!runtime.admission_enabled());
+    let runtime = runtime_with_disabled();
+    assert!(!runtime.admission_enabled());
+}
+
+fn runtime_with_disabled() -> Runtime {
+    runtime(
+        "acl:\n  enabled: false\n  default_action: deny\nguardrails:\n  enabled: false\n  default_action: block\n",
+    )
+}
