@@ -309,8 +309,17 @@ impl Proxy {
         body: Bytes,
         id: &RequestId,
     ) -> Response<ProxyBody> {
-        if !runtime.admission_enabled() || parts.method != Method::POST {
+        if !runtime.admission_enabled() {
             return self.send(server_id, server, parts, body, id).await;
+        }
+        if parts.method != Method::POST {
+            let response = self.send(server_id, server, parts, body, id).await;
+            if parts.method == Method::GET && runtime.policies().filters_lists() {
+                // A resumed stream (`Last-Event-ID`) may replay the answer to a list.
+                let view = OwnedView::new(Arc::clone(runtime), parts, server_id);
+                return admission::filter::filter_any_lists(response, Box::new(view));
+            }
+            return response;
         }
         let message = match Message::parse(&body) {
             Ok(message) => message,

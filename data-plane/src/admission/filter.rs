@@ -10,6 +10,12 @@
 //!
 //! An item without the field that names it (`name`, `uri` or `uriTemplate`) cannot be
 //! checked, so it is removed.
+//!
+//! The `GET` stream of a server carries no answers to lists, except when the server replays
+//! a broken-off `POST` stream to a client resuming it with `Last-Event-ID`; such a replay
+//! would show the whole list. So on `GET` streams every response holding a list field
+//! (`tools`, `prompts`, `resources`, `resourceTemplates`) is filtered as the list it holds
+//! ([`filter_any_lists`]).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -145,11 +151,59 @@ async fn read_bounded(mut body: ProxyBody) -> Result<Bytes, BodyError> {
     Ok(bytes.freeze())
 }
 
+/// The `GET` stream of a server, with every list any response on it holds filtered.
+pub fn filter_any_lists(
+    response: Response<ProxyBody>,
+    filter: Box<dyn ItemFilter>,
+) -> Response<ProxyBody> {
+    if !is_event_stream(response.headers()) {
+        return response;
+    }
+    response.map(|body| {
+        FilteredStream {
+            watch: Watch::AnyList,
+            ..FilteredStream::new(body, RequestId::null(), ListKind::Tools, filter)
+        }
+        .boxed()
+    })
+}
+
+/// Which responses of a stream are filtered.
+enum Watch {
+    /// The response to one request, holding a list of `kind`; the stream passes unparsed
+    /// after it.
+    Reply { id: RequestId, kind: ListKind },
+    /// Every response holding a list field.
+    AnyList,
+}
+
+/// Filter every list field of `message` when it is a response; `true` when it held one.
+fn filter_any_list(message: &mut Value, filter: &(dyn ItemFilter + '_)) -> bool {
+    if message.get("method").is_some() || message.get("id").is_none() {
+        return false;
+    }
+    let Some(result) = message.get_mut("result") else {
+        return false;
+    };
+    let mut found = false;
+    for kind in [
+        ListKind::Tools,
+        ListKind::Prompts,
+        ListKind::Resources,
+        ListKind::ResourceTemplates,
+    ] {
+        if let Some(Value::Array(items)) = result.get_mut(kind.field()) {
+            filter_items(kind, items, filter);
+            found = true;
+        }
+    }
+    found
+}
+
 /// An event stream with the list in the response to one request filtered.
 pub struct FilteredStream {
     inner: ProxyBody,
-    id: RequestId,
-    kind: ListKind,
+    watch: Watch,
     filter: Box<dyn ItemFilter>,
     /// Bytes of the event being received.
     pending: BytesMut,
@@ -173,8 +227,7 @@ impl FilteredStream {
     ) -> FilteredStream {
         FilteredStream {
             inner,
-            id,
-            kind,
+            watch: Watch::Reply { id, kind },
             filter,
             pending: BytesMut::new(),
             scanned: 0,
@@ -268,11 +321,18 @@ impl FilteredStream {
             self.ready.push_back(raw);
             return;
         };
-        if !filter_message(&mut message, &self.id, self.kind, &*self.filter) {
+        let filtered = match &self.watch {
+            Watch::Reply { id, kind } => {
+                let found = filter_message(&mut message, id, *kind, &*self.filter);
+                self.passthrough = found;
+                found
+            }
+            Watch::AnyList => filter_any_list(&mut message, &*self.filter),
+        };
+        if !filtered {
             self.ready.push_back(raw);
             return;
         }
-        self.passthrough = true;
         // The event again, its data lines replaced by the filtered message.
         let json = message.to_string();
         let mut out = BytesMut::with_capacity(json.len() + raw.len());
@@ -523,6 +583,35 @@ data: {\"jsonrpc\":\"2.0\",\"method\":\"after\",\"params\":{\"secret\":2}}\n\n";
                 "data: {\"jsonrpc\":\"2.0\",\"method\":\"after\",\"params\":{\"secret\":2}}\n\n"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn replayed_lists_on_get_streams_are_filtered() {
+        let stream: &'static [u8] = b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n\
+id: 4\ndata: {\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{\"tools\":[{\"name\":\"secret\"},{\"name\":\"a\"}]}}\n\n\
+data: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{\"resources\":[{\"uri\":\"x://secret\"}]}}\n\n\
+data: {\"jsonrpc\":\"2.0\",\"id\":6,\"result\":{\"content\":[{\"text\":\"secret\"}]}}\n\n";
+        let out = filter_any_lists(
+            response("text/event-stream", body(stream.chunks(9).collect())),
+            Box::new(NoSecrets),
+        );
+        let out = text(out).await;
+        let events: Vec<&str> = out.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 4, "{out}");
+        assert!(events[0].contains("list_changed"));
+        assert_eq!(
+            events[1],
+            "id: 4\ndata: {\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{\"tools\":[{\"name\":\"a\"}]}}"
+        );
+        assert!(events[2].contains("\"resources\":[]"), "{out}");
+        // Not a list: untouched.
+        assert!(events[3].contains("secret"));
+        // Not an event stream: untouched.
+        let plain = filter_any_lists(
+            response("application/json", body(vec![b"{\"secret\":1}"])),
+            Box::new(NoSecrets),
+        );
+        assert!(text(plain).await.contains("secret"));
     }
 
     #[tokio::test]

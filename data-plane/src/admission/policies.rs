@@ -79,6 +79,11 @@ impl Policies {
             || (kind == ListKind::Tools && (self.governance.is_some() || self.guardrails.is_some()))
     }
 
+    /// Whether some list is filtered (ACL on, or governance hiding denied tools).
+    pub fn filters_lists(&self) -> bool {
+        self.acl.is_some() || self.governance.is_some()
+    }
+
     pub fn acl(&self) -> Option<&Acl> {
         self.acl.as_ref()
     }

@@ -1,7 +1,8 @@
 //! The ACL on the data plane (reference §8.1 "ACL"): tool calls, resource reads and prompt
 //! gets are allowed or refused (−32003) per policy, on single-server and aggregate
 //! endpoints, and every list shows only what the caller may use. A policy applied through
-//! the control plane holds from the next request on, on every data plane.
+//! the control plane holds from the next request on, on every data plane. Governance tool
+//! policies deny (−32010) and hide tools the same way.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -456,5 +457,42 @@ fn a_policy_applied_with_conduitctl_holds_on_the_next_request_on_every_data_plan
         )?;
         assert_eq!(client.call_tool_text("add", json!({"a": 1, "b": 1}))?, "2");
     }
+    Ok(())
+}
+
+#[test]
+fn a_governance_tool_policy_denies_and_hides_a_tool() -> anyhow::Result<()> {
+    let governance = "governance:\n  tool_policies:\n    - name: no-adding\n      tools: [\"add\"]\n      servers: [\"fixture\"]\n      effect: deny\n      reason: adding is reserved to accountants\n";
+    let gateway = PolicyGateway::start(governance)?;
+    let mut client = gateway.client("/mcp/fixture")?;
+    let error = error_of(&call(&mut client, "add", json!({"a": 1, "b": 2}))?)?;
+    assert_eq!(
+        error,
+        json!({"code": -32010, "message": "adding is reserved to accountants", "data": {"policy": "no-adding"}})
+    );
+    let tools = client.list_tools()?;
+    assert!(
+        tools.contains(&"echo".to_owned()) && !tools.contains(&"add".to_owned()),
+        "{tools:?}"
+    );
+    let mut aggregate = gateway.client("/mcp")?;
+    let tools = aggregate.list_tools()?;
+    assert!(!tools.contains(&"fixture.add".to_owned()), "{tools:?}");
+    assert!(tools.contains(&"twin.add".to_owned()), "{tools:?}");
+    assert_eq!(
+        aggregate.call_tool_text("twin.add", json!({"a": 1, "b": 2}))?,
+        "3"
+    );
+    let error = error_of(&call(
+        &mut aggregate,
+        "fixture.add",
+        json!({"a": 1, "b": 2}),
+    )?)?;
+    assert_eq!(error["code"], json!(-32010), "{error}");
+    assert!(
+        gateway
+            .metrics()?
+            .contains("conduit_governance_denials_total{policy=\"no-adding\"} 2")
+    );
     Ok(())
 }
