@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::cli_policy::{AclCommand, GuardrailsCommand};
 use crate::exit::EXIT_CODES_HELP;
 use crate::output::{ConfigFormat, ListFormat};
 
@@ -81,6 +82,12 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the JSON Schema of the config document (offline; for editors and linters).
     Schema,
+    /// Check, audit and edit the access control lists.
+    #[command(subcommand)]
+    Acl(AclCommand),
+    /// Check and edit the guardrail rules.
+    #[command(subcommand)]
+    Guardrails(GuardrailsCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,10 @@ pub enum Exit {
     Ok,
     /// `diff` found differences between the file and the current version.
     Differences,
+    /// A policy answer that is "no": `acl check` denied, `guardrails check` blocked or held
+    /// the call, `acl audit` has findings. Same number as [`Exit::Differences`]: both are
+    /// answers a pipeline branches on, not failures of the command.
+    Refused,
     /// The config document is invalid (every error printed as `path: message`).
     Invalid,
     /// A data plane rejected (NACKed) the version being rolled out.
@@ -33,7 +37,7 @@ impl Exit {
     pub const fn code(self) -> u8 {
         match self {
             Exit::Ok => 0,
-            Exit::Differences => 1,
+            Exit::Differences | Exit::Refused => 1,
             Exit::Invalid => 2,
             Exit::Rejected => 3,
             Exit::TimedOut => 4,
@@ -56,7 +60,8 @@ impl From<Exit> for std::process::ExitCode {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
    0  success
-   1  diff: the file differs from the current version
+   1  diff: the file differs from the current version; acl check: denied; guardrails
+      check: blocked or held for approval; acl audit: findings
    2  config invalid (every error printed to stderr as `path: message`)
    3  rollout rejected: a data plane NACKed the version (each printed with its errors)
    4  rollout timed out: data planes still pending (each printed)
@@ -116,9 +121,10 @@ impl CliError {
 mod tests {
     use super::*;
 
-    const ALL: [Exit; 9] = [
+    const ALL: [Exit; 10] = [
         Exit::Ok,
         Exit::Differences,
+        Exit::Refused,
         Exit::Invalid,
         Exit::Rejected,
         Exit::TimedOut,
@@ -131,7 +137,7 @@ mod tests {
     #[test]
     fn codes_are_the_documented_ones() {
         let codes: Vec<u8> = ALL.iter().map(|exit| exit.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 64]);
+        assert_eq!(codes, [0, 1, 1, 2, 3, 4, 5, 6, 7, 64]);
     }
 
     #[test]

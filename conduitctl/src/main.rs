@@ -4,13 +4,19 @@
 //! the runtime, and turning a command's result into the documented exit code.
 #![forbid(unsafe_code)]
 
+mod acl;
 mod apply;
+mod audit;
 mod cli;
+mod cli_policy;
 mod client;
 mod diff;
 mod exit;
 mod get;
+mod guardrails;
 mod output;
+mod policy_edit;
+mod source;
 mod status;
 mod validate;
 
@@ -19,6 +25,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, GetCommand};
+use crate::cli_policy::{AclCommand, GuardrailsCommand};
 use crate::exit::{CliError, Exit};
 
 fn main() -> ExitCode {
@@ -68,6 +75,23 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
             Command::Status(args) => status::run(connection, args).await,
             Command::Validate(args) => validate::run(args),
             Command::Schema => validate::print_schema(),
+            Command::Acl(AclCommand::Check(args)) => acl::check(connection, args).await,
+            Command::Acl(AclCommand::Audit(args)) => audit::run(connection, args).await,
+            Command::Acl(AclCommand::SetPolicy(args)) => {
+                policy_edit::set_policy(connection, args).await
+            }
+            Command::Acl(AclCommand::DeletePolicy(args)) => {
+                policy_edit::delete_policy(connection, args).await
+            }
+            Command::Guardrails(GuardrailsCommand::Check(args)) => {
+                guardrails::check(connection, args).await
+            }
+            Command::Guardrails(GuardrailsCommand::SetRule(args)) => {
+                policy_edit::set_rule(connection, args).await
+            }
+            Command::Guardrails(GuardrailsCommand::DeleteRule(args)) => {
+                policy_edit::delete_rule(connection, args).await
+            }
         }
     })
 }

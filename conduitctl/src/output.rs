@@ -22,6 +22,13 @@ pub enum ListFormat {
     Json,
 }
 
+/// `-o` for commands that print a report (checks, audits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
 /// A table whose columns are padded to their widest cell, kubectl style: upper-case
 /// headers, three spaces between columns, no trailing spaces.
 #[derive(Debug, Clone)]
