@@ -15,7 +15,7 @@ use crate::source;
 pub async fn check(connection: &ConnectionArgs, args: &AclCheckArgs) -> Result<Exit, CliError> {
     let source = source::load(connection, &args.source).await?;
     let capability = capability(args)?;
-    let report = decide(&source.document, &args.client, &args.server, capability)?;
+    let report = decide(&source.document, &args.client, &args.server_id, capability)?;
     match args.output {
         ReportFormat::Json => print!("{}", json(&report)),
         ReportFormat::Text => println!("{} ({})", report.sentence(), source.name),

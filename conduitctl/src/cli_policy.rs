@@ -55,9 +55,9 @@ pub struct AclCheckArgs {
     /// Client id of the caller.
     #[arg(long, value_name = "ID")]
     pub client: String,
-    /// Server id.
-    #[arg(long, value_name = "ID")]
-    pub server: String,
+    /// Server id (`--server` is the control plane's address, a global flag).
+    #[arg(long = "server-id", value_name = "ID")]
+    pub server_id: String,
     /// Tool name (without namespace prefix).
     #[arg(long, value_name = "NAME")]
     pub tool: Option<String>,
@@ -86,9 +86,9 @@ pub struct GuardrailsCheckArgs {
     /// Client id of the caller.
     #[arg(long, value_name = "ID")]
     pub client: String,
-    /// Server id.
-    #[arg(long, value_name = "ID")]
-    pub server: String,
+    /// Server id (`--server` is the control plane's address, a global flag).
+    #[arg(long = "server-id", value_name = "ID")]
+    pub server_id: String,
     /// Tool name (without namespace prefix).
     #[arg(long, value_name = "NAME")]
     pub tool: String,

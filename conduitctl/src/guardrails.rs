@@ -28,7 +28,7 @@ pub async fn check(
     let source = source::load(connection, &args.source).await?;
     let call = CallContext {
         client_id: &args.client,
-        server_id: &args.server,
+        server_id: &args.server_id,
         tool: &args.tool,
         annotations: &annotations,
         args: &arguments,

@@ -28,6 +28,13 @@ pub async fn load(connection: &ConnectionArgs, args: &SourceArgs) -> Result<Sour
             document: local.document,
         });
     }
+    if !connection.server.contains("://") {
+        return Err(CliError::usage(format!(
+            "error: --server {:?} is the control plane's URL; the MCP server to check is \
+             --server-id",
+            connection.server
+        )));
+    }
     let session = Session::connect(connection).await?;
     match fetch(&session, args.version.unwrap_or(0)).await? {
         Some((version, document)) => Ok(Source {

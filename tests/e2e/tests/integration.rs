@@ -16,6 +16,7 @@ mod integration {
     mod golden;
     mod policy_acl;
     mod policy_guardrails;
+    mod policy_cli;
     mod proxy;
     mod public_tls;
     mod rejection;
