@@ -104,6 +104,7 @@ pub async fn set_rule(connection: &ConnectionArgs, args: &SetEntryArgs) -> Resul
                     enabled: None,
                     default_action: guardrails_default(args)?,
                     rules: Vec::new(),
+                    webhook_allow_private_networks: None,
                 }),
             };
             upsert(

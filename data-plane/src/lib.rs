@@ -31,5 +31,6 @@ pub mod sse;
 pub mod state;
 pub mod stdio;
 pub mod trace_context;
+pub mod webhook;
 
 pub(crate) use conduit_process::error_chain;

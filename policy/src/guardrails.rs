@@ -283,6 +283,7 @@ pub struct Guardrails {
     enabled: bool,
     default_block: bool,
     rules: Vec<GuardrailRule>,
+    webhook_allow_private_networks: bool,
 }
 
 impl TryFrom<&model::Guardrails> for Guardrails {
@@ -292,6 +293,7 @@ impl TryFrom<&model::Guardrails> for Guardrails {
         Ok(Guardrails {
             enabled: guardrails.is_enabled(),
             default_block: guardrails.default_action == model::GuardrailDefault::Block,
+            webhook_allow_private_networks: guardrails.webhook_allows_private_networks(),
             rules: guardrails
                 .rules
                 .iter()
@@ -350,6 +352,11 @@ impl Guardrails {
     /// The rules, in evaluation order.
     pub fn rules(&self) -> &[GuardrailRule] {
         &self.rules
+    }
+
+    /// Whether rule webhooks may reach private networks.
+    pub fn webhook_allows_private_networks(&self) -> bool {
+        self.webhook_allow_private_networks
     }
 
     /// The rule named `name`.

@@ -87,6 +87,12 @@ pub struct Guardrails {
     /// Rules, tried in order; the first that matches decides.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<GuardrailRule>,
+    /// Let rule webhooks reach loopback, private, link-local, unique-local, multicast and
+    /// unspecified addresses (also in IPv4-mapped, 6to4 and NAT64 form). The data plane
+    /// resolves a webhook's host and connects only to an address it checked, so a DNS name
+    /// cannot point it at an internal service. Default: `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_allow_private_networks: Option<bool>,
 }
 
 /// Decision for calls no guardrail rule matches.
@@ -294,5 +300,10 @@ impl Guardrails {
     /// Whether guardrails are enforced (a present section is, unless `enabled: false`).
     pub fn is_enabled(&self) -> bool {
         self.enabled.unwrap_or(true)
+    }
+
+    /// Whether webhooks may reach private networks (default `false`).
+    pub fn webhook_allows_private_networks(&self) -> bool {
+        self.webhook_allow_private_networks.unwrap_or(false)
     }
 }
