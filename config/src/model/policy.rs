@@ -130,7 +130,8 @@ pub struct GuardrailRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<AnnotationSelector>,
     /// Exempt the matching calls from the rules after this one: the call is allowed at once.
-    /// A bypass rule must name its `clients` and has no `action`.
+    /// A bypass rule must name its `clients` and has no `action`; it is decided on `clients`
+    /// and `servers` alone, so `tools`, `annotations` and `conditions` are refused on it.
     #[serde(default, skip_serializing_if = "super::servers::is_false")]
     pub bypass: bool,
     /// Conditions on the arguments, all of which must hold.

@@ -68,6 +68,20 @@ fn guardrails(c: &mut Checker, guardrails: &Guardrails, approvals: bool) {
         c.patterns(&at(&path, "tools"), &rule.tools, false);
         c.patterns(&at(&path, "clients"), &rule.clients, rule.bypass);
         c.patterns(&at(&path, "servers"), &rule.servers, false);
+        if rule.bypass {
+            // A bypass is decided before the tool scope and the conditions: listing them would
+            // read as a narrower bypass than the one that applies.
+            c.forbid(
+                at(&path, "tools"),
+                !rule.tools.is_empty(),
+                "a bypass rule exempts every tool of its clients and servers (it is decided before the tool scope)",
+            );
+            c.forbid(
+                at(&path, "conditions"),
+                !rule.conditions.is_empty(),
+                "a bypass rule is decided before conditions are evaluated",
+            );
+        }
         if let Some(selector) = &rule.annotations {
             if rule.bypass {
                 c.error(

@@ -62,6 +62,16 @@ fn policy_rules() {
             "not allowed on a bypass rule",
         ),
         (
+            "guardrails: {default_action: allow, rules: [{name: r, clients: [c], bypass: true, tools: ['read_*']}]}\n",
+            "guardrails.rules[0].tools",
+            "exempts every tool",
+        ),
+        (
+            "guardrails: {default_action: allow, rules: [{name: r, clients: [c], bypass: true, conditions: [{field: a, operator: exists}]}]}\n",
+            "guardrails.rules[0].conditions",
+            "before conditions",
+        ),
+        (
             "guardrails: {default_action: allow, rules: [{name: r, action: block, conditions: [{field: q, operator: matches, value: '(\\w{1000}){1000}'}]}]}\n",
             "guardrails.rules[0].conditions[0].value",
             "invalid regular expression",
