@@ -34,6 +34,14 @@ impl Redactor {
         }
     }
 
+    /// The redaction list of a document: `observability.redact_fields`, or its default.
+    pub fn for_document(document: &conduit_config::Document) -> Redactor {
+        match &document.observability {
+            Some(observability) => Redactor::new(&observability.redact_fields()),
+            None => Redactor::new(conduit_config::model::DEFAULT_REDACT_FIELDS),
+        }
+    }
+
     /// Whether values of the field `name` are redacted.
     pub fn is_sensitive(&self, name: &str) -> bool {
         let field = words(name);

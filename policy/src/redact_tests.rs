@@ -98,3 +98,13 @@ fn truncates_long_strings_by_characters() {
         json!({"a": "éé…[3 characters truncated]", "b": ["ab…[1 characters truncated]", 5], "c": "ab"})
     );
 }
+
+#[test]
+fn a_document_without_observability_uses_the_default_list() {
+    let plain = conduit_config::Document::default();
+    assert_eq!(Redactor::for_document(&plain), default());
+    let custom =
+        conduit_config::Document::from_text("observability: {redact_fields: [pin]}\n").unwrap();
+    let redactor = Redactor::for_document(&custom);
+    assert!(redactor.is_sensitive("userPin") && !redactor.is_sensitive("password"));
+}

@@ -172,6 +172,31 @@ impl Webhooks {
         }
     }
 
+    /// Send the event of an enforced guardrail decision when its rule has a webhook: a block
+    /// or an alert (bypass, approval and default decisions send nothing; neither do shadow
+    /// hits, which are only recorded).
+    pub fn notify_decision(
+        &self,
+        decision: &conduit_policy::Decision<'_>,
+        call: CallFacts<'_>,
+        redactor: &Redactor,
+        allow_private_networks: bool,
+    ) {
+        let (kind, rule) = match decision {
+            conduit_policy::Decision::Block { rule } => (EventKind::GuardrailBlock, *rule),
+            conduit_policy::Decision::Alert { rule } => (EventKind::GuardrailAlert, *rule),
+            _ => return,
+        };
+        let Some(url) = rule.webhook() else {
+            return;
+        };
+        let target = WebhookTarget {
+            url: url.to_owned(),
+            allow_private_networks,
+        };
+        self.notify(target, &WebhookEvent::guardrail(kind, rule, call, redactor));
+    }
+
     /// Deliveries so far with `outcome`.
     pub fn count(&self, outcome: &str) -> u64 {
         self.deliveries.with_label_values(&[outcome]).get()

@@ -217,3 +217,48 @@ async fn a_full_queue_drops_without_waiting() {
     assert_eq!(webhooks.count("dropped"), 2);
     until(|| webhooks.count("refused_address") == 1).await;
 }
+
+#[tokio::test]
+async fn decisions_notify_only_blocks_and_alerts_with_a_webhook() {
+    let (url, receiver) = serve(&[]).await;
+    let document = conduit_config::Document::from_text(&format!(
+        "guardrails:\n  default_action: block\n  rules:\n  - {{name: quiet, tools: [q], action: block}}\n  - {{name: loud, tools: [l], action: alert, webhook: '{url}'}}\n"
+    ))
+    .unwrap();
+    let guardrails =
+        conduit_policy::Guardrails::try_from(document.guardrails.as_ref().unwrap()).unwrap();
+    let webhooks = Webhooks::spawn(
+        IntCounterVec::new(Opts::new("t", "t"), &["outcome"]).unwrap(),
+        WebhookOptions::default(),
+    );
+    let redactor = Redactor::for_document(&document);
+    let args = json!({"token": "t"});
+    for tool in ["q", "other", "l"] {
+        let annotations = conduit_policy::ToolAnnotations::UNKNOWN;
+        let call = conduit_policy::CallContext {
+            client_id: "c",
+            server_id: "s",
+            tool,
+            annotations: &annotations,
+            args: &args,
+        };
+        let verdict = guardrails.evaluate(&call);
+        let facts = CallFacts {
+            client_id: "c",
+            tenant_id: "t",
+            server_id: "s",
+            tool,
+            arguments: &args,
+            trace_id: "x",
+        };
+        webhooks.notify_decision(&verdict.decision, facts, &redactor, true);
+    }
+    until(|| webhooks.count("delivered") == 1).await;
+    let bodies = receiver.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(
+        (&bodies[0]["event"], &bodies[0]["rule"]),
+        (&json!("guardrail_alert"), &json!("loud"))
+    );
+    assert_eq!(bodies[0]["arguments"], json!({"token": "[REDACTED]"}));
+}
