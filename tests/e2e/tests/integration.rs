@@ -15,8 +15,8 @@ mod integration {
     mod faults;
     mod golden;
     mod policy_acl;
-    mod policy_guardrails;
     mod policy_cli;
+    mod policy_guardrails;
     mod proxy;
     mod public_tls;
     mod rejection;
