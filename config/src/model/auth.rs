@@ -41,9 +41,35 @@ pub struct Auth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_claim: Option<String>,
     /// Accepted signature algorithms (`method: jwt`). Default: every asymmetric algorithm
-    /// (`RS*`, `PS*`, `ES*`, `EdDSA`). HMAC and asymmetric algorithms cannot be mixed.
+    /// (`RS*`, `PS*`, `ES256`, `ES384`, `EdDSA`). HMAC and asymmetric algorithms cannot be
+    /// mixed. The token's `alg` is checked against this list before any key is chosen, and a
+    /// key is only used with an algorithm of its own type (an RSA key never as an HMAC
+    /// secret).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub algorithms: Vec<JwtAlgorithm>,
+    /// Tolerated clock difference, in seconds, when checking `exp` and `nbf`
+    /// (`method: jwt`). Default: 60; at most 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_seconds: Option<u64>,
+    /// Key ids (`kid`) of the JWKS keys that may sign tokens (`method: jwt`). When this or
+    /// `pinned_thumbprints` is set, a key of the JWKS is used only if it is pinned by one of
+    /// them, so a compromised JWKS endpoint cannot introduce a new signing key. A key id
+    /// only names a key; thumbprints pin the key material itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pinned_key_ids: Vec<String>,
+    /// RFC 7638 SHA-256 thumbprints (base64url, no padding) of the JWKS keys that may sign
+    /// tokens (`method: jwt`); see `pinned_key_ids`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pinned_thumbprints: Vec<String>,
+    /// Seconds the keys fetched from `jwks_url` are used before they are fetched again
+    /// (`method: jwt`). Default: 300. If a refetch fails, the keys already known stay in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_cache_seconds: Option<u64>,
+    /// Minimum seconds between two fetches of `jwks_url` (`method: jwt`). A token signed
+    /// with an unknown `kid` makes the data plane fetch the key set again (to pick up a
+    /// rotated key), at most this often. Default: 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_refresh_min_interval_seconds: Option<u64>,
 }
 
 /// Authentication methods.
@@ -75,7 +101,8 @@ pub struct ApiKey {
     pub tenant_id: Option<String>,
 }
 
-/// JWT signature algorithms. `none` is never accepted.
+/// JWT signature algorithms. `none` is never accepted (it is not a value of this list), and
+/// neither is `ES512` (P-521), which the verifier does not implement.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
@@ -96,8 +123,6 @@ pub enum JwtAlgorithm {
     ES256,
     /// ECDSA P-384 with SHA-384.
     ES384,
-    /// ECDSA P-521 with SHA-512.
-    ES512,
     /// Ed25519.
     EdDSA,
     /// HMAC with SHA-256 (needs `secret`).
@@ -118,12 +143,39 @@ impl JwtAlgorithm {
     pub fn defaults() -> Vec<JwtAlgorithm> {
         use JwtAlgorithm::*;
         vec![
-            RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA,
+            RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA,
         ]
     }
 }
 
+/// Default of `clock_skew_seconds`.
+pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
+/// Largest accepted `clock_skew_seconds`.
+pub const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
+/// Default of `jwks_cache_seconds`.
+pub const DEFAULT_JWKS_CACHE_SECONDS: u64 = 300;
+/// Default of `jwks_refresh_min_interval_seconds`.
+pub const DEFAULT_JWKS_REFRESH_MIN_INTERVAL_SECONDS: u64 = 30;
+
 impl Auth {
+    /// `clock_skew_seconds` or its default.
+    pub fn clock_skew_seconds(&self) -> u64 {
+        self.clock_skew_seconds
+            .unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS)
+    }
+
+    /// `jwks_cache_seconds` or its default.
+    pub fn jwks_cache_seconds(&self) -> u64 {
+        self.jwks_cache_seconds
+            .unwrap_or(DEFAULT_JWKS_CACHE_SECONDS)
+    }
+
+    /// `jwks_refresh_min_interval_seconds` or its default.
+    pub fn jwks_refresh_min_interval_seconds(&self) -> u64 {
+        self.jwks_refresh_min_interval_seconds
+            .unwrap_or(DEFAULT_JWKS_REFRESH_MIN_INTERVAL_SECONDS)
+    }
+
     /// The algorithms in effect (`algorithms`, or [`JwtAlgorithm::defaults`]).
     pub fn algorithms(&self) -> Vec<JwtAlgorithm> {
         if self.algorithms.is_empty() {

@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use sha2::Digest as _;
+
 use super::{Checker, at, nth};
 use crate::model::{
-    API_KEY_HASH_PREFIX, Auth, AuthMethod, Document, Gateway, HostPattern, OriginPattern,
-    SessionKeyConfig,
+    API_KEY_HASH_PREFIX, Auth, AuthMethod, Document, Gateway, HostPattern, MAX_CLOCK_SKEW_SECONDS,
+    OriginPattern, SessionKeyConfig,
 };
 
 pub(super) fn check(c: &mut Checker, doc: &Document) {
@@ -87,6 +89,14 @@ fn auth(c: &mut Checker, auth: &Auth) {
         ("tenant_claim", auth.tenant_claim.is_some()),
         ("client_claim", auth.client_claim.is_some()),
         ("algorithms", !auth.algorithms.is_empty()),
+        ("clock_skew_seconds", auth.clock_skew_seconds.is_some()),
+        ("pinned_key_ids", !auth.pinned_key_ids.is_empty()),
+        ("pinned_thumbprints", !auth.pinned_thumbprints.is_empty()),
+        ("jwks_cache_seconds", auth.jwks_cache_seconds.is_some()),
+        (
+            "jwks_refresh_min_interval_seconds",
+            auth.jwks_refresh_min_interval_seconds.is_some(),
+        ),
     ];
     if auth.method != AuthMethod::Jwt {
         for (field, present) in jwt_fields {
@@ -111,10 +121,16 @@ fn api_keys(c: &mut Checker, auth: &Auth) {
     if auth.api_keys.is_empty() {
         c.error("auth.api_keys", "method api-key needs at least one key");
     }
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    // Keys by their SHA-256 (hex), so a plain key and the hash of the same key collide too.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (index, key) in auth.api_keys.iter().enumerate() {
         let path = at(&nth("auth.api_keys", index), "key");
-        if let Some(first) = seen.insert(key.key.as_str(), index) {
+        let digest = match key.key.strip_prefix(API_KEY_HASH_PREFIX) {
+            Some(digest) => digest.to_ascii_lowercase(),
+            None if c.deferred(&key.key) => key.key.clone(),
+            None => hex::encode(sha2::Sha256::digest(key.key.as_bytes())),
+        };
+        if let Some(first) = seen.insert(digest, index) {
             // The key itself is a secret: name the other entry, not the value.
             c.error(&path, format!("same key as auth.api_keys[{first}]"));
             continue;
@@ -198,6 +214,7 @@ fn jwt(c: &mut Checker, auth: &Auth) {
             c.error(nth("auth.algorithms", index), "listed twice");
         }
     }
+    jwt_keys(c, auth);
     for (field, claim) in [
         ("tenant_claim", &auth.tenant_claim),
         ("client_claim", &auth.client_claim),
@@ -206,6 +223,62 @@ fn jwt(c: &mut Checker, auth: &Auth) {
             c.error(at("auth", field), "must not be empty");
         }
     }
+}
+
+/// Clock skew, pinning and the JWKS cache settings.
+fn jwt_keys(c: &mut Checker, auth: &Auth) {
+    if auth.clock_skew_seconds() > MAX_CLOCK_SKEW_SECONDS {
+        c.error(
+            "auth.clock_skew_seconds",
+            format!("must be at most {MAX_CLOCK_SKEW_SECONDS}"),
+        );
+    }
+    for (field, value) in [
+        ("jwks_cache_seconds", auth.jwks_cache_seconds),
+        (
+            "jwks_refresh_min_interval_seconds",
+            auth.jwks_refresh_min_interval_seconds,
+        ),
+    ] {
+        if value == Some(0) {
+            c.error(at("auth", field), "must be at least 1");
+        }
+    }
+    let pinned = !auth.pinned_key_ids.is_empty() || !auth.pinned_thumbprints.is_empty();
+    if pinned && auth.jwks_url.is_none() && auth.jwks.is_none() {
+        c.error(
+            "auth",
+            "pinned_key_ids and pinned_thumbprints pin keys of jwks_url or jwks, and neither is set",
+        );
+    }
+    for (index, kid) in auth.pinned_key_ids.iter().enumerate() {
+        if kid.is_empty() {
+            c.error(nth("auth.pinned_key_ids", index), "must not be empty");
+        }
+    }
+    c.unique(
+        "pinned key id",
+        (auth.pinned_key_ids.iter().enumerate())
+            .map(|(i, kid)| (nth("auth.pinned_key_ids", i), kid.as_str())),
+    );
+    for (index, thumbprint) in auth.pinned_thumbprints.iter().enumerate() {
+        // SHA-256 in base64url without padding: 43 characters.
+        let valid = thumbprint.len() == 43
+            && thumbprint
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid && !c.deferred(thumbprint) {
+            c.error(
+                nth("auth.pinned_thumbprints", index),
+                "must be an RFC 7638 JWK SHA-256 thumbprint: 43 base64url characters",
+            );
+        }
+    }
+    c.unique(
+        "pinned thumbprint",
+        (auth.pinned_thumbprints.iter().enumerate())
+            .map(|(i, t)| (nth("auth.pinned_thumbprints", i), t.as_str())),
+    );
 }
 
 fn is_loopback(url: &url::Url) -> bool {

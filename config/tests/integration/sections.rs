@@ -291,6 +291,12 @@ fn security_rules() {
             "same key as auth.api_keys[0]",
         ),
         (
+            // `sha256:` of "k": the same key twice, once hashed.
+            "auth: {method: api-key, api_keys: [{key: k, client_id: c}, {key: 'sha256:8254C329A92850F6D539DD376F4816EE2764517DA5E0235514AF433164480D7A', client_id: d}]}\n",
+            "auth.api_keys[1].key",
+            "same key as auth.api_keys[0]",
+        ),
+        (
             "auth: {method: api-key, api_keys: [{key: k, client_id: c}], jwks_url: 'https://i/j'}\n",
             "auth.jwks_url",
             "only for method: jwt",
@@ -335,6 +341,46 @@ fn security_rules() {
             "auth: {method: jwt, jwks_url: 'https://i/j', algorithms: [RS256, RS256]}\n",
             "auth.algorithms[1]",
             "listed twice",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', clock_skew_seconds: 301}\n",
+            "auth.clock_skew_seconds",
+            "at most 300",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', jwks_refresh_min_interval_seconds: 0}\n",
+            "auth.jwks_refresh_min_interval_seconds",
+            "at least 1",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', jwks_cache_seconds: 0}\n",
+            "auth.jwks_cache_seconds",
+            "at least 1",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', pinned_thumbprints: [abc]}\n",
+            "auth.pinned_thumbprints[0]",
+            "43 base64url characters",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', pinned_key_ids: [k1, k1]}\n",
+            "auth.pinned_key_ids[1]",
+            "duplicate pinned key id",
+        ),
+        (
+            "auth: {method: jwt, secret: s, algorithms: [HS256], pinned_key_ids: [k1]}\n",
+            "auth",
+            "neither is set",
+        ),
+        (
+            "auth: {method: api-key, api_keys: [{key: k, client_id: c}], clock_skew_seconds: 5}\n",
+            "auth.clock_skew_seconds",
+            "only for method: jwt",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', algorithms: [ES512]}\n",
+            "auth.algorithms[0]",
+            "unknown value \"ES512\"",
         ),
         (
             "gateway: {tls: {cert_path: /c}}\n",
@@ -417,6 +463,12 @@ fn security_rules() {
     assert_valid(&format!(
         "auth: {{method: api-key, api_keys: [{{key: 'sha256:{}', client_id: c}}]}}\n",
         "ab".repeat(32)
+    ));
+    assert_valid(&format!(
+        "auth: {{method: jwt, jwks_url: 'https://idp.example/jwks', clock_skew_seconds: 300, \
+         jwks_cache_seconds: 600, jwks_refresh_min_interval_seconds: 10, pinned_key_ids: [k1], \
+         pinned_thumbprints: [{}]}}\n",
+        "a".repeat(43)
     ));
     assert_valid("gateway: {tls: {enabled: false}}\n");
     assert_valid(
