@@ -45,6 +45,8 @@ pub struct Metrics {
     pub guardrail_actions: IntCounterVec,
     /// `conduit_governance_denials_total{policy}`.
     pub governance_denials: IntCounterVec,
+    /// `conduit_auth_failures_total{reason}`, reason from [`crate::auth::Reason`].
+    pub auth_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -113,6 +115,14 @@ impl Metrics {
             &["server"],
         )
         .expect("valid metric");
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "conduit_auth_failures_total",
+                "Requests on the public listener refused by authentication, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
 
         let acl_denials = IntCounterVec::new(
             Opts::new(
@@ -153,6 +163,7 @@ impl Metrics {
             Box::new(acl_denials.clone()),
             Box::new(guardrail_actions.clone()),
             Box::new(governance_denials.clone()),
+            Box::new(auth_failures.clone()),
         ] {
             registry
                 .register(collector)
@@ -162,6 +173,9 @@ impl Metrics {
         // rejection happens.
         for outcome in [ApplyOutcome::Applied, ApplyOutcome::Rejected] {
             config_applies.with_label_values(&[outcome.as_str()]);
+        }
+        for reason in crate::auth::Reason::ALL {
+            auth_failures.with_label_values(&[reason.as_str()]);
         }
 
         Metrics {
@@ -178,6 +192,7 @@ impl Metrics {
             acl_denials,
             guardrail_actions,
             governance_denials,
+            auth_failures,
         }
     }
 
@@ -246,6 +261,8 @@ mod tests {
             "conduit_acl_denials_total{kind=\"tool\",server=\"s\"}",
             "conduit_guardrail_actions_total{action=\"block\",mode=\"shadow\",rule=\"r\"}",
             "conduit_governance_denials_total{policy=\"p\"}",
+            "conduit_auth_failures_total{reason=\"invalid_key\"}",
+            "conduit_auth_failures_total{reason=\"jwks_unavailable\"}",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

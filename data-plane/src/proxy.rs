@@ -6,7 +6,8 @@
 //! A request takes one `Arc<Runtime>` at its start and uses it to the end, so a config swap
 //! never changes a request midway. POST bodies are read (bounded) before forwarding so that
 //! gateway errors can carry the JSON-RPC request id, then checked: the `Host`/`Origin` guard
-//! against DNS rebinding (403), the JSON-RPC envelope (400) and batch limits. Responses,
+//! against DNS rebinding (403), the JSON-RPC envelope (400) and batch limits, then the
+//! caller is authenticated (`auth`: 401, before anything is routed). Responses,
 //! SSE included, stream back as they arrive. Every request ends in [`Proxy::finish`], the one place that records it.
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use tracing::Instrument as _;
 use crate::admission::{self, Message, OwnedView, Unreadable};
 use crate::aggregate::{self, Aggregator, Scope};
 use crate::apply::SharedRuntime;
+use crate::auth;
 use crate::balancer::{Leased, Outcome};
 use crate::deadline::{BodyError, DeadlineBody};
 use crate::jsonrpc::{self, RequestId};
@@ -73,31 +75,7 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(runtime: SharedRuntime, metrics: Arc<Metrics>) -> Proxy {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));
-        // The TLS layer below handles https URLs.
-        http.enforce_http(false);
-        let builder = HttpsConnectorBuilder::new();
-        let builder = match builder.with_native_roots() {
-            Ok(builder) => builder,
-            Err(error) => {
-                tracing::warn!(
-                    %error,
-                    "no usable system trust store; https upstreams are verified against the bundled Mozilla roots"
-                );
-                HttpsConnectorBuilder::new().with_webpki_roots()
-            }
-        };
-        let connector = builder
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
-            .build(connector);
+        let client = upstream_client();
         Proxy {
             runtime,
             aggregate: Aggregator::new(client.clone()),
@@ -179,14 +157,14 @@ impl Proxy {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
-            return label_and_tag(known, server_id, response);
+            return before_auth(&runtime, known, server_id, response);
         }
 
         // The body is read before anything can fail, so every error carries the request id.
         let (mut parts, body) = request.into_parts();
         let body = match read_body(&parts, body).await {
             Ok(body) => body,
-            Err(response) => return label_and_tag(known, server_id, response),
+            Err(response) => return before_auth(&runtime, known, server_id, response),
         };
         let envelope = if parts.method == Method::POST {
             Some(jsonrpc::check(&body))
@@ -210,7 +188,7 @@ impl Proxy {
                 jsonrpc::INVALID_REQUEST,
                 format!("forbidden: {reason}"),
             );
-            return label_and_tag(known, server_id, response);
+            return before_auth(&runtime, known, server_id, response);
         }
         if let Some(Err(rejection)) = envelope {
             let response = error(
@@ -219,7 +197,7 @@ impl Proxy {
                 rejection.code,
                 rejection.message,
             );
-            return label_and_tag(known, server_id, response);
+            return before_auth(&runtime, known, server_id, response);
         }
         if runtime.applied().is_none() {
             let response = error(
@@ -229,6 +207,20 @@ impl Proxy {
                 "the gateway has no configuration yet",
             );
             return ("none".into(), response);
+        }
+        // Authentication: before a session is opened or anything is routed, and before an
+        // unknown server or profile is reported, so unauthenticated callers learn nothing
+        // about the configuration.
+        if let Some(auth) = runtime.auth() {
+            match auth.authenticate(&parts.headers).await {
+                Ok(caller) => {
+                    parts.extensions.insert(caller);
+                }
+                Err(reason) => {
+                    let response = self.refuse(reason, &id);
+                    return (metrics_label(known, server_id), response);
+                }
+            }
         }
         if let Some(scope) = scope {
             let keys = self.key_ring.keys(runtime.session_keys());
@@ -444,6 +436,26 @@ impl Proxy {
         response.map(|body| Leased::new(body, lease).boxed())
     }
 
+    /// The answer to a request that failed authentication: 401 with a Bearer challenge and
+    /// a JSON-RPC error carrying the request id, never the credential.
+    fn refuse(&self, reason: auth::Reason, id: &RequestId) -> Response<ProxyBody> {
+        self.metrics
+            .auth_failures
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        tracing::debug!(reason = reason.as_str(), "authentication failed");
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            id,
+            jsonrpc::AUTHENTICATION_FAILED,
+            format!("authentication failed: {reason}"),
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, auth::challenge(reason));
+        response
+    }
+
     /// The single place where every request is recorded.
     fn finish(&self, label: &str, response: &Response<ProxyBody>, started: Instant) {
         let status = response.status();
@@ -482,6 +494,36 @@ fn unreadable_message(id: &RequestId, unreadable: &Unreadable) -> Response<Proxy
             unreadable.to_string(),
         ),
     }
+}
+
+/// The HTTP(S) client of upstream requests (and JWKS fetches): rustls with the system
+/// roots (the bundled Mozilla roots without a usable store), HTTP/1.1 and HTTP/2, pooled.
+pub(crate) fn upstream_client() -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));
+    // The TLS layer below handles https URLs.
+    http.enforce_http(false);
+    let builder = HttpsConnectorBuilder::new();
+    let builder = match builder.with_native_roots() {
+        Ok(builder) => builder,
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "no usable system trust store; https upstreams are verified against the bundled Mozilla roots"
+            );
+            HttpsConnectorBuilder::new().with_webpki_roots()
+        }
+    };
+    let connector = builder
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
+        .build(connector)
 }
 
 /// `Some(id)` for `/mcp/{id}` (one non-empty segment), else `None`.
@@ -598,6 +640,27 @@ pub(crate) fn error(
 ) -> Response<ProxyBody> {
     jsonrpc::error_response(status, id, code, message)
         .map(|body| body.map_err(|never| match never {}).boxed())
+}
+
+/// The metrics label of a request: the server id when it is configured, else `unknown`
+/// (unknown ids share one label to bound metric cardinality).
+fn metrics_label(known: bool, server_id: String) -> String {
+    if known { server_id } else { "unknown".into() }
+}
+
+/// [`label_and_tag`] for answers given before authentication: with `auth` configured the
+/// response does not name the server, which would tell an unauthenticated caller that it
+/// exists.
+fn before_auth(
+    runtime: &crate::runtime::Runtime,
+    known: bool,
+    server_id: String,
+    response: Response<ProxyBody>,
+) -> (String, Response<ProxyBody>) {
+    if runtime.auth().is_some() {
+        return (metrics_label(known, server_id), response);
+    }
+    label_and_tag(known, server_id, response)
 }
 
 /// The metrics label of a request on `/mcp/{server_id}` and its response, which names the

@@ -16,6 +16,7 @@ use http::uri::{Scheme, Uri};
 
 use crate::admission::Policies;
 use crate::aggregate::Catalog;
+use crate::auth::Authenticator;
 use crate::balancer::ReplicaSet;
 use crate::balancer::health::Probe;
 use crate::host_check::HostPolicy;
@@ -74,6 +75,8 @@ pub struct Runtime {
     policies: Policies,
     /// The data plane's metrics (policy decisions are counted per request).
     metrics: Arc<Metrics>,
+    /// `auth`; `None` without authentication (every caller is anonymous).
+    auth: Option<Authenticator>,
 }
 
 /// One routable upstream server.
@@ -134,6 +137,8 @@ pub enum CompileError {
     UnknownServer { path: String, id: String },
     #[error("{path}: {message}")]
     Policy { path: String, message: String },
+    #[error("{path}: {message}")]
+    Auth { path: String, message: String },
 }
 
 impl CompileError {
@@ -149,7 +154,8 @@ impl CompileError {
             | CompileError::Tls { path, .. }
             | CompileError::InvalidSessionKey { path, .. }
             | CompileError::UnknownServer { path, .. }
-            | CompileError::Policy { path, .. } => path,
+            | CompileError::Policy { path, .. }
+            | CompileError::Auth { path, .. } => path,
         }
     }
 }
@@ -182,6 +188,7 @@ impl Runtime {
             session_keys: None,
             policies: Policies::default(),
             metrics: Arc::new(Metrics::new()),
+            auth: None,
         }
     }
 
@@ -260,6 +267,16 @@ impl Runtime {
             }));
             Policies::default()
         });
+        let auth = match &document.auth {
+            Some(config) => Authenticator::compile(config).unwrap_or_else(|problems| {
+                errors.extend(
+                    (problems.into_iter())
+                        .map(|(path, message)| CompileError::Auth { path, message }),
+                );
+                None
+            }),
+            None => None,
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors.into_iter().map(Into::into).collect()));
         }
@@ -273,6 +290,7 @@ impl Runtime {
             session_keys,
             policies,
             metrics: Arc::clone(stdio.metrics()),
+            auth,
         })
     }
 
@@ -308,9 +326,13 @@ impl Runtime {
     }
 
     /// Keep what `previous` learned about the replicas this runtime still has (health,
-    /// circuit breakers, requests in flight). Call before the runtime is shared.
+    /// circuit breakers, requests in flight) and the JWKS keys it fetched, when the URL is
+    /// unchanged. Call before the runtime is shared.
     pub fn inherit(&mut self, previous: &Runtime) {
         self.policies.inherit(&previous.policies);
+        if let (Some(auth), Some(old)) = (&mut self.auth, &previous.auth) {
+            auth.inherit(old);
+        }
         for (id, server) in &mut self.servers {
             let (Some(server), Some(old)) = (Arc::get_mut(server), previous.servers.get(id)) else {
                 continue;
@@ -364,6 +386,11 @@ impl Runtime {
     /// The data plane's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// How callers authenticate; `None` when they do not.
+    pub fn auth(&self) -> Option<&Authenticator> {
+        self.auth.as_ref()
     }
 
     /// The configuration's own session keys, if it names any.

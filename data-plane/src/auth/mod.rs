@@ -1,0 +1,133 @@
+//! Authentication of callers on the public MCP port (`auth`): API keys or JWTs, compiled
+//! once per apply into an [`Authenticator`] that the `Runtime` holds, and evaluated on every
+//! request (every method, the GET stream and DELETE included) before anything is routed.
+//!
+//! - `credential`: reading the credential from the request headers;
+//! - `api_key`: hashed keys compared in constant time;
+//! - `jwt`, `keys`, `remote`: token verification, key sets and pinning, and the cached,
+//!   rate-limited fetch of `jwks_url`;
+//! - `reason`: the closed set of failure reasons (metric labels and caller messages).
+
+mod api_key;
+mod credential;
+mod jwt;
+mod keys;
+mod reason;
+mod remote;
+#[cfg(test)]
+mod test_keys;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conduit_config::{Auth, AuthMethod};
+use http::HeaderMap;
+use http::header::HeaderValue;
+
+pub use self::api_key::ApiKeys;
+pub use self::credential::{MAX_CREDENTIAL_BYTES, X_API_KEY};
+pub use self::jwt::{DEFAULT_CLIENT_CLAIM, DEFAULT_TENANT_CLAIM, JwtVerifier, Keys};
+pub use self::keys::{KeySet, KeySetError, Pins};
+pub use self::reason::Reason;
+pub use self::remote::{FETCH_TIMEOUT, Fetch, MAX_JWKS_BYTES, RemoteKeys};
+use crate::caller::Caller;
+
+/// The challenge of a 401 without a credential.
+pub const CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer realm="conduit""#);
+/// The challenge of a 401 whose credential was refused.
+pub const CHALLENGE_INVALID: HeaderValue =
+    HeaderValue::from_static(r#"Bearer realm="conduit", error="invalid_token""#);
+
+/// The compiled `auth` section.
+#[derive(Debug)]
+pub enum Authenticator {
+    ApiKeys(ApiKeys),
+    Jwt(Box<JwtVerifier>),
+}
+
+/// A problem found while compiling `auth`: (path, message).
+pub type Problem = (String, String);
+
+impl Authenticator {
+    /// `None` for `method: none`.
+    pub fn compile(auth: &Auth) -> Result<Option<Authenticator>, Vec<Problem>> {
+        match auth.method {
+            AuthMethod::None => Ok(None),
+            AuthMethod::ApiKey => ApiKeys::compile(&auth.api_keys)
+                .map(|keys| Some(Authenticator::ApiKeys(keys)))
+                .map_err(|index| {
+                    vec![(
+                        format!("auth.api_keys[{index}].key"),
+                        "a hashed key is `sha256:` followed by 64 hex digits".to_owned(),
+                    )]
+                }),
+            AuthMethod::Jwt => {
+                let keys = jwt_keys(auth)?;
+                Ok(Some(Authenticator::Jwt(Box::new(JwtVerifier::new(
+                    auth, keys,
+                )))))
+            }
+        }
+    }
+
+    /// Keep what `previous` learned (the JWKS cache) when it still applies.
+    pub fn inherit(&mut self, previous: &Authenticator) {
+        if let (Authenticator::Jwt(new), Authenticator::Jwt(old)) = (self, previous) {
+            new.inherit(old);
+        }
+    }
+
+    /// The caller of a request with these headers.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Reason> {
+        match self {
+            Authenticator::ApiKeys(keys) => {
+                let key = credential::extract(headers, credential::Accept::BearerOrApiKey)?;
+                keys.verify(key)
+            }
+            Authenticator::Jwt(verifier) => {
+                let token = credential::extract(headers, credential::Accept::Bearer)?;
+                verifier.verify(token).await
+            }
+        }
+    }
+}
+
+/// The `WWW-Authenticate` value of a refusal for `reason`.
+pub fn challenge(reason: Reason) -> HeaderValue {
+    if reason.credential_presented() {
+        CHALLENGE_INVALID
+    } else {
+        CHALLENGE
+    }
+}
+
+fn jwt_keys(auth: &Auth) -> Result<Keys, Vec<Problem>> {
+    if let Some(secret) = &auth.secret {
+        return Ok(Keys::Secret(Box::new(
+            jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        )));
+    }
+    if let Some(jwks) = &auth.jwks {
+        return KeySet::parse(jwks.as_bytes())
+            .map(|set| Keys::Inline(Arc::new(set)))
+            .map_err(|error| vec![("auth.jwks".to_owned(), error.to_string())]);
+    }
+    let Some(url) = &auth.jwks_url else {
+        return Err(vec![(
+            "auth".to_owned(),
+            "method jwt needs the signing keys: jwks_url, jwks or secret".to_owned(),
+        )]);
+    };
+    let uri = url.parse::<http::Uri>().map_err(|error| {
+        vec![(
+            "auth.jwks_url".to_owned(),
+            format!("invalid URL {url:?}: {error}"),
+        )]
+    })?;
+    Ok(Keys::Remote(RemoteKeys::http(
+        url,
+        uri,
+        Duration::from_secs(auth.jwks_cache_seconds()),
+        Duration::from_secs(auth.jwks_refresh_min_interval_seconds()),
+    )))
+}
