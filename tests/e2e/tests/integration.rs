@@ -15,6 +15,7 @@ mod integration {
     mod faults;
     mod golden;
     mod policy_acl;
+    mod policy_auth;
     mod policy_cli;
     mod policy_guardrails;
     mod proxy;
