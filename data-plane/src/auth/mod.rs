@@ -131,3 +131,73 @@ fn jwt_keys(auth: &Auth) -> Result<Keys, Vec<Problem>> {
         Duration::from_secs(auth.jwks_refresh_min_interval_seconds()),
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(yaml: &str) -> Result<Option<Authenticator>, Vec<Problem>> {
+        let document = conduit_config::Document::from_text(yaml).expect("valid document");
+        Authenticator::compile(document.auth.as_ref().expect("an auth section"))
+    }
+
+    fn headers(name: &'static str, value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[tokio::test]
+    async fn compiles_each_method() {
+        assert!(compile("auth: {method: none}\n").unwrap().is_none());
+
+        let keys = compile("auth: {method: api-key, api_keys: [{key: k1, client_id: ci}]}\n")
+            .unwrap()
+            .unwrap();
+        let caller = keys
+            .authenticate(&headers("authorization", "Bearer k1"))
+            .await
+            .unwrap();
+        assert_eq!((&*caller.client_id, &*caller.tenant_id), ("ci", "default"));
+        assert_eq!(
+            keys.authenticate(&HeaderMap::new()).await,
+            Err(Reason::Missing)
+        );
+        assert_eq!(
+            keys.authenticate(&headers("x-api-key", "k2")).await,
+            Err(Reason::InvalidKey)
+        );
+
+        let remote = compile("auth: {method: jwt, jwks_url: 'https://idp.example/jwks'}\n")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(&remote, Authenticator::Jwt(v) if format!("{v:?}").contains("Remote")));
+        // Tokens come from Authorization only.
+        assert_eq!(
+            remote.authenticate(&headers("x-api-key", "a.b.c")).await,
+            Err(Reason::Missing)
+        );
+    }
+
+    #[test]
+    fn an_unusable_inline_key_set_rejects_the_apply() {
+        let problems = compile(
+            "auth: {method: jwt, jwks: '{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}'}\n",
+        )
+        .unwrap_err();
+        assert_eq!(problems[0].0, "auth.jwks");
+        assert!(
+            problems[0].1.contains("no key that can verify"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn challenges() {
+        assert_eq!(challenge(Reason::Missing), r#"Bearer realm="conduit""#);
+        assert_eq!(
+            challenge(Reason::Expired),
+            r#"Bearer realm="conduit", error="invalid_token""#
+        );
+    }
+}
