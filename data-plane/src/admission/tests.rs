@@ -219,3 +219,29 @@ fn runtime_with_disabled() -> Runtime {
         "acl:\n  enabled: false\n  default_action: deny\nguardrails:\n  enabled: false\n  default_action: block\n",
     )
 }
+
+#[test]
+fn engines_that_cannot_compile_reject_the_config_with_their_paths() {
+    // Validation refuses these first; the runtime must not rely on it, so the document is
+    // built directly.
+    let mut document = conduit_config::Document::from_text(
+        "servers:\n  - id: crm\n    url: http://127.0.0.1:1/mcp\nacl:\n  default_action: deny\n  policies:\n    - name: p\n      clients: [\"ok\"]\n      allow:\n        - server: crm\n          tools: [\"*\"]\n",
+    )
+    .unwrap();
+    document.acl.as_mut().unwrap().policies[0].clients = vec!["a*b".into()];
+    let applied = Applied {
+        version: 1,
+        hash: "h".into(),
+        source: ConfigSource::File,
+        applied_at: chrono::Utc::now(),
+    };
+    let errors = Runtime::compile(&document, applied)
+        .expect_err("rejected")
+        .0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].path.starts_with("acl.policies[0].clients"),
+        "{errors:?}"
+    );
+    assert!(errors[0].message.contains("a*b"), "{errors:?}");
+}

@@ -162,6 +162,10 @@ fn one_rule_guards_every_destructive_tool_and_unknown_tools_count_as_destructive
     // What one client's list taught holds for every client on this data plane.
     let mut other = gateway.client("/mcp/fixture")?;
     passes(&mut other, "echo", json!({"message": "another session"}))?;
+    // A new config that keeps the server's upstream keeps what was learned.
+    gateway.replace(&format!("{rules}      severity: high\n"))?;
+    let mut after_reload = gateway.client("/mcp/fixture")?;
+    passes(&mut after_reload, "echo", json!({"message": "still known"}))?;
     // Aggregate lists teach the annotations too (of `twin`, here).
     let mut aggregate = gateway.client("/mcp")?;
     blocked(
