@@ -18,6 +18,8 @@ use crate::aggregate::ListKind;
 
 /// The 2026-07-28 routing header naming the tool, prompt or resource of a request.
 const MCP_NAME: &str = "mcp-name";
+/// The 2026-07-28 routing header naming the method of a request.
+const MCP_METHOD: &str = "mcp-method";
 
 /// What one message asks the policy phases to decide.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,8 +90,12 @@ pub enum Unreadable {
     },
     #[error("{method} needs params.arguments to be an object")]
     Arguments { method: &'static str },
-    #[error("the Mcp-Name header ({header:?}) does not name what the message does ({body:?})")]
-    NameMismatch { header: String, body: String },
+    #[error("the {field} header ({header:?}) does not name what the message does ({body:?})")]
+    NameMismatch {
+        field: &'static str,
+        header: String,
+        body: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -210,9 +216,9 @@ impl Message {
         Ok(Message { method, subject })
     }
 
-    /// The target of this message on `server`; `Err` when the message's `Mcp-Name` header
-    /// names something else than its body (an upstream routing by the header would then
-    /// run what the policy phases did not check).
+    /// The target of this message on `server`; `Err` when the message's `Mcp-Method` or
+    /// `Mcp-Name` header names something else than its body (an upstream routing by the
+    /// header would then run what the policy phases did not check).
     pub fn target<'a>(&'a self, server: &'a str, parts: &Parts) -> Result<Target<'a>, Unreadable> {
         let target = self.target_on(server);
         let named = match &self.subject {
@@ -220,13 +226,21 @@ impl Message {
             Subject::Resource { uri } => Some(uri.as_str()),
             _ => None,
         };
-        if let (Some(body), Some(header)) = (named, parts.headers.get(MCP_NAME))
-            && header.as_bytes() != body.as_bytes()
-        {
-            return Err(Unreadable::NameMismatch {
-                header: String::from_utf8_lossy(header.as_bytes()).into_owned(),
-                body: body.to_owned(),
-            });
+        let checks = [
+            ("Mcp-Method", MCP_METHOD, self.method.as_deref()),
+            ("Mcp-Name", MCP_NAME, named),
+        ];
+        for (field, name, body) in checks {
+            let (Some(body), Some(header)) = (body, parts.headers.get(name)) else {
+                continue;
+            };
+            if header.as_bytes() != body.as_bytes() {
+                return Err(Unreadable::NameMismatch {
+                    field,
+                    header: String::from_utf8_lossy(header.as_bytes()).into_owned(),
+                    body: body.to_owned(),
+                });
+            }
         }
         Ok(target)
     }
@@ -408,5 +422,16 @@ mod tests {
             .target("s", &parts(&[("mcp-name", "delete")]))
             .unwrap_err();
         assert!(matches!(refused, Unreadable::NameMismatch { .. }));
+        let both = parts(&[("mcp-method", "tools/call"), ("mcp-name", "read")]);
+        assert!(message.target("s", &both).is_ok());
+        let refused = message
+            .target("s", &parts(&[("mcp-method", "ping")]))
+            .unwrap_err();
+        assert!(refused.to_string().contains("Mcp-Method"), "{refused}");
+        let ping = parse(json!({"jsonrpc":"2.0","id":1,"method":"ping"})).unwrap();
+        assert!(
+            ping.target("s", &parts(&[("mcp-method", "tools/call")]))
+                .is_err()
+        );
     }
 }
