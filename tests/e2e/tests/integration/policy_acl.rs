@@ -70,6 +70,14 @@ impl PolicyGateway {
         Ok(client)
     }
 
+    /// An initialized client of `path` presenting the API key `key`.
+    pub fn client_with_key(&self, path: &str, key: &str) -> anyhow::Result<McpClient> {
+        let mut client = McpClient::new(self.dp.public_url(path))
+            .with_header("Authorization", &format!("Bearer {key}"));
+        client.initialize()?;
+        Ok(client)
+    }
+
     /// The admin `/metrics` text.
     pub fn metrics(&self) -> anyhow::Result<String> {
         Ok(self.dp.admin_get("/metrics")?.text())
@@ -128,6 +136,18 @@ pub(super) fn names(
         .iter()
         .filter_map(|item| item[key].as_str().map(str::to_owned))
         .collect())
+}
+
+/// An `auth` section with the API key `key-<client>` for each client (tenant `acme`).
+pub(super) fn api_keys<S: AsRef<str>>(clients: &[S]) -> String {
+    let mut yaml = String::from("auth:\n  method: api-key\n  api_keys:\n");
+    for client in clients {
+        let client = client.as_ref();
+        yaml.push_str(&format!(
+            "    - key: key-{client}\n      client_id: {client}\n      tenant_id: acme\n"
+        ));
+    }
+    yaml
 }
 
 /// The support policy: `anonymous` may call `echo` (and `add`, but a deny rule wins), read
@@ -494,5 +514,126 @@ fn a_governance_tool_policy_denies_and_hides_a_tool() -> anyhow::Result<()> {
             .metrics()?
             .contains("conduit_governance_denials_total{policy=\"no-adding\"} 2")
     );
+    Ok(())
+}
+
+/// Three clients: support agents may only echo on `fixture` (their policy comes first, so
+/// the wider `agent-*` policy never applies to them), other agents may call anything but
+/// `add` on `twin`, anyone else gets `default_action: deny`.
+const AGENTS_ACL: &str = "acl:
+  default_action: deny
+  policies:
+    - name: support
+      clients: [\"agent-support-*\"]
+      allow:
+        - server: fixture
+          tools: [\"echo\"]
+    - name: agents
+      clients: [\"agent-*\"]
+      allow:
+        - server: \"*\"
+          tools: [\"*\"]
+      deny:
+        - server: twin
+          tools: [\"add\"]
+";
+
+#[test]
+fn each_client_calls_and_sees_what_its_own_policy_allows() -> anyhow::Result<()> {
+    let policies = format!(
+        "{}{AGENTS_ACL}",
+        api_keys(&["agent-support-1", "agent-2", "stranger"])
+    );
+    let gateway = PolicyGateway::start(&policies)?;
+
+    let mut support = gateway.client_with_key("/mcp/fixture", "key-agent-support-1")?;
+    assert_eq!(
+        support.call_tool_text("echo", json!({"message": "s"}))?,
+        "s"
+    );
+    assert_denied(
+        &call(&mut support, "add", json!({"a": 1, "b": 2}))?,
+        "access denied: client 'agent-support-1' may not call tool 'add' on server 'fixture'",
+    )?;
+    assert_eq!(support.list_tools()?, ["echo"]);
+
+    let mut agent = gateway.client_with_key("/mcp/fixture", "key-agent-2")?;
+    assert_eq!(agent.call_tool_text("add", json!({"a": 1, "b": 2}))?, "3");
+    let tools = agent.list_tools()?;
+    assert!(
+        tools.len() > 2 && tools.contains(&"add".to_owned()),
+        "{tools:?}"
+    );
+    // The same tool on another server: denied (deny beats the wildcard allow).
+    let mut agent_twin = gateway.client_with_key("/mcp/twin", "key-agent-2")?;
+    assert_denied(
+        &call(&mut agent_twin, "add", json!({"a": 1, "b": 2}))?,
+        "access denied: client 'agent-2' may not call tool 'add' on server 'twin'",
+    )?;
+    assert!(!agent_twin.list_tools()?.contains(&"add".to_owned()));
+
+    let mut stranger = gateway.client_with_key("/mcp/fixture", "key-stranger")?;
+    assert_denied(
+        &call(&mut stranger, "echo", json!({"message": "x"}))?,
+        "access denied: client 'stranger' may not call tool 'echo' on server 'fixture'",
+    )?;
+    assert!(stranger.list_tools()?.is_empty());
+
+    // On the aggregate, each sees its own prefixed list.
+    let mut support = gateway.client_with_key("/mcp", "key-agent-support-1")?;
+    assert_eq!(support.list_tools()?, ["fixture.echo"]);
+    let mut agent = gateway.client_with_key("/mcp", "key-agent-2")?;
+    let tools = agent.list_tools()?;
+    assert!(tools.contains(&"twin.echo".to_owned()), "{tools:?}");
+    assert!(tools.contains(&"fixture.add".to_owned()), "{tools:?}");
+    assert!(!tools.contains(&"twin.add".to_owned()), "{tools:?}");
+    Ok(())
+}
+
+#[test]
+fn a_hundred_concurrent_clients_never_bypass_the_acl() -> anyhow::Result<()> {
+    let clients: Vec<String> = (0..100)
+        .map(|n| format!("{}-{n}", if n % 2 == 0 { "even" } else { "odd" }))
+        .collect();
+    let acl = "acl:\n  default_action: deny\n  policies:\n    - name: even\n      clients: [\"even-*\"]\n      allow:\n        - server: fixture\n          tools: [\"echo\"]\n    - name: odd\n      clients: [\"odd-*\"]\n      allow:\n        - server: fixture\n          tools: [\"add\"]\n";
+    let gateway = PolicyGateway::start(&format!("{}{acl}", api_keys(&clients)))?;
+    let url = gateway.dp.mcp_url("fixture");
+    let outcomes = std::thread::scope(|scope| {
+        let handles: Vec<_> = clients
+            .iter()
+            .map(|client| {
+                let url = url.clone();
+                scope.spawn(move || -> anyhow::Result<(String, Value)> {
+                    let mut mcp = McpClient::new(url)
+                        .with_header("Authorization", &format!("Bearer key-{client}"));
+                    mcp.initialize()?;
+                    let exchange = call(&mut mcp, "echo", json!({"message": client}))?;
+                    Ok((client.clone(), exchange.message.context("no answer")?))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("thread panicked"))
+            .collect::<Vec<_>>()
+    });
+    for outcome in outcomes {
+        let (client, message) = outcome?;
+        if client.starts_with("even") {
+            assert_eq!(
+                message["result"]["content"][0]["text"],
+                json!(client),
+                "{message}"
+            );
+        } else {
+            assert_eq!(
+                message["error"]["message"],
+                json!(format!(
+                    "access denied: client '{client}' may not call tool 'echo' on server 'fixture'"
+                )),
+                "{message}"
+            );
+        }
+    }
     Ok(())
 }

@@ -6,7 +6,7 @@
 use conduit_e2e::mcp::McpClient;
 use serde_json::{Value, json};
 
-use super::policy_acl::{PolicyGateway, call, error_of};
+use super::policy_acl::{PolicyGateway, api_keys, call, error_of};
 
 /// JSON-RPC code of a guardrail block.
 const GUARDRAIL_BLOCKED: i64 = -32004;
@@ -176,5 +176,24 @@ fn one_rule_guards_every_destructive_tool_and_unknown_tools_count_as_destructive
     aggregate.list_tools()?;
     passes(&mut aggregate, "twin.echo", json!({"message": "known now"}))?;
     blocked(&mut aggregate, "twin.sleep", json!({"ms": 1}))?;
+    Ok(())
+}
+
+#[test]
+fn rules_scoped_to_clients_and_bypass_rules() -> anyhow::Result<()> {
+    let rules = "guardrails:\n  default_action: block\n  rules:\n    - name: ops-bypass\n      clients: [\"ops-*\"]\n      bypass: true\n    - name: interns-no-add\n      clients: [\"intern\"]\n      tools: [\"add\"]\n      action: block\n      message: interns may not add\n    - name: allow-rest\n      tools: [\"echo\", \"add\"]\n      action: alert\n";
+    let gateway =
+        PolicyGateway::start(&format!("{}{rules}", api_keys(&["ops-1", "intern", "dev"])))?;
+    let mut intern = gateway.client_with_key("/mcp/fixture", "key-intern")?;
+    let (error, _) = blocked(&mut intern, "add", json!({"a": 1, "b": 2}))?;
+    assert_eq!(error["message"], json!("interns may not add"));
+    passes(&mut intern, "echo", json!({"message": "ok"}))?;
+    let mut dev = gateway.client_with_key("/mcp/fixture", "key-dev")?;
+    passes(&mut dev, "add", json!({"a": 1, "b": 2}))?;
+    // default_action: block for what no rule lets through...
+    blocked(&mut dev, "sleep", json!({"ms": 1}))?;
+    // ... except for the bypassing clients.
+    let mut ops = gateway.client_with_key("/mcp/fixture", "key-ops-1")?;
+    passes(&mut ops, "sleep", json!({"ms": 1}))?;
     Ok(())
 }
