@@ -27,4 +27,4 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use references::{ProcessResolver, ReferenceResolver};
 pub use schema_check::json_schema;
-pub use secrets::{REDACTED, mask_secrets};
+pub use secrets::{REDACTED, mask_secrets, mask_url};

@@ -138,7 +138,9 @@ fn mask_urls(value: &mut Value) {
     }
 }
 
-fn mask_url(text: &str) -> String {
+/// `text` with the user info of its URL (`user:password@`) and query parameters with
+/// sensitive names replaced by [`REDACTED`], for logging a URL that may carry a credential.
+pub fn mask_url(text: &str) -> String {
     let Some(scheme_end) = text.find("://") else {
         return text.to_string();
     };

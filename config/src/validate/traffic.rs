@@ -105,11 +105,32 @@ fn rate_limits(c: &mut Checker, doc: &Document) {
         ),
         (RateLimitBackend::Memory, None) => {}
     }
+    if limits.backend() == RateLimitBackend::Memory {
+        if limits.on_backend_error.is_some() {
+            c.error(
+                "rate_limits.on_backend_error",
+                "not allowed: only for backend: redis (the memory backend cannot fail)",
+            );
+        }
+        if limits.redis_timeout_ms.is_some() {
+            c.error(
+                "rate_limits.redis_timeout_ms",
+                "not allowed: only for backend: redis",
+            );
+        }
+    }
     if let Some(global) = &limits.global {
         not_empty(c, "rate_limits.global", global);
     }
     if let Some(per_client) = &limits.per_client {
         not_empty(c, "rate_limits.per_client", per_client);
+    }
+    if let Some(per_client_server_tool) = &limits.per_client_server_tool {
+        not_empty(
+            c,
+            "rate_limits.per_client_server_tool",
+            per_client_server_tool,
+        );
     }
     c.unique(
         "server",

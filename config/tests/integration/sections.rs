@@ -233,6 +233,31 @@ fn traffic_rules() {
             "sets no limit",
         ),
         (
+            "rate_limits: {per_client_server_tool: {}}\n",
+            "rate_limits.per_client_server_tool",
+            "sets no limit",
+        ),
+        (
+            "rate_limits: {on_backend_error: deny}\n",
+            "rate_limits.on_backend_error",
+            "only for backend: redis",
+        ),
+        (
+            "rate_limits: {redis_timeout_ms: 50}\n",
+            "rate_limits.redis_timeout_ms",
+            "only for backend: redis",
+        ),
+        (
+            "rate_limits: {backend: redis, redis_url: 'redis://r', redis_timeout_ms: 0}\n",
+            "rate_limits.redis_timeout_ms",
+            "must be at least 1",
+        ),
+        (
+            "rate_limits: {backend: redis, redis_url: 'redis://r', on_backend_error: maybe}\n",
+            "rate_limits.on_backend_error",
+            "allow",
+        ),
+        (
             "cache: {l2: {}}\n",
             "cache.l2.redis_url",
             "required when l2 is enabled",
@@ -268,7 +293,7 @@ fn traffic_rules() {
     }
     assert_valid("rate_limits: {enabled: false, backend: redis}\n");
     assert_valid(&format!(
-        "{SERVER}cache: {{l2: {{enabled: false}}}}\nrate_limits: {{backend: redis, redis_url: 'rediss://:pw@r:6380/0', overrides: [{{server: a, per_tool: {{t: {{requests_per_day: 5}}}}}}]}}\n"
+        "{SERVER}cache: {{l2: {{enabled: false}}}}\nrate_limits: {{backend: redis, redis_url: 'rediss://:pw@r:6380/0', on_backend_error: deny, redis_timeout_ms: 250, per_client_server_tool: {{requests_per_minute: 3}}, overrides: [{{server: a, per_tool: {{t: {{requests_per_day: 5}}}}}}]}}\n"
     ));
 }
 
