@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod proxy;
 pub mod public_tls;
+pub mod rate_limit;
 pub mod runtime;
 pub mod server;
 pub mod session;

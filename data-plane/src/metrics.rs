@@ -47,6 +47,8 @@ pub struct Metrics {
     pub governance_denials: IntCounterVec,
     /// `conduit_auth_failures_total{reason}`, reason from [`crate::auth::Reason`].
     pub auth_failures: IntCounterVec,
+    pub rate_limit_rejections: IntCounterVec,
+    pub rate_limit_backend_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -123,6 +125,23 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let rate_limit_rejections = IntCounterVec::new(
+            Opts::new(
+                "conduit_rate_limit_rejections_total",
+                "Requests refused by a rate limit or workspace quota, by bucket kind and window.",
+            ),
+            &["bucket", "window"],
+        )
+        .expect("valid metric");
+        let rate_limit_backend_errors = IntCounterVec::new(
+            Opts::new(
+                "conduit_rate_limit_backend_errors_total",
+                "Requests the rate limit backend (Redis) could not decide, by the decision \
+                 rate_limits.on_backend_error made (allowed, refused).",
+            ),
+            &["decision"],
+        )
+        .expect("valid metric");
 
         let acl_denials = IntCounterVec::new(
             Opts::new(
@@ -164,6 +183,8 @@ impl Metrics {
             Box::new(guardrail_actions.clone()),
             Box::new(governance_denials.clone()),
             Box::new(auth_failures.clone()),
+            Box::new(rate_limit_rejections.clone()),
+            Box::new(rate_limit_backend_errors.clone()),
         ] {
             registry
                 .register(collector)
@@ -176,6 +197,9 @@ impl Metrics {
         }
         for reason in crate::auth::Reason::ALL {
             auth_failures.with_label_values(&[reason.as_str()]);
+        }
+        for decision in ["allowed", "refused"] {
+            rate_limit_backend_errors.with_label_values(&[decision]);
         }
 
         Metrics {
@@ -193,6 +217,8 @@ impl Metrics {
             guardrail_actions,
             governance_denials,
             auth_failures,
+            rate_limit_rejections,
+            rate_limit_backend_errors,
         }
     }
 
@@ -246,6 +272,10 @@ mod tests {
             .with_label_values(&["r", "block", "shadow"])
             .inc();
         metrics.governance_denials.with_label_values(&["p"]).inc();
+        metrics
+            .rate_limit_rejections
+            .with_label_values(&["client", "minute"])
+            .inc();
         let text = metrics.encode();
         for name in [
             "conduit_dp_config_version",
@@ -263,6 +293,9 @@ mod tests {
             "conduit_governance_denials_total{policy=\"p\"}",
             "conduit_auth_failures_total{reason=\"invalid_key\"}",
             "conduit_auth_failures_total{reason=\"jwks_unavailable\"}",
+            "conduit_rate_limit_rejections_total{bucket=\"client\",window=\"minute\"}",
+            "conduit_rate_limit_backend_errors_total{decision=\"allowed\"}",
+            "conduit_rate_limit_backend_errors_total{decision=\"refused\"}",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -22,6 +22,7 @@ use crate::balancer::health::Probe;
 use crate::host_check::HostPolicy;
 use crate::metrics::Metrics;
 use crate::public_tls::PublicTls;
+use crate::rate_limit::RateLimiter;
 use crate::session::SessionKeys;
 use crate::stdio::{self, StdioServer};
 
@@ -77,6 +78,8 @@ pub struct Runtime {
     metrics: Arc<Metrics>,
     /// `auth`; `None` without authentication (every caller is anonymous).
     auth: Option<Authenticator>,
+    /// `rate_limits` and `governance.quotas`; its counters outlive the runtime (`inherit`).
+    rate_limiter: RateLimiter,
 }
 
 /// One routable upstream server.
@@ -139,6 +142,8 @@ pub enum CompileError {
     Policy { path: String, message: String },
     #[error("{path}: {message}")]
     Auth { path: String, message: String },
+    #[error("{path}: {message}")]
+    RateLimits { path: String, message: String },
 }
 
 impl CompileError {
@@ -155,7 +160,8 @@ impl CompileError {
             | CompileError::InvalidSessionKey { path, .. }
             | CompileError::UnknownServer { path, .. }
             | CompileError::Policy { path, .. }
-            | CompileError::Auth { path, .. } => path,
+            | CompileError::Auth { path, .. }
+            | CompileError::RateLimits { path, .. } => path,
         }
     }
 }
@@ -189,6 +195,7 @@ impl Runtime {
             policies: Policies::default(),
             metrics: Arc::new(Metrics::new()),
             auth: None,
+            rate_limiter: RateLimiter::disabled(&Metrics::new()),
         }
     }
 
@@ -277,6 +284,14 @@ impl Runtime {
             }),
             None => None,
         };
+        let rate_limiter =
+            RateLimiter::compile(document, stdio.metrics()).unwrap_or_else(|error| {
+                errors.push(CompileError::RateLimits {
+                    path: error.path.to_owned(),
+                    message: error.message,
+                });
+                RateLimiter::disabled(stdio.metrics())
+            });
         if !errors.is_empty() {
             return Err(ConfigErrors(errors.into_iter().map(Into::into).collect()));
         }
@@ -291,6 +306,7 @@ impl Runtime {
             policies,
             metrics: Arc::clone(stdio.metrics()),
             auth,
+            rate_limiter,
         })
     }
 
@@ -325,14 +341,21 @@ impl Runtime {
         self.servers.values()
     }
 
+    /// The rate limits and quotas of this configuration.
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.rate_limiter
+    }
+
     /// Keep what `previous` learned about the replicas this runtime still has (health,
-    /// circuit breakers, requests in flight) and the JWKS keys it fetched, when the URL is
-    /// unchanged. Call before the runtime is shared.
+    /// circuit breakers, requests in flight), the JWKS keys it fetched when the URL is
+    /// unchanged, and its rate limit counters when they live where this configuration's do.
+    /// Call before the runtime is shared.
     pub fn inherit(&mut self, previous: &Runtime) {
         self.policies.inherit(&previous.policies);
         if let (Some(auth), Some(old)) = (&mut self.auth, &previous.auth) {
             auth.inherit(old);
         }
+        self.rate_limiter.inherit(&previous.rate_limiter);
         for (id, server) in &mut self.servers {
             let (Some(server), Some(old)) = (Arc::get_mut(server), previous.servers.get(id)) else {
                 continue;

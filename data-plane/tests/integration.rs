@@ -9,6 +9,7 @@ mod integration {
     mod control_plane;
     mod file_source;
     mod proxy;
+    mod rate_limit_redis;
     mod state_dir;
     mod stdio;
 }

@@ -16,6 +16,7 @@
 //! - [`https`]: the same over TLS, a handshake probe, and one HTTP/2 request;
 //! - [`procfs`]: child processes, liveness and environments through `/proc`; [`stdio`]: a
 //!   data plane running the fixture as a stdio server;
+//! - [`redis`]: a real `redis-server` per test (unix socket, no persistence);
 //! - [`wait`]: bounded polling; [`tls`]: throw-away certificates and client TLS settings;
 //!   [`configs`]: test configs.
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@ pub mod mcp;
 pub mod misbehaving;
 pub mod process;
 pub mod procfs;
+pub mod redis;
 pub mod sse;
 pub mod stdio;
 pub mod tls;
