@@ -10,9 +10,10 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 # Later suites add their tools here (apt packages, Python or npm peers).
 # --------------------------------------------------------------------------------------
 
-# System packages the tests need (none yet beyond a C toolchain for bundled SQLite and
-# aws-lc). Add package names here; they are installed with apt-get when missing.
-APT_PACKAGES=()
+# System packages the tests need besides a C toolchain (for bundled SQLite and aws-lc).
+# Add package names here; they are installed with apt-get when missing.
+# - redis-server: the rate limit tests start a real Redis (it brings redis-cli along).
+APT_PACKAGES=(redis-server)
 
 have() { command -v "$1" >/dev/null 2>&1; }
 

@@ -403,7 +403,7 @@ impl Runtime {
     /// Whether some admission phase needs to read each message (when none does, the
     /// single-server path forwards bodies without parsing them).
     pub fn admission_enabled(&self) -> bool {
-        self.policies.enabled()
+        self.policies.enabled() || self.rate_limiter.is_enabled()
     }
 
     /// The data plane's metrics.

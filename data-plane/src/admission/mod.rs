@@ -322,16 +322,18 @@ pub async fn approval_phase(
     Err(respond::approval_unavailable(id, needed))
 }
 
-/// Phase 5: rate limits. Hook for the rate limiter (helper LIMITS); until then nothing is
-/// limited.
+/// Phase 5: rate limits and workspace quotas (see `rate_limit`): `tools/call` counts in
+/// the global, client, server, tool, client+server+tool and workspace buckets, reads and
+/// gets in the global, client, server and workspace ones. Refused → −32029 with
+/// `Retry-After`.
 pub async fn rate_limit_phase(
-    _runtime: &Runtime,
+    runtime: &Runtime,
     _parts: &Parts,
-    _caller: &Caller,
-    _target: &Target<'_>,
-    _id: &RequestId,
+    caller: &Caller,
+    target: &Target<'_>,
+    id: &RequestId,
 ) -> Result<(), Response<ProxyBody>> {
-    Ok(())
+    crate::rate_limit::admit(runtime.rate_limiter(), caller, target, id).await
 }
 
 /// What one caller may see of one server's lists: the ACL and, for tools, the governance

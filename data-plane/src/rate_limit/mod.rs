@@ -23,6 +23,7 @@
 //! ([`RateLimiter::inherit`]) while the limits are the new configuration's, so a changed
 //! limit applies to the next request and counted requests are not forgotten.
 
+mod answer;
 mod key;
 mod memory;
 mod plan;
@@ -38,6 +39,7 @@ use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
+pub use answer::admit;
 pub use memory::{DEFAULT_BUCKET_CAPACITY, MemoryStore};
 use plan::Plan;
 pub use redis_store::RedisStore;

@@ -305,3 +305,15 @@ async fn the_number_of_counters_is_bounded() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_redis_url_this_build_cannot_use_is_refused_at_apply_without_its_password() {
+    let document = Document::from_text(&format!(
+        "{SERVERS}rate_limits: {{backend: redis, redis_url: 'rediss://:hunter2@redis.internal:6380/0'}}\n"
+    ))
+    .expect("valid document");
+    let error = RateLimiter::compile(&document, &Metrics::new()).unwrap_err();
+    assert_eq!(error.path, "rate_limits.redis_url");
+    assert!(error.message.contains("TLS"), "{}", error.message);
+    assert!(!error.message.contains("hunter2"), "{}", error.message);
+}

@@ -20,6 +20,7 @@ mod integration {
     mod policy_guardrails;
     mod proxy;
     mod public_tls;
+    mod rate_limits;
     mod rejection;
     mod replicas;
     mod resilience;

@@ -1,0 +1,152 @@
+//! The answer to a refused message: HTTP 200 with a JSON-RPC error −32029 carrying the
+//! request's id, `rate limit exceeded: <bucket>/<window>, retry after <n> s`, data
+//! `{limit, window, retry_after, bucket}`, and a `Retry-After: <n>` header (which a batch
+//! answer drops: its entries are answered together, each with its own `retry_after`).
+//!
+//! Which messages count: `tools/call` (with its tool), `resources/read`,
+//! `resources/subscribe` and `prompts/get` (the admission [`Target`]s); nothing else is
+//! limited.
+
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+
+use super::{RateLimited, RateLimiter, RateRequest};
+use crate::admission::Target;
+use crate::caller::Caller;
+use crate::jsonrpc::{self, RATE_LIMITED, RequestId};
+use crate::proxy::ProxyBody;
+
+/// The admission phase: count `target` for `caller`, or the answer refusing it.
+pub async fn admit(
+    limiter: &RateLimiter,
+    caller: &Caller,
+    target: &Target<'_>,
+    id: &RequestId,
+) -> Result<(), Response<ProxyBody>> {
+    if !limiter.is_enabled() {
+        return Ok(());
+    }
+    let Some(request) = request_of(caller, target) else {
+        return Ok(());
+    };
+    limiter.check(&request).await.map_err(|refused| {
+        tracing::debug!(
+            client = request.client_id,
+            server = request.server_id,
+            tool = request.tool,
+            %refused,
+            "rate limited"
+        );
+        refused.response(id)
+    })
+}
+
+/// What `target` counts as: tool calls with their tool, reads and gets without; `None`
+/// for messages that are not limited.
+fn request_of<'a>(caller: &'a Caller, target: &Target<'a>) -> Option<RateRequest<'a>> {
+    let (server_id, tool) = match *target {
+        Target::ToolCall { server, tool, .. } => (server, Some(tool)),
+        Target::ResourceRead { server, .. } | Target::PromptGet { server, .. } => (server, None),
+        Target::Other => return None,
+    };
+    Some(RateRequest {
+        client_id: &caller.client_id,
+        tenant_id: &caller.tenant_id,
+        server_id,
+        tool,
+    })
+}
+
+impl RateLimited {
+    /// `data` of the JSON-RPC error.
+    pub fn data(&self) -> Value {
+        json!({
+            "limit": self.limit,
+            "window": self.window.as_str(),
+            "retry_after": self.retry_after_secs,
+            "bucket": self.bucket.as_str(),
+        })
+    }
+
+    /// The JSON-RPC error message answering request `id`.
+    pub fn error_object(&self, id: &RequestId) -> Value {
+        let mut error = jsonrpc::error_object(id, RATE_LIMITED, self.to_string());
+        error["error"]["data"] = self.data();
+        error
+    }
+
+    /// The HTTP answer to request `id`, with `Retry-After`.
+    pub fn response(&self, id: &RequestId) -> Response<ProxyBody> {
+        let mut response = jsonrpc::json_response(StatusCode::OK, &self.error_object(id))
+            .map(|body| body.map_err(|never| match never {}).boxed());
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(self.retry_after_secs),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limit::{BucketKind, Window};
+
+    #[test]
+    fn the_contract_answer() {
+        let refused = RateLimited {
+            bucket: BucketKind::ClientServerTool,
+            window: Window::Hour,
+            limit: 5,
+            retry_after_secs: 42,
+        };
+        let id = RequestId(json!(7));
+        assert_eq!(
+            refused.error_object(&id),
+            json!({
+                "jsonrpc": "2.0",
+                "id": 7,
+                "error": {
+                    "code": -32029,
+                    "message": "rate limit exceeded: client_server_tool/hour, retry after 42 s",
+                    "data": {"limit": 5, "window": "hour", "retry_after": 42, "bucket": "client_server_tool"},
+                },
+            })
+        );
+        let response = refused.response(&id);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+    }
+
+    #[test]
+    fn calls_count_with_their_tool_reads_and_gets_without() {
+        let caller = Caller::authenticated("agent", Some("acme"));
+        let args = json!({});
+        let call = Target::ToolCall {
+            server: "s",
+            tool: "t",
+            args: &args,
+        };
+        let request = request_of(&caller, &call).unwrap();
+        assert_eq!(
+            (request.client_id, request.tenant_id, request.server_id, request.tool),
+            ("agent", "acme", "s", Some("t"))
+        );
+        for target in [
+            Target::ResourceRead {
+                server: "s",
+                uri: "fixture://greeting",
+            },
+            Target::PromptGet {
+                server: "s",
+                name: "greeting",
+            },
+        ] {
+            let request = request_of(&caller, &target).unwrap();
+            assert_eq!((request.server_id, request.tool), ("s", None));
+        }
+        assert!(request_of(&caller, &Target::Other).is_none());
+    }
+}
