@@ -208,7 +208,7 @@ impl RateLimiter {
         limiter.on_backend_error = limits.on_backend_error();
         limiter.timeout = Duration::from_millis(limits.redis_timeout_ms());
         if let (RateLimitBackend::Redis, Some(url)) = (limits.backend(), &limits.redis_url) {
-            let store = RedisStore::new(url, limiter.timeout).map_err(|message| LimiterError {
+            let store = RedisStore::new(url).map_err(|message| LimiterError {
                 path: "rate_limits.redis_url",
                 message,
             })?;
@@ -242,7 +242,7 @@ impl RateLimiter {
         }
         let outcome = match &self.store {
             Store::Memory(store) => Ok(store.check_and_consume(&checks, Instant::now())),
-            Store::Redis(store) => store.check_and_consume(&checks).await,
+            Store::Redis(store) => store.check_and_consume(&checks, self.timeout).await,
         };
         match outcome {
             Ok(Ok(())) => Ok(()),

@@ -23,6 +23,8 @@ use tokio::time::Instant;
 
 use super::{Check, Refusal, key};
 
+/// Longest a connection attempt or reply may take in the background.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Warnings about a failing Redis are logged at most this often.
 const WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -73,7 +75,6 @@ pub struct RedisStore {
     url: String,
     masked_url: String,
     client: Client,
-    timeout: Duration,
     connection: OnceLock<ConnectionManager>,
     /// SHA-1 of the loaded script, once loaded.
     sha: Mutex<Option<String>>,
@@ -90,7 +91,7 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// A store for `url`; nothing connects until the first request.
-    pub fn new(url: &str, timeout: Duration) -> Result<RedisStore, String> {
+    pub fn new(url: &str) -> Result<RedisStore, String> {
         let masked_url = conduit_config::mask_url(url);
         let client = Client::open(url)
             .map_err(|error| format!("cannot use Redis URL {masked_url}: {error}"))?;
@@ -98,7 +99,6 @@ impl RedisStore {
             url: url.to_owned(),
             masked_url,
             client,
-            timeout,
             connection: OnceLock::new(),
             sha: Mutex::new(None),
             last_warning: Mutex::new(None),
@@ -110,14 +110,16 @@ impl RedisStore {
         &self.url
     }
 
-    /// Check and count `checks` in one script run, within the timeout.
+    /// Check and count `checks` in one script run, within `timeout` (the configuration's:
+    /// the store outlives configurations).
     pub(crate) async fn check_and_consume(
         &self,
         checks: &[Check],
+        timeout: Duration,
     ) -> Result<Result<(), Refusal>, Failure> {
-        let reply = tokio::time::timeout(self.timeout, self.run(checks))
+        let reply = tokio::time::timeout(timeout, self.run(checks))
             .await
-            .map_err(|_| Failure::Timeout(self.timeout))??;
+            .map_err(|_| Failure::Timeout(timeout))??;
         match reply.as_slice() {
             [0, _] => Ok(Ok(())),
             [index, wait] => {
@@ -190,9 +192,11 @@ impl RedisStore {
         if let Some(connection) = self.connection.get() {
             return Ok(connection.clone());
         }
+        // Each round trip is bounded by the caller's timeout; these only keep a connection
+        // attempt from hanging on forever in the background.
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CONNECT_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let created = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;

@@ -321,3 +321,26 @@ fn each_batch_entry_is_limited_on_its_own() -> anyhow::Result<()> {
     assert_eq!((answers.len(), refused_ids.len()), (4, 2), "{answers:?}");
     Ok(())
 }
+
+#[test]
+fn workspace_quotas_use_the_same_limiter() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    // Without `auth`, every caller is in the workspace `default`.
+    let limits = format!(
+        "{}governance:\n  quotas:\n    default: {{requests_per_minute: 3}}\n",
+        redis_limits(&redis, "  enabled: true\n")
+    );
+    let gateway = Gateway::start(2, &limits)?;
+    let passed_total = concurrent_calls(&gateway.dps, 2, 3)?;
+    assert_eq!(passed_total, 3);
+    let data = refusal(&echo(&gateway.dps[0], &[])?)?;
+    assert_eq!(
+        (data["bucket"].as_str(), data["limit"].as_u64()),
+        (Some("workspace"), Some(3))
+    );
+    assert_eq!(
+        redis.keys("conduit:rl:*")?,
+        ["conduit:rl:v1:minute:workspace:default"]
+    );
+    Ok(())
+}
