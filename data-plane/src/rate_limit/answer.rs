@@ -131,7 +131,12 @@ mod tests {
         };
         let request = request_of(&caller, &call).unwrap();
         assert_eq!(
-            (request.client_id, request.tenant_id, request.server_id, request.tool),
+            (
+                request.client_id,
+                request.tenant_id,
+                request.server_id,
+                request.tool
+            ),
             ("agent", "acme", "s", Some("t"))
         );
         for target in [
