@@ -344,3 +344,35 @@ fn workspace_quotas_use_the_same_limiter() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn the_aggregate_endpoint_counts_in_the_same_buckets() -> anyhow::Result<()> {
+    let limits = "rate_limits:\n  overrides:\n    - server: fixture\n      per_tool: {echo: {requests_per_minute: 2}}\n";
+    let gateway = Gateway::start(1, limits)?;
+    let dp = &gateway.dps[0];
+    let mut aggregate = McpClient::new(dp.public_url("/mcp"));
+    aggregate.initialize()?;
+    let call = |client: &mut McpClient| {
+        client.exchange(
+            "tools/call",
+            json!({"name": "fixture.echo", "arguments": {"message": "hi"}}),
+        )
+    };
+    // The prefixed name counts as the server's own tool name.
+    assert!(passed(&call(&mut aggregate)?)?);
+    assert!(passed(&echo(dp, &[])?)?);
+    let refused = call(&mut aggregate)?;
+    let data = refusal(&refused)?;
+    assert_eq!(
+        (data["bucket"].as_str(), data["limit"].as_u64()),
+        (Some("tool"), Some(2))
+    );
+    assert!(!passed(&echo(dp, &[])?)?);
+    // Other tools of the server are not limited.
+    let add = aggregate.exchange(
+        "tools/call",
+        json!({"name": "fixture.add", "arguments": {"a": 1, "b": 2}}),
+    )?;
+    assert!(passed(&add)?);
+    Ok(())
+}
