@@ -18,10 +18,14 @@
 //! its oldest counted request leaves the window (or, if a lowered limit left it over-full,
 //! enough of them).
 //!
-//! Counters live in a store ([`memory`]: per data plane; [`redis`]: shared by every data
-//! plane on the same Redis). The store is kept across configuration swaps
+//! Counters live in a store ([`memory`]: per data plane; [`redis_store`]: shared by every
+//! data plane on the same Redis). The store is kept across configuration swaps
 //! ([`RateLimiter::inherit`]) while the limits are the new configuration's, so a changed
 //! limit applies to the next request and counted requests are not forgotten.
+//!
+//! [`admit`] is the admission phase (`admission::rate_limit_phase`) and builds the −32029
+//! answer (`answer`); `plan` turns the configuration into the counters of a request; `key`
+//! names them.
 
 mod answer;
 mod key;
