@@ -1,5 +1,8 @@
 //! The `Admin` gRPC service used by conduitctl: apply, rollback, reads of versions, fleet
-//! status and waiting for a rollout.
+//! status, waiting for a rollout, and listing and deciding approval requests.
+//!
+//! Every RPC first checks the calling principal's role (`principals`): reads need `viewer`,
+//! apply, rollback and approval decisions `operator`.
 //!
 //! This module only translates between the wire and [`Versions`]/[`Fleet`]; the rules live
 //! there. Errors map to gRPC codes here, including the `ConfigErrors` status details that
@@ -13,14 +16,16 @@ use conduit_proto::v1::wait_rollout_response::Outcome;
 use conduit_proto::v1::{
     self as pb, ApplyRequest, ApplyResponse, ConfigVersion, DataPlaneStatus, FleetStatusRequest,
     FleetStatusResponse, GetConfigRequest, ListVersionsRequest, ListVersionsResponse,
-    RollbackRequest, WaitRolloutRequest, WaitRolloutResponse,
+    RollbackRequest, WaitRolloutRequest, WaitRolloutResponse, approval,
 };
 use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
+use crate::approvals::{Approvals, DecideError};
 use crate::fleet::{Fleet, NodeStatus, RolloutSummary};
 use crate::metrics::{AdminMethod, Metrics};
-use crate::store::VersionRow;
+use crate::principals::{AdminRole, require};
+use crate::store::{ApprovalRow, ApprovalStatus, VersionRow};
 use crate::versions::{Applied, ApplyInput, Versions, VersionsError};
 
 /// The service; one per server.
@@ -28,15 +33,34 @@ pub struct AdminService {
     versions: Arc<Versions>,
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
+    approvals: Arc<Approvals>,
 }
 
 impl AdminService {
-    pub fn new(versions: Arc<Versions>, fleet: Arc<Fleet>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        versions: Arc<Versions>,
+        fleet: Arc<Fleet>,
+        metrics: Arc<Metrics>,
+        approvals: Arc<Approvals>,
+    ) -> Self {
         Self {
             versions,
             fleet,
             metrics,
+            approvals,
         }
+    }
+
+    /// The role gate of one RPC, counted like any other failure.
+    fn gate<T>(
+        &self,
+        method: AdminMethod,
+        request: &Request<T>,
+        needed: AdminRole,
+    ) -> Result<crate::principals::Principal, Status> {
+        require(request, needed, method.describe()).inspect_err(|status| {
+            self.metrics.admin_request(method, Err(status.code()));
+        })
     }
 
     fn count<T>(&self, method: AdminMethod, result: Result<T, Status>) -> Result<T, Status> {
@@ -113,6 +137,7 @@ impl Admin for AdminService {
         &self,
         request: Request<ApplyRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
+        self.gate(AdminMethod::Apply, &request, AdminRole::Operator)?;
         let request = request.into_inner();
         let result = self
             .versions
@@ -132,6 +157,7 @@ impl Admin for AdminService {
         &self,
         request: Request<RollbackRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
+        self.gate(AdminMethod::Rollback, &request, AdminRole::Operator)?;
         let request = request.into_inner();
         let result = if request.to_version == 0 {
             Err(Status::invalid_argument(
@@ -151,6 +177,7 @@ impl Admin for AdminService {
         &self,
         request: Request<GetConfigRequest>,
     ) -> Result<Response<ConfigVersion>, Status> {
+        self.gate(AdminMethod::GetConfig, &request, AdminRole::Viewer)?;
         let version = request.into_inner().version;
         let result = match self.versions.get(version).await {
             Ok(row) => Ok(to_proto_version(row)),
@@ -167,6 +194,7 @@ impl Admin for AdminService {
         &self,
         request: Request<ListVersionsRequest>,
     ) -> Result<Response<ListVersionsResponse>, Status> {
+        self.gate(AdminMethod::ListVersions, &request, AdminRole::Viewer)?;
         let result = self
             .versions
             .list(request.into_inner().limit)
@@ -181,8 +209,9 @@ impl Admin for AdminService {
 
     async fn fleet_status(
         &self,
-        _request: Request<FleetStatusRequest>,
+        request: Request<FleetStatusRequest>,
     ) -> Result<Response<FleetStatusResponse>, Status> {
+        self.gate(AdminMethod::FleetStatus, &request, AdminRole::Viewer)?;
         let response = FleetStatusResponse {
             current_version: self.versions.current_version(),
             data_planes: self
@@ -200,10 +229,111 @@ impl Admin for AdminService {
         &self,
         request: Request<WaitRolloutRequest>,
     ) -> Result<Response<WaitRolloutResponse>, Status> {
+        self.gate(AdminMethod::WaitRollout, &request, AdminRole::Viewer)?;
         let result = self.wait_rollout_inner(request.into_inner()).await;
         self.count(AdminMethod::WaitRollout, result)
             .map(Response::new)
     }
+
+    async fn list_approvals(
+        &self,
+        request: Request<pb::ListApprovalsRequest>,
+    ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
+        self.gate(AdminMethod::ListApprovals, &request, AdminRole::Viewer)?;
+        let request = request.into_inner();
+        let status = match approval::Status::try_from(request.status) {
+            Ok(approval::Status::Unspecified) => Ok(None),
+            Ok(approval::Status::Pending) => Ok(Some(ApprovalStatus::Pending)),
+            Ok(approval::Status::Approved) => Ok(Some(ApprovalStatus::Approved)),
+            Ok(approval::Status::Rejected) => Ok(Some(ApprovalStatus::Rejected)),
+            Ok(approval::Status::Expired) => Ok(Some(ApprovalStatus::Expired)),
+            Err(_) => Err(Status::invalid_argument(format!(
+                "unknown approval status {}",
+                request.status
+            ))),
+        };
+        let result = match status {
+            Ok(status) => self
+                .approvals
+                .list(status, request.limit)
+                .await
+                .map(|rows| pb::ListApprovalsResponse {
+                    approvals: rows.into_iter().map(to_proto_approval).collect(),
+                })
+                .map_err(decide_status),
+            Err(status) => Err(status),
+        };
+        self.count(AdminMethod::ListApprovals, result)
+            .map(Response::new)
+    }
+
+    async fn decide_approval(
+        &self,
+        request: Request<pb::DecideApprovalRequest>,
+    ) -> Result<Response<pb::Approval>, Status> {
+        let principal = self.gate(AdminMethod::DecideApproval, &request, AdminRole::Operator)?;
+        let request = request.into_inner();
+        let result = if request.id.is_empty() {
+            Err(Status::invalid_argument("id must name an approval request"))
+        } else {
+            self.approvals
+                .decide(&principal, &request.id, request.approve, request.note)
+                .await
+                .map(to_proto_approval)
+                .map_err(decide_status)
+        };
+        self.count(AdminMethod::DecideApproval, result)
+            .map(Response::new)
+    }
+}
+
+/// The gRPC status for a failed approval operation.
+fn decide_status(error: DecideError) -> Status {
+    match error {
+        DecideError::NotFound(_) => Status::not_found(error.to_string()),
+        DecideError::NotPending { .. } => Status::failed_precondition(error.to_string()),
+        DecideError::Forbidden(reason) => Status::permission_denied(reason),
+        error @ (DecideError::Store(_) | DecideError::Task(_)) => {
+            tracing::error!(%error, "approval request failed");
+            Status::internal(error.to_string())
+        }
+    }
+}
+
+fn to_proto_approval(row: ApprovalRow) -> pb::Approval {
+    let status = match row.status {
+        ApprovalStatus::Pending => approval::Status::Pending,
+        ApprovalStatus::Approved => approval::Status::Approved,
+        ApprovalStatus::Rejected => approval::Status::Rejected,
+        ApprovalStatus::Expired => approval::Status::Expired,
+    };
+    let request = row.request;
+    pb::Approval {
+        id: request.id,
+        status: status.into(),
+        client_id: request.client_id,
+        tenant_id: request.tenant_id,
+        server_id: request.server_id,
+        tool: request.tool,
+        fingerprint: request.fingerprint,
+        arguments_json: request.arguments_json,
+        rule: request.rule,
+        source: request.source,
+        reason: request.reason,
+        trace_id: request.trace_id,
+        created_at: rfc3339(request.created_at),
+        expires_at: rfc3339(request.expires_at),
+        decided_at: row.decided_at.map(rfc3339).unwrap_or_default(),
+        approver: row.approver.unwrap_or_default(),
+        note: row.note.unwrap_or_default(),
+    }
+}
+
+/// Unix seconds as RFC 3339, UTC.
+fn rfc3339(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }
 
 /// The gRPC status for a failed version operation.

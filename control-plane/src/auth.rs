@@ -60,7 +60,7 @@ impl Interceptor for BearerAuth {
 }
 
 /// The token in an `Authorization` value, accepting any case of the `Bearer` scheme.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -85,6 +85,19 @@ pub fn snapshot_signature(dp_token: Option<&str>, version: u64, hash: &str) -> S
     let mut mac =
         hmac::Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC accepts any key size");
     mac.update(format!("{version}:{hash}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Hex HMAC-SHA256 keyed with the data-plane token over the lines `approval-key`, the
+/// snapshot version and the hex public key (each ending in a newline), or empty without a
+/// token: binds the grant-set key to the snapshot it travels in.
+pub fn approval_key_signature(dp_token: Option<&str>, version: u64, public_key: &[u8]) -> String {
+    let Some(token) = dp_token else {
+        return String::new();
+    };
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC accepts any key size");
+    mac.update(format!("approval-key\n{version}\n{}\n", hex::encode(public_key)).as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -125,6 +138,16 @@ mod tests {
         let auth = BearerAuth::new(None, "admin");
         assert!(auth.check(&MetadataMap::new()).is_ok());
         assert!(auth.check(&with_header("Bearer anything")).is_ok());
+    }
+
+    #[test]
+    fn approval_key_signature_matches_an_independent_hmac() {
+        assert_eq!(approval_key_signature(None, 3, &[1; 32]), "");
+        // hmac.new(b"dp-token", b"approval-key\n3\n" + b"01" * 32 + b"\n", sha256)
+        assert_eq!(
+            approval_key_signature(Some("dp-token"), 3, &[1; 32]),
+            "40838faa6b7db7e0409199eb07cf01f7c46bd6b0d7374e9cde8bdec99d4625da"
+        );
     }
 
     #[test]

@@ -66,6 +66,11 @@ pub struct ServeArgs {
     /// Lifetime of an MCP session token; a replaced key keeps opening tokens this long.
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
     pub session_max_age: std::time::Duration,
+    /// YAML list of Admin API principals, `{name, role: admin|operator|viewer,
+    /// token_sha256}`, besides `admin` (CONDUIT_ADMIN_TOKEN). Must not be readable by group
+    /// or others.
+    #[arg(long, value_name = "FILE")]
+    pub admin_tokens_file: Option<PathBuf>,
     /// Log output format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -97,6 +102,7 @@ impl ServeArgs {
                 max_age: self.session_max_age,
             },
             admin_token: token(ADMIN_TOKEN_ENV),
+            admin_tokens_file: self.admin_tokens_file,
             dp_token: token(DP_TOKEN_ENV),
         }
     }

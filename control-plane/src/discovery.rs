@@ -6,6 +6,10 @@
 //! again when it carries newer session keys (a rotation). Each `Ack`/`Nack` is matched to the snapshot it answers by
 //! nonce and version and recorded in the fleet registry. Snapshots come from a `watch`, so a
 //! data plane that is slow to read skips straight to the newest version.
+//!
+//! Approvals ride the same stream: the data plane reports the calls it held for approval
+//! (`ApprovalRequest`), and the control plane sends the signed set of valid grants after the
+//! first snapshot or heartbeat and again whenever it changes (`GrantSet`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -23,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::approvals::{Approvals, GrantSetReceiver};
 use crate::fleet::{Fleet, Hello, Session};
 use crate::metrics::Metrics;
 use crate::store::fleet::StoredError;
@@ -38,6 +43,7 @@ const OUTBOUND_BUFFER: usize = 4;
 /// The service; one per server.
 pub struct Discovery {
     versions: Arc<Versions>,
+    approvals: Arc<Approvals>,
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
     heartbeat: Duration,
@@ -47,6 +53,7 @@ pub struct Discovery {
 impl Discovery {
     pub fn new(
         versions: Arc<Versions>,
+        approvals: Arc<Approvals>,
         fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,
         heartbeat: Duration,
@@ -54,6 +61,7 @@ impl Discovery {
     ) -> Self {
         Self {
             versions,
+            approvals,
             fleet,
             metrics,
             heartbeat,
@@ -113,6 +121,8 @@ impl ConfigDiscovery for Discovery {
             fleet: self.fleet.clone(),
             metrics: self.metrics.clone(),
             snapshots: self.versions.subscribe(),
+            grants: self.approvals.subscribe(),
+            approvals: self.approvals.clone(),
             outbound,
             shutdown: self.shutdown.clone(),
             sent: VecDeque::new(),
@@ -145,6 +155,8 @@ struct StreamTask {
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
     snapshots: SnapshotReceiver,
+    grants: GrantSetReceiver,
+    approvals: Arc<Approvals>,
     outbound: Outbound,
     shutdown: CancellationToken,
     sent: VecDeque<Sent>,
@@ -224,6 +236,7 @@ impl StreamTask {
             Some(snapshot) if !up_to_date => self.send_snapshot(&snapshot, false).await?,
             _ => self.send_heartbeat().await?,
         }
+        self.send_grants().await?;
 
         let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -251,6 +264,12 @@ impl StreamTask {
                             self.send_snapshot(&snapshot, newer).await?;
                         }
                     }
+                }
+                changed = self.grants.changed() => {
+                    if changed.is_err() {
+                        return Err(End::Shutdown);
+                    }
+                    self.send_grants().await?;
                 }
                 _ = ticker.tick() => {
                     self.send_heartbeat().await?;
@@ -298,6 +317,11 @@ impl StreamTask {
                     "data plane rejected a snapshot"
                 );
                 self.fleet.nacked(session, sent.version, errors);
+            }
+            Some(data_plane_message::Kind::ApprovalRequest(request)) => {
+                let approvals = self.approvals.clone();
+                let node_id = session.node_id.clone();
+                tokio::spawn(async move { approvals.record(request, &node_id).await });
             }
             Some(data_plane_message::Kind::Hello(_)) => {
                 return Err(End::Failed(Status::invalid_argument(
@@ -347,8 +371,15 @@ impl StreamTask {
             config_json: snapshot.config_json.clone(),
             created_at: snapshot.created_at.clone(),
             session_keys: snapshot.session_keys.clone(),
+            approval_key: snapshot.approval_key.clone(),
         }))
         .await
+    }
+
+    async fn send_grants(&mut self) -> Result<(), End> {
+        let set = self.grants.borrow_and_update().clone();
+        self.send(control_plane_message::Kind::GrantSet((*set).clone()))
+            .await
     }
 
     async fn send_heartbeat(&mut self) -> Result<(), End> {

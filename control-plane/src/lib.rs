@@ -5,12 +5,14 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod approvals;
 pub mod auth;
 pub mod cli;
 pub mod discovery;
 pub mod fleet;
 pub mod http;
 pub mod metrics;
+pub mod principals;
 pub mod server;
 pub mod session_keys;
 pub mod store;

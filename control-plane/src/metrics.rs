@@ -39,6 +39,8 @@ pub enum AdminMethod {
     ListVersions,
     FleetStatus,
     WaitRollout,
+    ListApprovals,
+    DecideApproval,
 }
 
 impl AdminMethod {
@@ -50,6 +52,22 @@ impl AdminMethod {
             Self::ListVersions => "list_versions",
             Self::FleetStatus => "fleet_status",
             Self::WaitRollout => "wait_rollout",
+            Self::ListApprovals => "list_approvals",
+            Self::DecideApproval => "decide_approval",
+        }
+    }
+
+    /// What the RPC does, for permission errors.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Apply => "applying a config",
+            Self::Rollback => "rolling back",
+            Self::GetConfig => "reading a config",
+            Self::ListVersions => "listing versions",
+            Self::FleetStatus => "reading the fleet status",
+            Self::WaitRollout => "waiting for a rollout",
+            Self::ListApprovals => "listing approvals",
+            Self::DecideApproval => "deciding an approval",
         }
     }
 }

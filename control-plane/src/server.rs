@@ -19,11 +19,13 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::admin::AdminService;
+use crate::approvals::Approvals;
 use crate::auth::BearerAuth;
 use crate::discovery::Discovery;
 use crate::fleet::Fleet;
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
+use crate::principals::{AdminAuth, Principals, PrincipalsError};
 use crate::session_keys::{self, KeyPolicy};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsFiles};
@@ -46,6 +48,8 @@ pub struct ServeConfig {
     /// Rotation of the session token keys shipped with snapshots.
     pub session_keys: KeyPolicy,
     pub admin_token: Option<String>,
+    /// `--admin-tokens-file`: more named Admin API principals with roles.
+    pub admin_tokens_file: Option<PathBuf>,
     pub dp_token: Option<String>,
 }
 
@@ -58,6 +62,8 @@ pub enum ServeError {
     Unauthenticated(SocketAddr),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Principals(#[from] PrincipalsError),
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -104,7 +110,11 @@ impl RunningServer {
 
 /// Check the configuration, open the store, bind both listeners and start serving.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
-    check_exposure(&config)?;
+    let principals = Principals::load(
+        config.admin_token.as_deref(),
+        config.admin_tokens_file.as_deref(),
+    )?;
+    check_exposure(&config, !principals.is_empty())?;
     let tls = config
         .tls
         .as_ref()
@@ -114,7 +124,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let data_dir = config.data_dir.clone();
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&data_dir)).await??);
     let metrics = Arc::new(Metrics::new());
-    let (versions, rows) = {
+    let (versions, approvals, rows) = {
         let store = store.clone();
         let metrics = metrics.clone();
         let dp_token = config.dp_token.clone();
@@ -123,11 +133,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
             let versions = Versions::load(store.clone(), dp_token, metrics)?;
             let (keys, _) = session_keys::refresh(&store, &policy, session_keys::unix_now())?;
             versions.set_session_keys(keys);
-            Ok::<_, StoreError>((versions, store.load_data_planes()?))
+            let versions = Arc::new(versions);
+            let approvals = Approvals::load(store.clone(), versions.clone())?;
+            versions.set_approval_key(approvals.public_key().to_vec());
+            Ok::<_, StoreError>((versions, Arc::new(approvals), store.load_data_planes()?))
         })
         .await??
     };
-    let versions = Arc::new(versions);
     let fleet = Arc::new(Fleet::new(rows));
     tracing::info!(
         database = %store.path().display(),
@@ -155,11 +167,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         versions.clone(),
         fleet.clone(),
         metrics.clone(),
+        approvals.clone(),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let discovery = ConfigDiscoveryServer::new(Discovery::new(
         versions.clone(),
+        approvals.clone(),
         fleet.clone(),
         metrics.clone(),
         config.heartbeat_interval,
@@ -175,10 +189,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         builder = builder.tls_config(tls)?;
     }
     let router = builder
-        .add_service(InterceptedService::new(
-            admin,
-            BearerAuth::new(config.admin_token.as_deref(), "admin"),
-        ))
+        .add_service(InterceptedService::new(admin, AdminAuth::new(principals)))
         .add_service(InterceptedService::new(
             discovery,
             BearerAuth::new(config.dp_token.as_deref(), "data plane"),
@@ -204,6 +215,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         shutdown.clone(),
     ));
     let persistence = tokio::spawn(fleet.run_persistence(store, shutdown.clone()));
+    let sweeper = tokio::spawn(approvals.run_sweeper(shutdown.clone()));
 
     tracing::info!(
         grpc = %grpc_addr,
@@ -234,6 +246,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         );
         persistence.await?;
         rotation.await?;
+        sweeper.await?;
         grpc??;
         http?.map_err(ServeError::Http)?;
         tracing::info!("control plane stopped");
@@ -248,12 +261,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
 }
 
 /// Refuse an exposed listener without tokens; warn about an open loopback one.
-fn check_exposure(config: &ServeConfig) -> Result<(), ServeError> {
+/// `admin_auth`: whether the Admin API has any principal (token or tokens file).
+fn check_exposure(config: &ServeConfig, admin_auth: bool) -> Result<(), ServeError> {
     let loopback = config.listen.ip().is_loopback();
-    if !loopback && (config.admin_token.is_none() || config.dp_token.is_none()) {
+    if !loopback && (!admin_auth || config.dp_token.is_none()) {
         return Err(ServeError::Unauthenticated(config.listen));
     }
-    if config.admin_token.is_none() {
+    if !admin_auth {
         tracing::warn!(
             listen = %config.listen,
             "CONDUIT_ADMIN_TOKEN is not set: the Admin API is open to anyone who can reach this loopback address"
@@ -281,17 +295,21 @@ mod tests {
             heartbeat_interval: Duration::from_secs(5),
             session_keys: KeyPolicy::default(),
             admin_token: admin.map(str::to_owned),
+            admin_tokens_file: None,
             dp_token: dp.map(str::to_owned),
         }
     }
 
     #[test]
     fn exposed_listener_needs_both_tokens() {
-        assert!(check_exposure(&config("127.0.0.1:7700", None, None)).is_ok());
-        assert!(check_exposure(&config("[::1]:7700", None, None)).is_ok());
-        assert!(check_exposure(&config("0.0.0.0:7700", Some("a"), Some("d"))).is_ok());
+        let check = |config: &ServeConfig| check_exposure(config, config.admin_token.is_some());
+        assert!(check(&config("127.0.0.1:7700", None, None)).is_ok());
+        assert!(check(&config("[::1]:7700", None, None)).is_ok());
+        assert!(check(&config("0.0.0.0:7700", Some("a"), Some("d"))).is_ok());
+        // A tokens file is admin authentication too.
+        assert!(check_exposure(&config("0.0.0.0:7700", None, Some("d")), true).is_ok());
         for (admin, dp) in [(None, None), (Some("a"), None), (None, Some("d"))] {
-            let error = check_exposure(&config("0.0.0.0:7700", admin, dp)).unwrap_err();
+            let error = check(&config("0.0.0.0:7700", admin, dp)).unwrap_err();
             assert!(matches!(error, ServeError::Unauthenticated(_)));
             assert!(error.to_string().contains("CONDUIT_DP_TOKEN"));
         }

@@ -14,7 +14,7 @@ use conduit_proto::v1 as pb;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::auth::snapshot_signature;
+use crate::auth::{approval_key_signature, snapshot_signature};
 use crate::metrics::Metrics;
 use crate::session_keys::SessionKeySet;
 use crate::store::{ApplyOutcome, NewVersion, Store, StoreError, VersionRow};
@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub session_keys: Option<pb::SessionKeySet>,
     /// Id of the newest of those keys, empty without keys.
     pub session_keys_id: String,
+    /// The public key of grant sets, signed for this version; `None` before it is set.
+    pub approval_key: Option<pb::ApprovalKey>,
 }
 
 /// Receiver of the current snapshot (`None` until the first version exists).
@@ -79,6 +81,8 @@ pub struct Versions {
     /// Only read or written inside a `snapshots` update, so a snapshot never pairs a
     /// version with keys older than the ones it replaced.
     session_keys: Mutex<Option<Arc<SessionKeySet>>>,
+    /// Ed25519 public key verifying grant sets, shipped in every snapshot.
+    approval_key: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl Versions {
@@ -95,6 +99,7 @@ impl Versions {
             snapshots: watch::Sender::new(None),
             metrics,
             session_keys: Mutex::new(None),
+            approval_key: std::sync::OnceLock::new(),
         };
         if let Some(row) = current {
             versions.publish(row);
@@ -140,9 +145,42 @@ impl Versions {
                 published_at: Instant::now(),
                 session_keys: Some(set.to_proto(snapshot.version, self.dp_token.as_deref())),
                 session_keys_id: set.newest_id().to_owned(),
+                approval_key: snapshot.approval_key.clone(),
             }));
             true
         });
+    }
+
+    /// Ship `public_key` (which verifies grant sets) with every snapshot from now on,
+    /// starting with the current one. Only the first call has an effect.
+    pub fn set_approval_key(&self, public_key: Vec<u8>) {
+        if self.approval_key.set(public_key).is_err() {
+            return;
+        }
+        self.snapshots.send_if_modified(|current| {
+            let Some(snapshot) = current else {
+                return false;
+            };
+            *current = Some(Arc::new(Snapshot {
+                version: snapshot.version,
+                hash: snapshot.hash.clone(),
+                signature: snapshot.signature.clone(),
+                config_json: snapshot.config_json.clone(),
+                created_at: snapshot.created_at.clone(),
+                published_at: snapshot.published_at,
+                session_keys: snapshot.session_keys.clone(),
+                session_keys_id: snapshot.session_keys_id.clone(),
+                approval_key: self.approval_key_for(snapshot.version),
+            }));
+            true
+        });
+    }
+
+    fn approval_key_for(&self, version: u64) -> Option<pb::ApprovalKey> {
+        self.approval_key.get().map(|public_key| pb::ApprovalKey {
+            signature: approval_key_signature(self.dp_token.as_deref(), version, public_key),
+            public_key: public_key.clone(),
+        })
     }
 
     fn keys_guard(&self) -> std::sync::MutexGuard<'_, Option<Arc<SessionKeySet>>> {
@@ -296,6 +334,7 @@ impl Versions {
                 session_keys_id: keys
                     .map(|set| set.newest_id().to_owned())
                     .unwrap_or_default(),
+                approval_key: self.approval_key_for(version),
             }));
             true
         });

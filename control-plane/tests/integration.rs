@@ -6,6 +6,7 @@ mod integration {
     mod common;
 
     mod admin;
+    mod approvals;
     mod auth;
     mod restart;
     mod stream;

@@ -3,11 +3,12 @@
 //!
 //! This module owns opening the database (directory and file permissions, pragmas) and the
 //! schema migrations. The tables live in [`versions`] (immutable config versions),
-//! [`fleet`] (last known state of every data plane) and [`session_keys`] (the keys of MCP
-//! session tokens). A `rusqlite::Connection` is not `Sync`,
+//! [`fleet`] (last known state of every data plane), [`session_keys`] (the keys of MCP
+//! session tokens) and [`approvals`] (approval requests and the grant-set signing key). A `rusqlite::Connection` is not `Sync`,
 //! so it sits behind a `std::sync::Mutex`; every method here is synchronous and async callers
 //! run it on the blocking pool, never holding the lock across an `.await`.
 
+pub mod approvals;
 pub mod fleet;
 pub mod session_keys;
 pub mod versions;
@@ -19,6 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub use approvals::{ApprovalRow, ApprovalStatus, Decision, NewApproval};
 pub use fleet::DataPlaneRow;
 pub use session_keys::SessionKeyRow;
 pub use versions::{ApplyOutcome, NewVersion, VersionRow};
@@ -57,6 +59,33 @@ const MIGRATIONS: &[&str] = &[
         key BLOB NOT NULL,
         created_at INTEGER NOT NULL,
         activates_at INTEGER NOT NULL
+    ) STRICT;",
+    // 3: approval requests and the key that signs grant sets.
+    "CREATE TABLE approval_requests (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'expired')),
+        client_id TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        server_id TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        arguments_json TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        decided_at INTEGER NULL,
+        approver TEXT NULL,
+        note TEXT NULL
+    ) STRICT;
+    CREATE INDEX approval_requests_by_status ON approval_requests (status, expires_at);
+    CREATE TABLE signing_keys (
+        name TEXT PRIMARY KEY,
+        pkcs8 BLOB NOT NULL,
+        created_at INTEGER NOT NULL
     ) STRICT;",
 ];
 

@@ -70,6 +70,7 @@ async fn refuses_an_exposed_listener_without_both_tokens() -> anyhow::Result<()>
         heartbeat_interval: Duration::from_secs(5),
         session_keys: Default::default(),
         admin_token: Some(ADMIN_TOKEN.to_owned()),
+        admin_tokens_file: None,
         dp_token: None,
     };
     let Err(error) = start(config).await else {

@@ -9,8 +9,8 @@ use conduit_control_plane::{RunningServer, ServeConfig, start};
 use conduit_proto::v1::admin_client::AdminClient;
 use conduit_proto::v1::config_discovery_client::ConfigDiscoveryClient;
 use conduit_proto::v1::{
-    Ack, ApplyRequest, ApplyResponse, ConfigError, ControlPlaneMessage, DataPlaneMessage, Hello,
-    Nack, Snapshot, control_plane_message, data_plane_message,
+    Ack, ApplyRequest, ApplyResponse, ConfigError, ControlPlaneMessage, DataPlaneMessage, GrantSet,
+    Hello, Nack, Snapshot, control_plane_message, data_plane_message,
 };
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,6 +46,8 @@ pub struct Options {
     pub heartbeat: Option<Duration>,
     /// `--session-key-rotation`; default 24 h.
     pub key_rotation: Option<Duration>,
+    /// `--admin-tokens-file`.
+    pub admin_tokens_file: Option<PathBuf>,
 }
 
 /// A running control plane and the directory it keeps its data in.
@@ -86,6 +88,7 @@ impl TestServer {
                 ..Default::default()
             },
             admin_token: options.tokens.then(|| ADMIN_TOKEN.to_owned()),
+            admin_tokens_file: options.admin_tokens_file.clone(),
             dp_token: options.tokens.then(|| DP_TOKEN.to_owned()),
         };
         let server = start(config.clone()).await?;
@@ -248,6 +251,8 @@ impl Interceptor for Token {
 pub struct DataPlane {
     outbound: mpsc::Sender<DataPlaneMessage>,
     pub inbound: Streaming<ControlPlaneMessage>,
+    /// Grant sets received so far, oldest first; [`DataPlane::next`] sets them aside.
+    pub grant_sets: Vec<GrantSet>,
 }
 
 impl DataPlane {
@@ -291,15 +296,39 @@ impl DataPlane {
             .stream(ReceiverStream::new(receiver))
             .await?
             .into_inner();
-        Ok(Self { outbound, inbound })
+        Ok(Self {
+            outbound,
+            inbound,
+            grant_sets: Vec::new(),
+        })
     }
 
+    /// The next snapshot or heartbeat (grant sets are kept in `grant_sets`).
     pub async fn next(&mut self) -> anyhow::Result<control_plane_message::Kind> {
+        loop {
+            match self.next_any().await? {
+                control_plane_message::Kind::GrantSet(set) => self.grant_sets.push(set),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// The next message of any kind.
+    pub async fn next_any(&mut self) -> anyhow::Result<control_plane_message::Kind> {
         let message = tokio::time::timeout(WAIT, self.inbound.message())
             .await
             .context("no message from the control plane")??
             .context("stream ended")?;
         message.kind.context("empty message")
+    }
+
+    /// The next grant set (snapshots and heartbeats in between are skipped).
+    pub async fn next_grant_set(&mut self) -> anyhow::Result<GrantSet> {
+        loop {
+            if let control_plane_message::Kind::GrantSet(set) = self.next_any().await? {
+                return Ok(set);
+            }
+        }
     }
 
     pub async fn expect_snapshot(&mut self) -> anyhow::Result<Snapshot> {
