@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use chrono::Utc;
 use conduit_config::{ConfigErrors, Document, ProcessResolver};
 
+use crate::approvals::Approvals;
 use crate::balancer::health::HttpProber;
 use crate::metrics::{ApplyOutcome, Metrics};
 use crate::runtime::{Applied, ConfigSource, Runtime};
@@ -44,6 +45,8 @@ pub struct Applier {
     stdio: stdio::Pool,
     /// Session keys from outside the config (control plane, or this process's own).
     key_ring: Arc<KeyRing>,
+    /// Grants and outgoing approval requests, handed to every runtime.
+    approvals: Approvals,
 }
 
 impl Applier {
@@ -51,6 +54,7 @@ impl Applier {
         let stdio = stdio::Pool::new(Arc::clone(&metrics));
         Applier {
             runtime,
+            approvals: Approvals::new(Arc::clone(&metrics)),
             metrics,
             prober: HttpProber::new(),
             stdio,
@@ -72,6 +76,11 @@ impl Applier {
         &self.key_ring
     }
 
+    /// The approval state every runtime this applier builds uses.
+    pub fn approvals(&self) -> &Approvals {
+        &self.approvals
+    }
+
     /// What is serving now, if anything.
     pub fn current(&self) -> Option<Applied> {
         self.runtime.load().applied().cloned()
@@ -83,6 +92,7 @@ impl Applier {
         let result = compile(candidate, &self.stdio).map(|mut runtime| {
             let previous = self.runtime.load_full();
             runtime.inherit(&previous);
+            runtime.set_approvals(self.approvals.clone());
             let runtime = Arc::new(runtime);
             self.runtime.store(Arc::clone(&runtime));
             previous.stop_health_checks();

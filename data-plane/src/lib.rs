@@ -12,6 +12,7 @@ pub mod admission;
 pub mod aggregate;
 pub mod answer_check;
 pub mod apply;
+pub mod approvals;
 pub mod auth;
 pub mod balancer;
 pub mod batch;

@@ -141,6 +141,7 @@ impl DataPlane {
                     None => None,
                 };
                 let state = state_dir.map(StateDir::open).transpose()?;
+                applier.approvals().use_control_plane();
                 let context = SessionContext {
                     applier,
                     token: settings.token,

@@ -49,6 +49,12 @@ pub struct Metrics {
     pub auth_failures: IntCounterVec,
     pub rate_limit_rejections: IntCounterVec,
     pub rate_limit_backend_errors: IntCounterVec,
+    /// `conduit_approvals_total{outcome}` (see `approvals::Outcome`).
+    pub approvals: IntCounterVec,
+    /// Approval requests dropped because the queue to the control plane was full.
+    pub approval_requests_dropped: IntCounter,
+    /// Grants in the grant set in use.
+    pub approval_grants: IntGauge,
 }
 
 impl Metrics {
@@ -142,6 +148,25 @@ impl Metrics {
             &["decision"],
         )
         .expect("valid metric");
+        let approvals = IntCounterVec::new(
+            Opts::new(
+                "conduit_approvals_total",
+                "Approvals phase outcomes: requested (a new request, -32011 pending), granted \
+                 (a grant let the call through), invalid (the presented id was refused).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let approval_requests_dropped = IntCounter::new(
+            "conduit_dp_approval_requests_dropped_total",
+            "Approval requests dropped because the queue to the control plane was full.",
+        )
+        .expect("valid metric");
+        let approval_grants = IntGauge::new(
+            "conduit_dp_approval_grants",
+            "Grants in the verified grant set this data plane holds.",
+        )
+        .expect("valid metric");
 
         let acl_denials = IntCounterVec::new(
             Opts::new(
@@ -185,6 +210,9 @@ impl Metrics {
             Box::new(auth_failures.clone()),
             Box::new(rate_limit_rejections.clone()),
             Box::new(rate_limit_backend_errors.clone()),
+            Box::new(approvals.clone()),
+            Box::new(approval_requests_dropped.clone()),
+            Box::new(approval_grants.clone()),
         ] {
             registry
                 .register(collector)
@@ -200,6 +228,9 @@ impl Metrics {
         }
         for decision in ["allowed", "refused"] {
             rate_limit_backend_errors.with_label_values(&[decision]);
+        }
+        for outcome in crate::approvals::Outcome::ALL {
+            approvals.with_label_values(&[outcome.as_str()]);
         }
 
         Metrics {
@@ -219,6 +250,9 @@ impl Metrics {
             auth_failures,
             rate_limit_rejections,
             rate_limit_backend_errors,
+            approvals,
+            approval_requests_dropped,
+            approval_grants,
         }
     }
 
@@ -296,6 +330,11 @@ mod tests {
             "conduit_rate_limit_rejections_total{bucket=\"client\",window=\"minute\"}",
             "conduit_rate_limit_backend_errors_total{decision=\"allowed\"}",
             "conduit_rate_limit_backend_errors_total{decision=\"refused\"}",
+            "conduit_approvals_total{outcome=\"requested\"}",
+            "conduit_approvals_total{outcome=\"granted\"}",
+            "conduit_approvals_total{outcome=\"invalid\"}",
+            "conduit_dp_approval_requests_dropped_total",
+            "conduit_dp_approval_grants",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

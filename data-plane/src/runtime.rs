@@ -16,6 +16,7 @@ use http::uri::{Scheme, Uri};
 
 use crate::admission::Policies;
 use crate::aggregate::Catalog;
+use crate::approvals::{ApprovalSettings, Approvals};
 use crate::auth::Authenticator;
 use crate::balancer::ReplicaSet;
 use crate::balancer::health::Probe;
@@ -80,6 +81,10 @@ pub struct Runtime {
     auth: Option<Authenticator>,
     /// `rate_limits` and `governance.quotas`; its counters outlive the runtime (`inherit`).
     rate_limiter: RateLimiter,
+    /// `governance.approvals.ttl_seconds` and the redaction of held calls' arguments.
+    approval_settings: ApprovalSettings,
+    /// The process's approval state (grants, request queue), set by the applier.
+    approvals: Approvals,
 }
 
 /// One routable upstream server.
@@ -196,6 +201,8 @@ impl Runtime {
             metrics: Arc::new(Metrics::new()),
             auth: None,
             rate_limiter: RateLimiter::disabled(&Metrics::new()),
+            approval_settings: ApprovalSettings::default(),
+            approvals: Approvals::new(Arc::new(crate::metrics::Metrics::new())),
         }
     }
 
@@ -307,6 +314,8 @@ impl Runtime {
             metrics: Arc::clone(stdio.metrics()),
             auth,
             rate_limiter,
+            approval_settings: ApprovalSettings::compile(document),
+            approvals: Approvals::new(Arc::clone(stdio.metrics())),
         })
     }
 
@@ -414,6 +423,17 @@ impl Runtime {
     /// How callers authenticate; `None` when they do not.
     pub fn auth(&self) -> Option<&Authenticator> {
         self.auth.as_ref()
+    }
+
+    /// Use the process's approval state (call before the runtime is shared).
+    pub fn set_approvals(&mut self, approvals: Approvals) {
+        self.approvals = approvals;
+    }
+
+    /// The approval state and this configuration's approval settings: the approvals phase
+    /// is `approvals.check(settings, ...)`.
+    pub fn approvals(&self) -> (&Approvals, &ApprovalSettings) {
+        (&self.approvals, &self.approval_settings)
     }
 
     /// The configuration's own session keys, if it names any.

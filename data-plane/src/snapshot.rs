@@ -4,7 +4,8 @@
 //! state directory: `hash` must be the hex SHA-256 of `config_json`, and when a data-plane
 //! token is configured, `signature` must be the hex HMAC-SHA256 of `"<version>:<hash>"`
 //! keyed with that token, and the session keys must carry their own signature (see
-//! [`session_keys_message`]).
+//! [`session_keys_message`]), as must the public key of grant sets
+//! ([`approval_key_message`]).
 
 use std::fmt;
 
@@ -28,6 +29,19 @@ pub struct Snapshot {
     /// Persisted with the snapshot (mode 0600) so a restarted data plane continues sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_keys: Option<SessionKeySet>,
+    /// The Ed25519 public key that verifies grant sets (see `crate::approvals`); absent
+    /// from control planes that predate approvals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_key: Option<ApprovalKey>,
+}
+
+/// The grant-set public key shipped with a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ApprovalKey {
+    #[serde(serialize_with = "to_base64", deserialize_with = "from_base64")]
+    pub public_key: Vec<u8>,
+    /// Hex HMAC-SHA256 of [`approval_key_message`], empty without a token.
+    pub signature: String,
 }
 
 /// The session token keys shipped with a snapshot (see `crate::session`).
@@ -94,6 +108,10 @@ impl From<v1::Snapshot> for Snapshot {
                 max_age_seconds: set.max_age_seconds,
                 signature: set.signature,
             }),
+            approval_key: snapshot.approval_key.map(|key| ApprovalKey {
+                public_key: key.public_key,
+                signature: key.signature,
+            }),
         }
     }
 }
@@ -117,6 +135,12 @@ pub enum IntegrityError {
         "the signature of the snapshot's session keys does not verify with this data plane's token"
     )]
     BadSessionKeysSignature,
+    #[error("the snapshot's approval key is not signed, but this data plane has a token")]
+    UnsignedApprovalKey,
+    #[error(
+        "the signature of the snapshot's approval key does not verify with this data plane's token"
+    )]
+    BadApprovalKeySignature,
 }
 
 impl Snapshot {
@@ -139,6 +163,16 @@ impl Snapshot {
         signing_mac(token, self.version, &self.hash)
             .verify_slice(&signature)
             .map_err(|_| IntegrityError::BadSignature)?;
+        if let Some(key) = &self.approval_key {
+            if key.signature.is_empty() {
+                return Err(IntegrityError::UnsignedApprovalKey);
+            }
+            let signature =
+                hex::decode(&key.signature).map_err(|_| IntegrityError::BadApprovalKeySignature)?;
+            mac(token, approval_key_message(self.version, key).as_bytes())
+                .verify_slice(&signature)
+                .map_err(|_| IntegrityError::BadApprovalKeySignature)?;
+        }
         let Some(keys) = &self.session_keys else {
             return Ok(());
         };
@@ -168,6 +202,24 @@ pub fn session_keys_message(version: u64, keys: &SessionKeySet) -> String {
         ));
     }
     message
+}
+
+/// What the approval key's signature covers: the lines `approval-key`, the snapshot
+/// version and the hex public key, each ending in a newline.
+pub fn approval_key_message(version: u64, key: &ApprovalKey) -> String {
+    format!(
+        "approval-key\n{version}\n{}\n",
+        hex::encode(&key.public_key)
+    )
+}
+
+/// Hex HMAC-SHA256 of [`approval_key_message`] keyed with `token`, as the control plane signs.
+pub fn sign_approval_key(token: &str, version: u64, key: &ApprovalKey) -> String {
+    hex::encode(
+        mac(token, approval_key_message(version, key).as_bytes())
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 /// Hex HMAC-SHA256 of [`session_keys_message`] keyed with `token`, as the control plane signs.
@@ -209,6 +261,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             config_json,
             session_keys: None,
+            approval_key: None,
         }
     }
 
@@ -277,6 +330,35 @@ mod tests {
         );
         moved.session_keys = Some(keys);
         moved.verify(Some("t0k")).expect("back on its own version");
+    }
+
+    #[test]
+    fn the_approval_key_is_signed_for_its_version() {
+        let mut snapshot = snapshot(Some("t0k"));
+        let mut key = ApprovalKey {
+            public_key: vec![1; 32],
+            signature: String::new(),
+        };
+        snapshot.approval_key = Some(key.clone());
+        snapshot.verify(None).expect("no token, no check");
+        assert_eq!(
+            snapshot.verify(Some("t0k")),
+            Err(IntegrityError::UnsignedApprovalKey)
+        );
+        key.signature = sign_approval_key("t0k", 4, &key);
+        // The same HMAC the control plane computes (auth::approval_key_signature test).
+        assert_eq!(
+            sign_approval_key("dp-token", 3, &key),
+            "40838faa6b7db7e0409199eb07cf01f7c46bd6b0d7374e9cde8bdec99d4625da"
+        );
+        snapshot.approval_key = Some(key.clone());
+        snapshot.verify(Some("t0k")).expect("signed key");
+        key.public_key[0] ^= 1;
+        snapshot.approval_key = Some(key);
+        assert_eq!(
+            snapshot.verify(Some("t0k")),
+            Err(IntegrityError::BadApprovalKeySignature)
+        );
     }
 
     #[test]

@@ -173,6 +173,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             config_json: r#"{"servers":[{"id":"a","url":"${env:UPSTREAM}"}]}"#.into(),
             session_keys: None,
+            approval_key: None,
         }
     }
 

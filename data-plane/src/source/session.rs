@@ -1,5 +1,6 @@
 //! One session on the config stream, after it is open: receive snapshots, verify and apply
-//! each one, answer every snapshot with an Ack (applied) or a Nack (every error), and notice
+//! each one, answer every snapshot with an Ack (applied) or a Nack (every error), take
+//! verified grant sets, send the approval requests the request path queued, and notice
 //! when the control plane goes silent.
 //!
 //! Transport concerns (connecting, TLS, credentials) live in `control_plane`; this module
@@ -48,11 +49,29 @@ where
     S: Stream<Item = Result<ControlPlaneMessage, tonic::Status>> + Unpin,
 {
     let mut progressed = false;
+    let approvals = context.applier.approvals();
+    // Requests sent on a previous stream may not have arrived; duplicates are ignored.
+    approvals.outbox().resend(approvals.now());
+    // Only messages from the control plane push the silence deadline back.
+    let mut silent_at = tokio::time::Instant::now() + context.idle_timeout;
     loop {
+        while let Some(request) = approvals.outbox().pop() {
+            let message = DataPlaneMessage {
+                kind: Some(data_plane_message::Kind::ApprovalRequest(request)),
+            };
+            if outbound.send(message).await.is_err() {
+                return SessionReport {
+                    end: SessionEnd::Failed("the config stream closed while sending".into()),
+                    progressed,
+                };
+            }
+        }
         let next = tokio::select! {
             () = shutdown.cancelled() => return SessionReport { end: SessionEnd::Shutdown, progressed },
-            next = tokio::time::timeout(context.idle_timeout, inbound.next()) => next,
+            () = approvals.outbox().ready() => continue,
+            next = tokio::time::timeout_at(silent_at, inbound.next()) => next,
         };
+        silent_at = tokio::time::Instant::now() + context.idle_timeout;
         let message = match next {
             Err(_) => {
                 let reason = format!(
@@ -93,6 +112,12 @@ where
                 // plane is away.
                 if let Some(snapshot) = applied {
                     context.persist(snapshot);
+                }
+            }
+            Some(control_plane_message::Kind::GrantSet(set)) => {
+                match approvals.apply_grant_set(&set) {
+                    Ok(grants) => tracing::debug!(grants, "grant set in use"),
+                    Err(error) => tracing::warn!(%error, "refusing a grant set"),
                 }
             }
             Some(control_plane_message::Kind::Heartbeat(heartbeat)) => {
@@ -172,6 +197,22 @@ impl SessionContext {
                 }
             }
         }
+        let approval_key = snapshot
+            .approval_key
+            .as_ref()
+            .map(|key| key.public_key.clone());
+        let result = self.apply_verified(snapshot, source).await;
+        if result.is_ok() {
+            self.applier.approvals().set_key(approval_key);
+        }
+        result
+    }
+
+    async fn apply_verified(
+        &self,
+        snapshot: &Snapshot,
+        source: ConfigSource,
+    ) -> Result<Applied, ConfigErrors> {
         if let Some(current) = self.applier.current()
             && current.source == ConfigSource::ControlPlane
             && source == ConfigSource::ControlPlane

@@ -36,6 +36,7 @@ fn snapshot(version: u64, config_json: &str, token: Option<&str>) -> ControlPlan
             config_json: config_json.into(),
             created_at: "2026-01-01T00:00:00Z".into(),
             session_keys: None,
+            approval_key: None,
         })),
     }
 }
@@ -231,4 +232,98 @@ async fn stream_errors_are_classified() {
         .await
         .unwrap();
     assert!(matches!(session.await.unwrap().end, SessionEnd::Failed(_)));
+}
+
+/// A grant set over `ids`, signed with `key`.
+fn grant_set(key: &aws_lc_rs::signature::Ed25519KeyPair, ids: &[&str]) -> ControlPlaneMessage {
+    use prost::Message as _;
+    let list = v1::GrantList {
+        issued_at_ms: 1,
+        grants: ids
+            .iter()
+            .map(|id| v1::Grant {
+                id: (*id).into(),
+                expires_at: i64::MAX / 2,
+                ..Default::default()
+            })
+            .collect(),
+    };
+    let grants = list.encode_to_vec();
+    let mut message = crate::approvals::grants::GRANT_SET_CONTEXT.to_vec();
+    message.extend_from_slice(&grants);
+    ControlPlaneMessage {
+        kind: Some(control_plane_message::Kind::GrantSet(v1::GrantSet {
+            signature: key.sign(&message).as_ref().to_vec(),
+            grants,
+        })),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn grant_sets_verify_with_the_applied_snapshots_key_and_requests_go_out() {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+
+    let context = context(Some("tok"));
+    let applier = context.applier.clone();
+    // Queued while no stream was open: sent as soon as one is.
+    applier.approvals().outbox().push(v1::ApprovalRequest {
+        id: "apr_queued".into(),
+        expires_at: i64::MAX / 2,
+        ..Default::default()
+    });
+    let (inbound, mut replies, session) = start(context);
+    let Some(data_plane_message::Kind::ApprovalRequest(sent)) = replies.recv().await.unwrap().kind
+    else {
+        panic!("expected the queued approval request");
+    };
+    assert_eq!(sent.id, "apr_queued");
+
+    let key = Ed25519KeyPair::generate().unwrap();
+    // Before a snapshot brings the key, a grant set is refused.
+    inbound
+        .send(Ok(grant_set(&key, &["apr_early"])))
+        .await
+        .unwrap();
+    let mut message = snapshot(1, GOOD, Some("tok"));
+    let Some(control_plane_message::Kind::Snapshot(snapshot)) = &mut message.kind else {
+        unreachable!()
+    };
+    let public_key = key.public_key().as_ref().to_vec();
+    let mut wire_key = crate::snapshot::ApprovalKey {
+        public_key: public_key.clone(),
+        signature: String::new(),
+    };
+    wire_key.signature = crate::snapshot::sign_approval_key("tok", 1, &wire_key);
+    snapshot.approval_key = Some(v1::ApprovalKey {
+        public_key,
+        signature: wire_key.signature,
+    });
+    inbound.send(Ok(message)).await.unwrap();
+    let Some(data_plane_message::Kind::Ack(_)) = replies.recv().await.unwrap().kind else {
+        panic!("expected an ack");
+    };
+    // Signed by another key: refused; by the snapshot's key: used.
+    let other = Ed25519KeyPair::generate().unwrap();
+    inbound
+        .send(Ok(grant_set(&other, &["apr_forged"])))
+        .await
+        .unwrap();
+    inbound
+        .send(Ok(grant_set(&key, &["apr_a", "apr_b"])))
+        .await
+        .unwrap();
+    // A request pushed while the stream is open goes out at once.
+    applier.approvals().outbox().push(v1::ApprovalRequest {
+        id: "apr_live".into(),
+        expires_at: i64::MAX / 2,
+        ..Default::default()
+    });
+    let Some(data_plane_message::Kind::ApprovalRequest(sent)) = replies.recv().await.unwrap().kind
+    else {
+        panic!("expected the live approval request");
+    };
+    assert_eq!(sent.id, "apr_live");
+    drop(inbound);
+    session.await.unwrap();
+    assert_eq!(applier.approvals().grant_count(), 2);
 }

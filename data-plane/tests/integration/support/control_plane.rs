@@ -112,6 +112,7 @@ impl FakeControlPlane {
             config_json,
             created_at: "2026-01-01T00:00:00Z".into(),
             session_keys: None,
+            approval_key: None,
         }));
     }
 

@@ -1,0 +1,370 @@
+//! The approvals phase of `tools/call` (after guardrails and governance, before rate limits),
+//! without a round trip to the control plane on the request path.
+//!
+//! When a guardrail rule or governance policy asks for approval:
+//! * a call carrying `X-Conduit-Approval-Id: ID` proceeds if the grant set this data plane
+//!   holds has a grant `ID` for the same client, tenant, server, tool and argument
+//!   fingerprint that has not expired (grants are reusable until they expire); any other
+//!   id gets −32011 `approval is invalid, expired, or does not match this request`;
+//! * a call without the header gets −32011 at once with a new request id (`apr_…`,
+//!   status `pending`), and the request (arguments redacted) is queued for the control
+//!   plane ([`outbox`]), which an approver then decides with `conduitctl approvals`;
+//! * a standalone data plane (file config) has no control plane to record requests or
+//!   issue grants, so it answers −32011 with status `unavailable`.
+//!
+//! Grant sets arrive on the config stream, signed with the control plane's Ed25519 key; the
+//! public key comes with each snapshot and a set that does not verify is refused
+//! ([`grants`]). Expiry is judged by this data plane's clock, read through tokio's clock
+//! (so tests can pause it) from a wall-clock reading taken at start.
+
+pub mod grants;
+pub mod ids;
+pub mod outbox;
+pub mod redact;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use conduit_config::Document;
+use conduit_proto::v1 as pb;
+use http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::caller::Caller;
+use crate::metrics::Metrics;
+use grants::{GrantSetError, GrantTable, Presented};
+use outbox::Outbox;
+use redact::Redactor;
+
+/// The request header carrying a granted approval's id.
+pub const APPROVAL_HEADER: &str = "X-Conduit-Approval-Id";
+/// JSON-RPC error code of every approvals answer.
+pub const APPROVAL_REQUIRED: i64 = -32011;
+/// Message of a refused approval id.
+pub const INVALID_MESSAGE: &str = "approval is invalid, expired, or does not match this request";
+/// Request lifetime when `governance.approvals.ttl_seconds` is not set.
+pub const DEFAULT_TTL_SECONDS: u64 = 3600;
+
+/// `conduit_approvals_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new request was made (−32011 pending).
+    Requested,
+    /// A grant let the call through.
+    Granted,
+    /// The presented id did not match a valid grant.
+    Invalid,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Requested, Outcome::Granted, Outcome::Invalid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Requested => "requested",
+            Outcome::Granted => "granted",
+            Outcome::Invalid => "invalid",
+        }
+    }
+}
+
+/// What asked for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Guardrail,
+    Governance,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Guardrail => "guardrail",
+            Source::Governance => "governance",
+        }
+    }
+}
+
+/// The rule or policy that wants an approval.
+#[derive(Debug, Clone, Copy)]
+pub struct Need<'a> {
+    pub source: Source,
+    /// Guardrail rule or governance policy name.
+    pub rule: &'a str,
+    /// Its message or reason, shown to the caller.
+    pub reason: Option<&'a str>,
+}
+
+/// The call being decided.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub caller: &'a Caller,
+    pub server_id: &'a str,
+    /// Tool name as the server knows it.
+    pub tool: &'a str,
+    /// `params.arguments` (`None` = `{}`).
+    pub arguments: Option<&'a Value>,
+    pub trace_id: &'a str,
+}
+
+/// A −32011 answer: HTTP 200 with a JSON-RPC error of code [`APPROVAL_REQUIRED`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub message: String,
+    pub data: Value,
+}
+
+impl Refusal {
+    pub fn code(&self) -> i64 {
+        APPROVAL_REQUIRED
+    }
+}
+
+/// The approval settings of one configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalSettings {
+    pub ttl_seconds: u64,
+    pub redactor: Redactor,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            ttl_seconds: DEFAULT_TTL_SECONDS,
+            redactor: Redactor::new(conduit_config::DEFAULT_REDACT_FIELDS),
+        }
+    }
+}
+
+impl ApprovalSettings {
+    pub fn compile(document: &Document) -> ApprovalSettings {
+        let ttl_seconds = document
+            .governance
+            .as_ref()
+            .and_then(|governance| governance.approvals.as_ref())
+            .and_then(|approvals| approvals.ttl_seconds)
+            .unwrap_or(DEFAULT_TTL_SECONDS);
+        let redactor = match &document.observability {
+            Some(observability) => Redactor::new(&observability.redact_fields()),
+            None => Redactor::new(conduit_config::DEFAULT_REDACT_FIELDS),
+        };
+        ApprovalSettings {
+            ttl_seconds,
+            redactor,
+        }
+    }
+}
+
+/// The data plane's approval state (grants, outgoing requests); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Approvals {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Whether a control plane records requests (false: standalone).
+    control_plane: AtomicBool,
+    /// Public key of grant sets, from the applied snapshot.
+    key: ArcSwapOption<Vec<u8>>,
+    grants: ArcSwap<GrantTable>,
+    outbox: Outbox,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+}
+
+impl Approvals {
+    /// A standalone data plane's approvals (until [`Approvals::use_control_plane`]).
+    pub fn new(metrics: Arc<Metrics>) -> Approvals {
+        Approvals {
+            inner: Arc::new(Inner {
+                control_plane: AtomicBool::new(false),
+                key: ArcSwapOption::empty(),
+                grants: ArcSwap::from_pointee(GrantTable::default()),
+                outbox: Outbox::default(),
+                metrics,
+                clock: Clock::start(),
+            }),
+        }
+    }
+
+    /// Requests go to the control plane from now on.
+    pub fn use_control_plane(&self) {
+        self.inner.control_plane.store(true, Ordering::Relaxed);
+    }
+
+    /// The outgoing request queue, for the config stream.
+    pub fn outbox(&self) -> &Outbox {
+        &self.inner.outbox
+    }
+
+    /// Verify grant sets with `public_key` from now on (the applied snapshot's key).
+    pub fn set_key(&self, public_key: Option<Vec<u8>>) {
+        self.inner.key.store(public_key.map(Arc::new));
+    }
+
+    /// Use `set` if it verifies; returns how many grants it holds.
+    pub fn apply_grant_set(&self, set: &pb::GrantSet) -> Result<usize, GrantSetError> {
+        let key = self.inner.key.load_full();
+        let current = self.inner.grants.load();
+        let table = GrantTable::verify(set, key.as_deref().map(Vec::as_slice), &current)?;
+        let count = table.len();
+        self.inner.grants.store(Arc::new(table));
+        self.inner
+            .metrics
+            .approval_grants
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+        Ok(count)
+    }
+
+    /// Grants in the set in use.
+    pub fn grant_count(&self) -> usize {
+        self.inner.grants.load().len()
+    }
+
+    /// Now, unix seconds.
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    /// The approvals phase for a call `need` holds: `Ok` lets it proceed.
+    pub fn check(
+        &self,
+        settings: &ApprovalSettings,
+        headers: &HeaderMap,
+        call: &Call<'_>,
+        need: &Need<'_>,
+    ) -> Result<(), Refusal> {
+        let presented = headers
+            .get(APPROVAL_HEADER)
+            .map(|value| value.to_str().map(str::trim).unwrap_or_default().to_owned());
+        let fingerprint =
+            || conduit_policy::fingerprint::fingerprint(call.server_id, call.tool, call.arguments);
+        if let Some(id) = presented {
+            let fingerprint = fingerprint();
+            let allowed = ids::is_well_formed(&id)
+                && self.inner.grants.load().allows(
+                    &Presented {
+                        id: &id,
+                        client_id: &call.caller.client_id,
+                        tenant_id: &call.caller.tenant_id,
+                        server_id: call.server_id,
+                        tool: call.tool,
+                        fingerprint: &fingerprint,
+                    },
+                    self.now(),
+                );
+            if allowed {
+                self.count(Outcome::Granted);
+                tracing::debug!(approval_id = %id, rule = need.rule, "approved call proceeds");
+                return Ok(());
+            }
+            self.count(Outcome::Invalid);
+            tracing::info!(approval_id = %id, rule = need.rule, client_id = %call.caller.client_id, "approval id refused");
+            return Err(Refusal {
+                message: INVALID_MESSAGE.to_owned(),
+                data: json!({ "approval_header": APPROVAL_HEADER }),
+            });
+        }
+        if !self.inner.control_plane.load(Ordering::Relaxed) {
+            return Err(Refusal {
+                message: format!(
+                    "{}: approvals need a control plane, and this data plane runs from a local config file",
+                    reason(need)
+                ),
+                data: json!({ "status": "unavailable", "approval_header": APPROVAL_HEADER }),
+            });
+        }
+        let id = ids::new_id();
+        let created_at = self.now();
+        let expires_at =
+            created_at.saturating_add(i64::try_from(settings.ttl_seconds).unwrap_or(i64::MAX));
+        let arguments = settings
+            .redactor
+            .redact(call.arguments.unwrap_or(&Value::Object(Default::default())));
+        let request = pb::ApprovalRequest {
+            id: id.clone(),
+            client_id: call.caller.client_id.to_string(),
+            tenant_id: call.caller.tenant_id.to_string(),
+            server_id: call.server_id.to_owned(),
+            tool: call.tool.to_owned(),
+            fingerprint: fingerprint(),
+            arguments_json: arguments.to_string(),
+            rule: need.rule.to_owned(),
+            source: need.source.as_str().to_owned(),
+            reason: need.reason.unwrap_or_default().to_owned(),
+            trace_id: call.trace_id.to_owned(),
+            created_at,
+            expires_at,
+        };
+        if self.inner.outbox.push(request) {
+            self.inner.metrics.approval_requests_dropped.inc();
+            tracing::warn!("approval request queue full; dropped the oldest request");
+        }
+        self.count(Outcome::Requested);
+        tracing::info!(approval_id = %id, rule = need.rule, source = need.source.as_str(), client_id = %call.caller.client_id, server = call.server_id, tool = call.tool, "call held for approval");
+        Err(Refusal {
+            message: reason(need),
+            data: json!({
+                "approval_request_id": id,
+                "status": "pending",
+                "approval_header": APPROVAL_HEADER,
+                "expires_at": rfc3339(expires_at),
+            }),
+        })
+    }
+
+    fn count(&self, outcome: Outcome) {
+        self.inner
+            .metrics
+            .approvals
+            .with_label_values(&[outcome.as_str()])
+            .inc();
+    }
+}
+
+/// What the caller is told needs approval.
+fn reason(need: &Need<'_>) -> String {
+    match need.reason {
+        Some(reason) if !reason.is_empty() => reason.to_owned(),
+        _ => format!(
+            "approval required by {} \"{}\"",
+            match need.source {
+                Source::Guardrail => "guardrail rule",
+                Source::Governance => "governance policy",
+            },
+            need.rule
+        ),
+    }
+}
+
+fn rfc3339(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// Unix time derived from tokio's clock and one wall-clock reading.
+#[derive(Debug)]
+struct Clock {
+    unix_at_start: i64,
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            unix_at_start: chrono::Utc::now().timestamp(),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        let elapsed = i64::try_from(self.start.elapsed().as_secs()).unwrap_or(i64::MAX);
+        self.unix_at_start.saturating_add(elapsed)
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
