@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cli_policy::{AclCommand, GuardrailsCommand};
 use crate::exit::EXIT_CODES_HELP;
-use crate::output::{ConfigFormat, ListFormat};
+use crate::output::{ConfigFormat, ListFormat, RecordFormat};
 
 /// `--wait` without a value waits this long.
 pub const DEFAULT_WAIT: &str = "60s";
@@ -88,6 +88,54 @@ pub enum Command {
     /// Check and edit the guardrail rules.
     #[command(subcommand)]
     Guardrails(GuardrailsCommand),
+    /// List and decide the tool calls held for approval.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// List approval requests, newest first (pending ones by default).
+    List(ApprovalsListArgs),
+    /// Approve a pending request as the principal of --token; the client then retries
+    /// with `X-Conduit-Approval-Id: ID` until the approval expires.
+    Approve(DecideArgs),
+    /// Reject a pending request as the principal of --token.
+    Reject(DecideArgs),
+}
+
+/// `--status` of `approvals list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApprovalStatusFilter {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsListArgs {
+    /// Which requests to show.
+    #[arg(long, value_enum, default_value_t = ApprovalStatusFilter::Pending)]
+    pub status: ApprovalStatusFilter,
+    /// Show at most N requests.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+    #[arg(short = 'o', long, value_enum, default_value_t = RecordFormat::Table)]
+    pub output: RecordFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The approval request id (`apr_...`).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Why, recorded with the decision.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value_t = RecordFormat::Table)]
+    pub output: RecordFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,6 +350,41 @@ mod tests {
         let text = help.to_string();
         assert!(text.contains("Exit codes:"), "{text}");
         assert!(text.contains("64  usage error"), "{text}");
+    }
+
+    #[test]
+    fn approvals_commands() {
+        let cli = parse(&["approvals", "list", "--status", "all", "-o", "yaml"]).unwrap();
+        match cli.command {
+            Command::Approvals(ApprovalsCommand::List(args)) => {
+                assert_eq!(args.status, ApprovalStatusFilter::All);
+                assert_eq!(args.output, RecordFormat::Yaml);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = parse(&["approvals", "list"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Approvals(ApprovalsCommand::List(ApprovalsListArgs {
+                status: ApprovalStatusFilter::Pending,
+                ..
+            }))
+        ));
+        let cli = parse(&["approvals", "approve", "apr_x", "--note", "ok"]).unwrap();
+        match cli.command {
+            Command::Approvals(ApprovalsCommand::Approve(args)) => {
+                assert_eq!(
+                    (args.id.as_str(), args.note.as_deref()),
+                    ("apr_x", Some("ok"))
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            parse(&["approvals", "reject"]).is_err(),
+            "the id is required"
+        );
+        assert!(parse(&["approvals", "list", "--status", "maybe"]).is_err());
     }
 
     #[test]

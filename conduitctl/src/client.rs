@@ -251,7 +251,7 @@ pub fn status_error(status: &Status, server: &str, has_token: bool) -> CliError 
         Code::PermissionDenied => CliError::new(
             Exit::AuthRefused,
             format!(
-                "error: permission denied: {}\n{TOKEN_HINT}",
+                "error: permission denied: {}\n{TOKEN_HINT} (of a principal allowed to do this)",
                 status.message()
             ),
         ),

@@ -25,7 +25,8 @@ pub enum Exit {
     TimedOut,
     /// The control plane could not be reached.
     Unreachable,
-    /// The control plane refused the credentials.
+    /// The control plane refused the credentials, or the principal's role (or the
+    /// governance rules of an approval decision) does not allow the call.
     AuthRefused,
     /// Any other error reported by the control plane (e.g. an unknown version).
     ServerError,
@@ -66,7 +67,8 @@ Exit codes:
    3  rollout rejected: a data plane NACKed the version (each printed with its errors)
    4  rollout timed out: data planes still pending (each printed)
    5  control plane unreachable
-   6  authentication refused (check --token / CONDUIT_TOKEN)
+   6  authentication refused (check --token / CONDUIT_TOKEN) or permission denied
+      (the token's principal lacks the role, or may not decide this approval)
    7  other server error (e.g. unknown version)
   64  usage error (bad flags or arguments, unreadable input file)";
 

@@ -6,6 +6,7 @@
 
 mod acl;
 mod apply;
+mod approvals;
 mod audit;
 mod cli;
 mod cli_policy;
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, GetCommand};
+use crate::cli::{ApprovalsCommand, Cli, Command, GetCommand};
 use crate::cli_policy::{AclCommand, GuardrailsCommand};
 use crate::exit::{CliError, Exit};
 
@@ -73,6 +74,15 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
                 get::history(connection, args).await
             }
             Command::Status(args) => status::run(connection, args).await,
+            Command::Approvals(ApprovalsCommand::List(args)) => {
+                approvals::list(connection, args).await
+            }
+            Command::Approvals(ApprovalsCommand::Approve(args)) => {
+                approvals::decide(connection, args, true).await
+            }
+            Command::Approvals(ApprovalsCommand::Reject(args)) => {
+                approvals::decide(connection, args, false).await
+            }
             Command::Validate(args) => validate::run(args),
             Command::Schema => validate::print_schema(),
             Command::Acl(AclCommand::Check(args)) => acl::check(connection, args).await,

@@ -29,6 +29,14 @@ pub enum ReportFormat {
     Json,
 }
 
+/// `-o` for commands that print records (approvals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
 /// A table whose columns are padded to their widest cell, kubectl style: upper-case
 /// headers, three spaces between columns, no trailing spaces.
 #[derive(Debug, Clone)]

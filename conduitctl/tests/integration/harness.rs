@@ -41,6 +41,7 @@ impl ControlPlane {
             heartbeat_interval: Duration::from_millis(200),
             session_keys: Default::default(),
             admin_token: Some(ADMIN_TOKEN.to_string()),
+            admin_tokens_file: None,
             dp_token: None,
         };
         let server = runtime

@@ -296,3 +296,16 @@ fn missing_or_wrong_token_is_exit_6_with_a_hint() {
         .unwrap();
     assert_eq!(code(&output), 0, "{}", stderr(&output));
 }
+
+#[test]
+fn approvals_list_and_decisions_of_unknown_requests() {
+    let cp = ControlPlane::start();
+    assert_eq!(ok(&cp.ctl(&["approvals", "list", "-o", "json"])), "[]\n");
+    assert_eq!(
+        ok(&cp.ctl(&["approvals", "list", "--status", "all"])),
+        "no approval requests\n"
+    );
+    let out = cp.ctl(&["approvals", "approve", "apr_unknown", "--note", "x"]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}
