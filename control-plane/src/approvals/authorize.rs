@@ -1,29 +1,19 @@
 //! Who may decide an approval request, from the governance section of the current config
-//! version: the approver (the admin principal's name, matched against `role_bindings[].clients`
-//! patterns) must hold one of `governance.approvals.required_roles` (default `owner`,
-//! `admin`, `approver`) in the request's workspace, and must not be the requesting client
-//! unless `allow_self_approval: true`. The principal's Admin API role (operator or admin)
-//! is checked before this, in `admin`.
+//! version (compiled with `conduit_policy::Governance`): the approver (the admin principal's
+//! name, matched against `role_bindings[].clients` patterns) must hold one of
+//! `governance.approvals.required_roles` (default `owner`, `admin`, `approver`) in the
+//! request's workspace, and must not be the requesting client unless
+//! `allow_self_approval: true`. The principal's Admin API role (operator or admin) is checked
+//! before this, in `admin`.
 
-use conduit_config::{Document, Governance, Role};
-use conduit_policy::PatternSet;
-
-/// Roles that may decide when the config names none.
-const DEFAULT_REQUIRED_ROLES: [Role; 3] = [Role::Owner, Role::Admin, Role::Approver];
+use conduit_config::Document;
+use conduit_config::model::Role;
+use conduit_policy::Governance;
 
 /// The decision rules of one config version.
 #[derive(Debug, Clone)]
 pub struct DecisionRules {
-    required_roles: Vec<Role>,
-    allow_self_approval: bool,
-    bindings: Vec<Binding>,
-}
-
-#[derive(Debug, Clone)]
-struct Binding {
-    workspace: String,
-    role: Role,
-    clients: PatternSet,
+    governance: Governance,
 }
 
 impl DecisionRules {
@@ -32,59 +22,40 @@ impl DecisionRules {
     pub fn from_config(config_json: &str) -> Result<DecisionRules, String> {
         let document = Document::from_text(config_json)
             .map_err(|errors| format!("the current config version does not parse: {errors}"))?;
-        match document.governance.as_ref() {
-            Some(governance) if governance.is_enabled() => Self::compile(governance),
-            _ => Err(
-                "the current config has no enabled governance section, so nobody holds an \
-                      approver role (governance.role_bindings)"
-                    .to_owned(),
-            ),
+        let governance = match document.governance.as_ref() {
+            Some(governance) if governance.is_enabled() => {
+                Governance::try_from(governance).map_err(|error| error.to_string())?
+            }
+            _ => {
+                return Err(
+                    "the current config has no enabled governance section, so nobody \
+                            holds an approver role (governance.role_bindings)"
+                        .to_owned(),
+                );
+            }
+        };
+        if !governance.approval_settings().enabled {
+            return Err("approvals are turned off in the current config \
+                        (governance.approvals.enabled: false)"
+                .to_owned());
         }
-    }
-
-    fn compile(governance: &Governance) -> Result<DecisionRules, String> {
-        let approvals = governance.approvals.clone().unwrap_or_default();
-        let mut bindings = Vec::with_capacity(governance.role_bindings.len());
-        for (index, binding) in governance.role_bindings.iter().enumerate() {
-            let clients = PatternSet::new(&binding.clients)
-                .map_err(|error| format!("governance.role_bindings[{index}].clients: {error}"))?;
-            bindings.push(Binding {
-                workspace: binding.workspace_id.clone(),
-                role: binding.role,
-                clients,
-            });
-        }
-        Ok(DecisionRules {
-            required_roles: approvals
-                .required_roles
-                .unwrap_or_else(|| DEFAULT_REQUIRED_ROLES.to_vec()),
-            allow_self_approval: approvals.allow_self_approval.unwrap_or(false),
-            bindings,
-        })
+        Ok(DecisionRules { governance })
     }
 
     /// Whether `approver` may decide a request of `requester` in `workspace`; the refusal
     /// says why.
     pub fn check(&self, approver: &str, workspace: &str, requester: &str) -> Result<(), String> {
-        if approver == requester && !self.allow_self_approval {
+        let settings = self.governance.approval_settings();
+        if approver == requester && !settings.allow_self_approval {
             return Err(format!(
                 "{approver:?} requested this call and may not approve or reject it \
                  (governance.approvals.allow_self_approval is false)"
             ));
         }
-        let holds = self.bindings.iter().any(|binding| {
-            binding.workspace == workspace
-                && self.required_roles.contains(&binding.role)
-                && binding.clients.matches(approver)
-        });
-        if holds {
+        if self.governance.may_approve(approver, workspace) {
             return Ok(());
         }
-        let roles: Vec<&str> = self
-            .required_roles
-            .iter()
-            .map(|role| role_name(*role))
-            .collect();
+        let roles: Vec<&str> = settings.required_roles.iter().map(role_name).collect();
         Err(format!(
             "{approver:?} holds none of the roles {} in workspace {workspace:?} \
              (governance.role_bindings, governance.approvals.required_roles)",
@@ -143,10 +114,13 @@ mod tests {
     }
 
     #[test]
-    fn without_governance_nobody_decides() {
+    fn without_governance_or_with_approvals_off_nobody_decides() {
         let error =
             DecisionRules::from_config("servers:\n  - id: a\n    url: http://127.0.0.1:9/mcp\n")
                 .unwrap_err();
         assert!(error.contains("governance"), "{error}");
+        let off = format!("{CONFIG}  approvals:\n    enabled: false\n");
+        let error = DecisionRules::from_config(&off).unwrap_err();
+        assert!(error.contains("enabled: false"), "{error}");
     }
 }

@@ -7,7 +7,8 @@
 //!   fingerprint that has not expired (grants are reusable until they expire); any other
 //!   id gets −32011 `approval is invalid, expired, or does not match this request`;
 //! * a call without the header gets −32011 at once with a new request id (`apr_…`,
-//!   status `pending`), and the request (arguments redacted) is queued for the control
+//!   status `pending`), and the request (arguments redacted with
+//!   `observability.redact_fields`, `conduit_policy::redact`) is queued for the control
 //!   plane ([`outbox`]), which an approver then decides with `conduitctl approvals`;
 //! * a standalone data plane (file config) has no control plane to record requests or
 //!   issue grants, so it answers −32011 with status `unavailable`.
@@ -20,7 +21,6 @@
 pub mod grants;
 pub mod ids;
 pub mod outbox;
-pub mod redact;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,9 +33,9 @@ use serde_json::{Value, json};
 
 use crate::caller::Caller;
 use crate::metrics::Metrics;
+use conduit_policy::Redactor;
 use grants::{GrantSetError, GrantTable, Presented};
 use outbox::Outbox;
-use redact::Redactor;
 
 /// The request header carrying a granted approval's id.
 pub const APPROVAL_HEADER: &str = "X-Conduit-Approval-Id";
@@ -144,13 +144,9 @@ impl ApprovalSettings {
             .and_then(|governance| governance.approvals.as_ref())
             .and_then(|approvals| approvals.ttl_seconds)
             .unwrap_or(DEFAULT_TTL_SECONDS);
-        let redactor = match &document.observability {
-            Some(observability) => Redactor::new(&observability.redact_fields()),
-            None => Redactor::new(conduit_config::DEFAULT_REDACT_FIELDS),
-        };
         ApprovalSettings {
             ttl_seconds,
-            redactor,
+            redactor: Redactor::for_document(document),
         }
     }
 }
