@@ -30,6 +30,8 @@ pub struct ControlPlaneOptions {
     pub session_key_rotation: Option<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Extra `serve` arguments (e.g. `--admin-tokens-file FILE`).
+    pub args: Vec<String>,
 }
 
 impl ControlPlaneOptions {
@@ -184,6 +186,7 @@ impl ControlPlane {
         if let Some(rotation) = &self.options.session_key_rotation {
             args.extend(["--session-key-rotation".to_owned(), rotation.clone()]);
         }
+        args.extend(self.options.args.iter().cloned());
         let mut env = self.options.env.clone();
         if let Some(token) = &self.options.admin_token {
             env.push(("CONDUIT_ADMIN_TOKEN".into(), token.clone()));

@@ -9,6 +9,7 @@ mod integration {
     mod common;
 
     mod aggregate;
+    mod approvals;
 
     mod auth;
     mod edge;
