@@ -302,24 +302,45 @@ pub const DEFAULT_RULE: &str = "default_action";
 
 /// Phase 4: a call a governance policy or guardrail rule holds for approval.
 ///
-/// Hook for the approval workflow (helper APPROVALS): verify an `X-Conduit-Approval-Id`
-/// grant, or record a new approval request and answer −32011 `pending`. Until it exists the
-/// call is refused with −32011 and `status: "unavailable"`.
+/// The approval workflow (`crate::approvals`): a call carrying `X-Conduit-Approval-Id`
+/// passes when this data plane's grant set has a matching, unexpired grant; otherwise it
+/// is answered −32011 (a new pending request, an invalid id, or `unavailable` on a
+/// standalone data plane). No control-plane round trip either way.
 pub async fn approval_phase(
-    _runtime: &Runtime,
-    _parts: &Parts,
+    runtime: &Runtime,
+    parts: &Parts,
     caller: &Caller,
     target: &Target<'_>,
     id: &RequestId,
     needed: &ApprovalNeeded,
 ) -> Result<(), Response<ProxyBody>> {
-    tracing::info!(
-        client = %caller.client_id,
-        server = target.server().unwrap_or_default(),
-        by = needed.source.name(),
-        "approval required; this data plane cannot take approvals yet"
-    );
-    Err(respond::approval_unavailable(id, needed))
+    let Target::ToolCall { server, tool, args } = *target else {
+        return Ok(());
+    };
+    let trace_id = parts
+        .extensions
+        .get::<crate::trace_context::TraceContext>()
+        .map(|trace| trace.trace_id().to_string())
+        .unwrap_or_default();
+    let (approvals, settings) = runtime.approvals();
+    let call = crate::approvals::Call {
+        caller,
+        server_id: server,
+        tool,
+        arguments: (!args.is_null()).then_some(args),
+        trace_id: &trace_id,
+    };
+    let need = crate::approvals::Need {
+        source: match needed.source {
+            ApprovalSource::Governance(_) => crate::approvals::Source::Governance,
+            ApprovalSource::Guardrail(_) => crate::approvals::Source::Guardrail,
+        },
+        rule: needed.source.name(),
+        reason: Some(&needed.reason),
+    };
+    approvals
+        .check(settings, &parts.headers, &call, &need)
+        .map_err(|refusal| respond::approval_refused(id, refusal))
 }
 
 /// Phase 5: rate limits and workspace quotas (see `rate_limit`): `tools/call` counts in

@@ -9,7 +9,6 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
-use super::ApprovalNeeded;
 use crate::jsonrpc::{self, RequestId};
 use crate::proxy::ProxyBody;
 
@@ -61,16 +60,12 @@ pub fn guardrail_blocked(
     )
 }
 
-/// −32011 while no approval workflow is wired: the call cannot be approved here.
-pub fn approval_unavailable(id: &RequestId, needed: &ApprovalNeeded) -> Response<ProxyBody> {
+/// −32011: the approvals phase holds the call (pending, invalid id, or unavailable).
+pub fn approval_refused(id: &RequestId, refusal: crate::approvals::Refusal) -> Response<ProxyBody> {
     answer(
         id,
         jsonrpc::APPROVAL_REQUIRED,
-        format!("approval required by rule {}", needed.source.name()),
-        Some(json!({
-            "approval_request_id": null,
-            "status": "unavailable",
-            "reason": needed.reason,
-        })),
+        refusal.message,
+        Some(refusal.data),
     )
 }

@@ -146,7 +146,7 @@ async fn guardrails_block_alert_and_shadow() {
 }
 
 #[tokio::test]
-async fn governance_denies_and_approvals_are_unavailable_until_wired() {
+async fn governance_denies_and_a_standalone_data_plane_cannot_take_approvals() {
     let runtime = runtime(
         "governance:\n  tool_policies:\n    - name: no-delete\n      tools: [\"delete_*\"]\n      effect: deny\n      reason: deleting is not allowed here\n    - name: hold-transfers\n      tools: [\"transfer\"]\n      effect: require_approval\n",
     );
@@ -169,7 +169,12 @@ async fn governance_denies_and_approvals_are_unavailable_until_wired() {
     let error =
         refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &args), &ID()).await).await;
     assert_eq!(error["code"], -32011);
-    assert_eq!(error["message"], "approval required by rule hold-transfers");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("approval required by governance policy \"hold-transfers\""),
+        "{message}"
+    );
+    assert!(message.contains("approvals need a control plane"), "{message}");
     assert_eq!(error["data"]["status"], "unavailable");
     assert_eq!(error["data"]["approval_request_id"], Value::Null);
     assert!(

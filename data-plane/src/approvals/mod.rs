@@ -40,7 +40,7 @@ use outbox::Outbox;
 /// The request header carrying a granted approval's id.
 pub const APPROVAL_HEADER: &str = "X-Conduit-Approval-Id";
 /// JSON-RPC error code of every approvals answer.
-pub const APPROVAL_REQUIRED: i64 = -32011;
+pub const APPROVAL_REQUIRED: i64 = crate::jsonrpc::APPROVAL_REQUIRED;
 /// Message of a refused approval id.
 pub const INVALID_MESSAGE: &str = "approval is invalid, expired, or does not match this request";
 /// Request lifetime when `governance.approvals.ttl_seconds` is not set.
