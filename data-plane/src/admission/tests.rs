@@ -174,7 +174,10 @@ async fn governance_denies_and_a_standalone_data_plane_cannot_take_approvals() {
         message.starts_with("approval required by governance policy \"hold-transfers\""),
         "{message}"
     );
-    assert!(message.contains("approvals need a control plane"), "{message}");
+    assert!(
+        message.contains("approvals need a control plane"),
+        "{message}"
+    );
     assert_eq!(error["data"]["status"], "unavailable");
     assert_eq!(error["data"]["approval_request_id"], Value::Null);
     assert!(
@@ -249,4 +252,53 @@ fn engines_that_cannot_compile_reject_the_config_with_their_paths() {
         "{errors:?}"
     );
     assert!(errors[0].message.contains("a*b"), "{errors:?}");
+}
+
+#[tokio::test]
+async fn a_held_call_gets_a_pending_request_and_a_bad_approval_id_is_refused() {
+    let runtime = runtime(
+        "guardrails:\n  default_action: allow\n  rules:\n    - name: hold-refunds\n      tools: [refund]\n      action: require_approval\n      message: refunds need a second pair of eyes\ngovernance:\n  approvals:\n    ttl_seconds: 60\n",
+    );
+    let (approvals, _) = runtime.approvals();
+    approvals.use_control_plane();
+    let agent = parts(Some(("agent-1", "acme")));
+    let args = json!({"order": 42});
+    let error = refusal(admit(&runtime, &agent, &tool("crm", "refund", &args), &ID()).await).await;
+    assert_eq!(error["code"], -32011);
+    assert_eq!(error["message"], "refunds need a second pair of eyes");
+    assert_eq!(error["data"]["status"], "pending");
+    let request_id = error["data"]["approval_request_id"].as_str().unwrap();
+    let queued = approvals
+        .outbox()
+        .pop()
+        .expect("queued for the control plane");
+    assert_eq!(queued.id, request_id);
+    assert_eq!(
+        (queued.rule.as_str(), queued.source.as_str()),
+        ("hold-refunds", "guardrail")
+    );
+    assert_eq!(
+        (queued.client_id.as_str(), queued.tenant_id.as_str()),
+        ("agent-1", "acme")
+    );
+    assert_eq!(queued.expires_at - queued.created_at, 60);
+
+    // Retried with the id before any grant: refused, and no new request.
+    let mut retry = parts(Some(("agent-1", "acme")));
+    retry.headers.insert(
+        crate::approvals::APPROVAL_HEADER,
+        http::HeaderValue::from_str(request_id).unwrap(),
+    );
+    let error = refusal(admit(&runtime, &retry, &tool("crm", "refund", &args), &ID()).await).await;
+    assert_eq!(
+        error["message"],
+        "approval is invalid, expired, or does not match this request"
+    );
+    assert!(approvals.outbox().is_empty());
+    // Calls no rule holds are not touched by the approval phase.
+    assert!(
+        admit(&runtime, &agent, &tool("crm", "lookup", &args), &ID())
+            .await
+            .is_ok()
+    );
 }

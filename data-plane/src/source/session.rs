@@ -169,8 +169,9 @@ impl SessionContext {
         (DataPlaneMessage { kind: Some(kind) }, applied)
     }
 
-    /// Verify and apply a snapshot from `source`. Its session keys take effect once it
-    /// verifies, whether or not its configuration then applies: they are the fleet's.
+    /// Verify and apply a snapshot from `source`. Its session keys and grant-set key take
+    /// effect once it verifies, whether or not its configuration then applies: they are
+    /// the fleet's.
     /// The version already serving, sent again with new keys after a rotation, only
     /// updates the keys.
     pub async fn accept(
@@ -197,22 +198,13 @@ impl SessionContext {
                 }
             }
         }
-        let approval_key = snapshot
-            .approval_key
-            .as_ref()
-            .map(|key| key.public_key.clone());
-        let result = self.apply_verified(snapshot, source).await;
-        if result.is_ok() {
-            self.applier.approvals().set_key(approval_key);
+        // The grant-set key is the control plane's, like the session keys: a verified
+        // snapshot brings it even when its configuration is then rejected.
+        if let Some(key) = &snapshot.approval_key {
+            self.applier
+                .approvals()
+                .set_key(Some(key.public_key.clone()));
         }
-        result
-    }
-
-    async fn apply_verified(
-        &self,
-        snapshot: &Snapshot,
-        source: ConfigSource,
-    ) -> Result<Applied, ConfigErrors> {
         if let Some(current) = self.applier.current()
             && current.source == ConfigSource::ControlPlane
             && source == ConfigSource::ControlPlane
