@@ -31,7 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the control plane.
     #[command(after_help = "Environment:\n  \
-        CONDUIT_ADMIN_TOKEN  bearer token required by the Admin API (conduitctl)\n  \
+        CONDUIT_ADMIN_TOKEN  bearer token of the Admin principal `admin` (conduitctl)\n  \
         CONDUIT_DP_TOKEN     bearer token required from data planes; also signs snapshots\n  \
         RUST_LOG             log filter (default: info)\n\n\
         Without a token the matching API is open, which is only allowed on a loopback --listen \

@@ -57,7 +57,8 @@ pub struct ServeConfig {
 pub enum ServeError {
     #[error(
         "refusing to listen on non-loopback address {0} without authentication: set both \
-         CONDUIT_ADMIN_TOKEN and CONDUIT_DP_TOKEN, or use a loopback --listen address"
+         CONDUIT_ADMIN_TOKEN (or --admin-tokens-file) and CONDUIT_DP_TOKEN, or use a loopback \
+         --listen address"
     )]
     Unauthenticated(SocketAddr),
     #[error(transparent)]
