@@ -3,7 +3,8 @@
 //! shows it, principals from `--admin-tokens-file` decide it (roles, governance role
 //! bindings and the no-self-approval rule checked), and the client's retry carrying
 //! `X-Conduit-Approval-Id` passes on the *other* data plane, which checks the grant set it
-//! got over its config stream without asking the control plane.
+//! got over its config stream without asking the control plane. Callers authenticate with
+//! API keys, so the grant is bound to a real client (another client's retry is refused).
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -15,12 +16,16 @@ use serde_json::{Value, json};
 use super::common::Fleet;
 
 /// Principals of the control plane besides `admin`: an approver, a viewer, and one named
-/// like the (unauthenticated) caller, to try self-approval.
+/// like the MCP client, to try self-approval.
 const PRINCIPALS: [(&str, &str, &str); 3] = [
     ("sec-bob", "operator", "bob-token"),
     ("vic", "viewer", "vic-token"),
-    ("anonymous", "operator", "anon-token"),
+    ("agent-1", "operator", "agent-admin-token"),
 ];
+/// The MCP client's API key on the data planes (client `agent-1`, tenant `acme`).
+const AGENT_KEY: &str = "agent-1-api-key";
+/// Another client of the same tenant.
+const OTHER_KEY: &str = "agent-2-api-key";
 
 fn sha256_hex(text: &str) -> anyhow::Result<String> {
     // sha256sum, as an operator would compute the digest for the tokens file.
@@ -46,15 +51,25 @@ fn sha256_hex(text: &str) -> anyhow::Result<String> {
         .to_owned())
 }
 
-fn approvals_config(fixture_url: &str) -> String {
-    format!(
+fn approvals_config(fixture_url: &str) -> anyhow::Result<String> {
+    Ok(format!(
         "servers:\n  - id: fixture\n    url: {fixture_url}\n    timeout_ms: 10000\n\
+         auth:\n  method: api-key\n  api_keys:\n    - key: \"sha256:{}\"\n      \
+         client_id: agent-1\n      tenant_id: acme\n    - key: \"sha256:{}\"\n      \
+         client_id: agent-2\n      tenant_id: acme\n\
          guardrails:\n  default_action: allow\n  rules:\n    - name: hold-echo\n      \
          tools: [echo]\n      action: require_approval\n      message: echo needs an approval\n\
          governance:\n  approvals:\n    ttl_seconds: 600\n  role_bindings:\n    \
-         - workspace_id: default\n      role: approver\n      clients: [sec-bob, anonymous]\n    \
-         - workspace_id: default\n      role: viewer\n      clients: [vic]\n"
-    )
+         - workspace_id: acme\n      role: approver\n      clients: [sec-bob, agent-1]\n    \
+         - workspace_id: acme\n      role: viewer\n      clients: [vic]\n",
+        sha256_hex(AGENT_KEY)?,
+        sha256_hex(OTHER_KEY)?
+    ))
+}
+
+/// An MCP client of `agent-1` on `url`.
+fn agent(url: String) -> McpClient {
+    McpClient::new(url).with_header("Authorization", &format!("Bearer {AGENT_KEY}"))
 }
 
 fn call_echo(client: &mut McpClient, message: &str) -> anyhow::Result<Value> {
@@ -106,7 +121,7 @@ fn a_held_call_is_approved_by_an_approver_and_retried_on_another_data_plane() ->
     let fleet = Fleet::start_with(2, options, |_, options| options)?;
     let config = fleet.cp.write_config(
         "approvals.yaml",
-        &approvals_config(&fleet.fixture.mcp_url()),
+        &approvals_config(&fleet.fixture.mcp_url())?,
     )?;
     fleet
         .cp
@@ -114,13 +129,13 @@ fn a_held_call_is_approved_by_an_approver_and_retried_on_another_data_plane() ->
         .run(["apply", "-f", &config.display().to_string(), "--wait=60s"])?
         .expect_code(0)?;
     let as_principal = |token: &str| Ctl::new(fleet.cp.url()).token(Some(token));
-    let (bob, vic, anonymous) = (
+    let (bob, vic, agent_principal) = (
         as_principal("bob-token"),
         as_principal("vic-token"),
-        as_principal("anon-token"),
+        as_principal("agent-admin-token"),
     );
 
-    let mut on_dp1 = McpClient::new(fleet.dps[0].mcp_url("fixture"));
+    let mut on_dp1 = agent(fleet.dps[0].mcp_url("fixture"));
     on_dp1.initialize()?;
     let held = call_echo(&mut on_dp1, "deploy")?;
     let error = approval_error(&held)?;
@@ -144,8 +159,8 @@ fn a_held_call_is_approved_by_an_approver_and_retried_on_another_data_plane() ->
     })?;
     let request = listed.iter().find(|a| a["id"] == json!(id)).unwrap();
     assert_eq!(request["status"], "pending", "{request}");
-    assert_eq!(request["client_id"], "anonymous");
-    assert_eq!(request["workspace"], "default");
+    assert_eq!(request["client_id"], "agent-1");
+    assert_eq!(request["workspace"], "acme");
     assert_eq!(
         (&request["server"], &request["tool"]),
         (&json!("fixture"), &json!("echo"))
@@ -160,7 +175,7 @@ fn a_held_call_is_approved_by_an_approver_and_retried_on_another_data_plane() ->
     let refused = vic.run(["approvals", "approve", &id])?;
     refused.expect_code(6)?;
     assert!(refused.stderr.contains("viewer"), "{refused}");
-    let refused = anonymous.run(["approvals", "approve", &id])?;
+    let refused = agent_principal.run(["approvals", "approve", &id])?;
     refused.expect_code(6)?;
     assert!(refused.stderr.contains("allow_self_approval"), "{refused}");
 
@@ -180,7 +195,7 @@ fn a_held_call_is_approved_by_an_approver_and_retried_on_another_data_plane() ->
     assert_eq!(approved["note"], "release day");
 
     // The retry passes on the other data plane once its grant set has the grant.
-    let mut on_dp2 = McpClient::new(fleet.dps[1].mcp_url("fixture"));
+    let mut on_dp2 = agent(fleet.dps[1].mcp_url("fixture"));
     on_dp2.initialize()?;
     let mut retry = on_dp2.clone().with_header("X-Conduit-Approval-Id", &id);
     let answer = wait_until(DEFAULT_TIMEOUT, "the grant reaches dp-2", || {
@@ -202,6 +217,13 @@ fn a_held_call_is_approved_by_an_approver_and_retried_on_another_data_plane() ->
             .with_context(|| format!("not granted: {answer}"))
     });
     again?;
+
+    // Another client presenting the id is refused: the grant is agent-1's.
+    let mut other_client = McpClient::new(fleet.dps[1].mcp_url("fixture"))
+        .with_header("Authorization", &format!("Bearer {OTHER_KEY}"));
+    other_client.initialize()?;
+    let mut borrowed = other_client.with_header("X-Conduit-Approval-Id", &id);
+    approval_error(&call_echo(&mut borrowed, "deploy")?)?;
 
     // The same id does not cover other arguments.
     let other = call_echo(&mut retry, "rm -rf /")?;
