@@ -18,6 +18,7 @@ use crate::metrics::{ApplyOutcome, Metrics};
 use crate::runtime::{Applied, ConfigSource, Runtime};
 use crate::session::KeyRing;
 use crate::stdio;
+use crate::webhook::Webhooks;
 
 /// The serving runtime, swapped atomically by the applier and read by requests.
 pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
@@ -47,6 +48,8 @@ pub struct Applier {
     key_ring: Arc<KeyRing>,
     /// Grants and outgoing approval requests, handed to every runtime.
     approvals: Approvals,
+    /// The guardrail webhook sender, handed to every runtime (`None`: nothing is sent).
+    webhooks: Option<Webhooks>,
 }
 
 impl Applier {
@@ -59,7 +62,14 @@ impl Applier {
             prober: HttpProber::new(),
             stdio,
             key_ring: Arc::new(KeyRing::new()),
+            webhooks: None,
         }
+    }
+
+    /// Hand `webhooks` (the process's one sender) to every runtime applied from now on.
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = Some(webhooks);
+        self
     }
 
     pub fn runtime(&self) -> &SharedRuntime {
@@ -93,6 +103,9 @@ impl Applier {
             let previous = self.runtime.load_full();
             runtime.inherit(&previous);
             runtime.set_approvals(self.approvals.clone());
+            if let Some(webhooks) = &self.webhooks {
+                runtime.set_webhooks(webhooks.clone());
+            }
             let runtime = Arc::new(runtime);
             self.runtime.store(Arc::clone(&runtime));
             previous.stop_health_checks();

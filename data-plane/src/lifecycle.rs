@@ -31,6 +31,7 @@ use crate::source::file::{FileSource, FileSourceError};
 use crate::source::session::SessionContext;
 use crate::state::{StateDir, StateError, StateWriter};
 use crate::stdio;
+use crate::webhook::{WebhookOptions, Webhooks};
 
 /// Where configuration comes from.
 #[derive(Debug, Clone)]
@@ -111,7 +112,10 @@ impl DataPlane {
     pub async fn start(settings: Settings) -> Result<DataPlane, StartError> {
         let metrics = Arc::new(Metrics::new());
         let runtime: SharedRuntime = Arc::new(ArcSwap::from_pointee(Runtime::empty()));
-        let applier = Applier::new(Arc::clone(&runtime), Arc::clone(&metrics));
+        // One webhook sender per process (its delivery task runs on this Tokio runtime).
+        let webhooks = Webhooks::start(&metrics, WebhookOptions::default());
+        let applier =
+            Applier::new(Arc::clone(&runtime), Arc::clone(&metrics)).with_webhooks(webhooks);
         metrics
             .register(Box::new(ReplicaMetrics::new(Arc::clone(&runtime))))
             .expect("replica metric names are unique");

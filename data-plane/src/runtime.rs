@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use conduit_config::{ConfigError, ConfigErrors, Document, Router, ServerConfig, Transport};
+use conduit_policy::Redactor;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Scheme, Uri};
 
@@ -26,6 +27,7 @@ use crate::public_tls::PublicTls;
 use crate::rate_limit::RateLimiter;
 use crate::session::SessionKeys;
 use crate::stdio::{self, StdioServer};
+use crate::webhook::Webhooks;
 
 /// Upstream timeout (to response headers) when a server sets no `timeout_ms`.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,6 +87,9 @@ pub struct Runtime {
     approval_settings: ApprovalSettings,
     /// The process's approval state (grants, request queue), set by the applier.
     approvals: Approvals,
+    /// The process's guardrail webhook sender, set by the applier; `None` sends nothing
+    /// (a runtime compiled outside a data plane, as in unit tests).
+    webhooks: Option<Webhooks>,
 }
 
 /// One routable upstream server.
@@ -203,6 +208,7 @@ impl Runtime {
             rate_limiter: RateLimiter::disabled(&Metrics::new()),
             approval_settings: ApprovalSettings::default(),
             approvals: Approvals::new(Arc::new(crate::metrics::Metrics::new())),
+            webhooks: None,
         }
     }
 
@@ -316,6 +322,7 @@ impl Runtime {
             rate_limiter,
             approval_settings: ApprovalSettings::compile(document),
             approvals: Approvals::new(Arc::clone(stdio.metrics())),
+            webhooks: None,
         })
     }
 
@@ -428,6 +435,22 @@ impl Runtime {
     /// Use the process's approval state (call before the runtime is shared).
     pub fn set_approvals(&mut self, approvals: Approvals) {
         self.approvals = approvals;
+    }
+
+    /// Use the process's webhook sender (call before the runtime is shared).
+    pub fn set_webhooks(&mut self, webhooks: Webhooks) {
+        self.webhooks = Some(webhooks);
+    }
+
+    /// The process's guardrail webhook sender, if the applier set one.
+    pub fn webhooks(&self) -> Option<&Webhooks> {
+        self.webhooks.as_ref()
+    }
+
+    /// `observability.redact_fields`, compiled once per configuration (the same redactor
+    /// the approval settings use): what webhook events and approval requests redact.
+    pub fn redactor(&self) -> &Redactor {
+        &self.approval_settings.redactor
     }
 
     /// The approval state and this configuration's approval settings: the approvals phase

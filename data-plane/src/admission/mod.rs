@@ -106,8 +106,8 @@ pub async fn admit(
     acl_phase(runtime, &caller, target, id, &mut admitted).map_err(|refused| *refused)?;
     let mut approval = governance_phase(runtime, &caller, target, id, &mut admitted)
         .map_err(|refused| *refused)?;
-    let held =
-        guardrail_phase(runtime, &caller, target, id, &mut admitted).map_err(|refused| *refused)?;
+    let held = guardrail_phase(runtime, parts, &caller, target, id, &mut admitted)
+        .map_err(|refused| *refused)?;
     if let Some(held) = held {
         // A guardrail hold is reported over a governance one: it is the more specific.
         approval = Some(held);
@@ -212,9 +212,11 @@ fn governance_phase(
     }
 }
 
-/// Phase 3: guardrails (tool calls only).
+/// Phase 3: guardrails (tool calls only). An enforced block or alert of a rule with a
+/// `webhook` queues its event (`crate::webhook`); delivery never holds the call.
 fn guardrail_phase(
     runtime: &Runtime,
+    parts: &Parts,
     caller: &Caller,
     target: &Target<'_>,
     id: &RequestId,
@@ -234,6 +236,22 @@ fn guardrail_phase(
         annotations: &annotations,
         args,
     });
+    if let Some(webhooks) = runtime.webhooks() {
+        let trace_id = trace_id(parts);
+        webhooks.notify_decision(
+            &verdict.decision,
+            crate::webhook::CallFacts {
+                client_id: &caller.client_id,
+                tenant_id: &caller.tenant_id,
+                server_id: server,
+                tool,
+                arguments: args,
+                trace_id: &trace_id,
+            },
+            runtime.redactor(),
+            guardrails.webhook_allows_private_networks(),
+        );
+    }
     let actions = &runtime.metrics().guardrail_actions;
     for hit in &verdict.shadow {
         let action = hit.action.as_str();
@@ -297,6 +315,15 @@ fn guardrail_phase(
     }
 }
 
+/// The request's trace id (`TraceContext` in the extensions), empty when there is none.
+fn trace_id(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<crate::trace_context::TraceContext>()
+        .map(|trace| trace.trace_id().to_string())
+        .unwrap_or_default()
+}
+
 /// The `rule` label of calls blocked by `guardrails.default_action: block`.
 pub const DEFAULT_RULE: &str = "default_action";
 
@@ -317,11 +344,7 @@ pub async fn approval_phase(
     let Target::ToolCall { server, tool, args } = *target else {
         return Ok(());
     };
-    let trace_id = parts
-        .extensions
-        .get::<crate::trace_context::TraceContext>()
-        .map(|trace| trace.trace_id().to_string())
-        .unwrap_or_default();
+    let trace_id = trace_id(parts);
     let (approvals, settings) = runtime.approvals();
     let call = crate::approvals::Call {
         caller,

@@ -132,6 +132,17 @@ pub struct Webhooks {
     deliveries: IntCounterVec,
 }
 
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks")
+            .field(
+                "queued",
+                &(self.queue.max_capacity() - self.queue.capacity()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 impl Webhooks {
     /// Start the delivery task (needs a Tokio runtime) and register the deliveries counter
     /// with `metrics`.
