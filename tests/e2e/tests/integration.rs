@@ -32,4 +32,5 @@ mod integration {
     mod stdio;
     mod stdio_lifecycle;
     mod transport;
+    mod webhooks;
 }
