@@ -37,6 +37,11 @@ function init(args)
     ["Content-Type"] = "application/json",
     ["Accept"] = "application/json, text/event-stream",
   }
+  -- bench/proxy.sh --policies: the gateway authenticates every call.
+  local api_key = os.getenv("BENCH_API_KEY") or ""
+  if api_key ~= "" then
+    headers["X-API-Key"] = api_key
+  end
   if rate > 0 then
     -- This thread's share of the rate; slots are handed out in order to whichever
     -- connection asks next, so the rate holds however many connections wait.

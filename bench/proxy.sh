@@ -20,6 +20,7 @@ sat_connections=32
 rate_connections=8
 warmup=2
 workers=""
+policies=0
 build=1
 
 usage() {
@@ -32,6 +33,9 @@ usage: bash bench/proxy.sh [options]
   --connections C       wrk connections at saturation                             [$sat_connections]
   --rate-connections C  wrk connections at the fixed rate                         [$rate_connections]
   --workers N           the data plane's --worker-threads                         [one per CPU]
+  --policies            turn every policy phase on (API-key auth, ACL, a guardrail rule
+                        that never matches, a memory rate limit never reached), to see
+                        what policy evaluation adds; the direct baseline is unchanged
   --no-build            use the release binaries as they are
 EOF
 }
@@ -45,6 +49,7 @@ while [ $# -gt 0 ]; do
         --connections) sat_connections=$2; shift 2 ;;
         --rate-connections) rate_connections=$2; shift 2 ;;
         --workers) workers=$2; shift 2 ;;
+        --policies) policies=1; shift ;;
         --no-build) build=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -117,6 +122,39 @@ servers:
   - id: fast
     url: $direct_url
 EOF
+bench_key=""
+if [ "$policies" = 1 ]; then
+    bench_key="bench-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    cat >>"$work/config/conduit.yaml" <<EOF
+auth:
+  method: api-key
+  api_keys:
+    - key: $bench_key
+      client_id: bench
+acl:
+  default_action: deny
+  policies:
+    - name: bench
+      clients: ["bench"]
+      allow:
+        - server: fast
+          tools: ["add", "get_*"]
+guardrails:
+  default_action: allow
+  rules:
+    - name: no-huge-operands
+      tools: ["add"]
+      conditions:
+        - field: a
+          operator: gt
+          value: 1000000000000
+      action: block
+rate_limits:
+  per_client:
+    requests_per_minute: 100000000
+EOF
+fi
+export BENCH_API_KEY=$bench_key
 
 "$work/conduit-bench-upstream" --listen "127.0.0.1:$upstream_port" >"$work/upstream.log" 2>&1 &
 upstream_pid=$!
@@ -132,7 +170,7 @@ pids+=("$dp_pid")
 # tools/call add: the answer must carry the id and the sum.
 probe() {
     local body='{"jsonrpc":"2.0","id":"20+22","method":"tools/call","params":{"name":"add","arguments":{"a":20,"b":22}}}'
-    curl -sf --max-time 2 -H 'content-type: application/json' \
+    curl -sf --max-time 2 -H 'content-type: application/json' -H "x-api-key: $bench_key" \
         -H 'accept: application/json, text/event-stream' -d "$body" "$1" 2>/dev/null |
         grep -q '"id":"20+22".*"text":"42"'
 }
