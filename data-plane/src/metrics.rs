@@ -226,6 +226,11 @@ impl Metrics {
         for reason in crate::auth::Reason::ALL {
             auth_failures.with_label_values(&[reason.as_str()]);
         }
+        for bucket in crate::rate_limit::BucketKind::ALL {
+            for window in crate::rate_limit::Window::ALL {
+                rate_limit_rejections.with_label_values(&[bucket.as_str(), window.as_str()]);
+            }
+        }
         for decision in ["allowed", "refused"] {
             rate_limit_backend_errors.with_label_values(&[decision]);
         }

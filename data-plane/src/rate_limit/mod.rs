@@ -100,6 +100,15 @@ pub enum BucketKind {
 }
 
 impl BucketKind {
+    pub const ALL: [BucketKind; 6] = [
+        BucketKind::Global,
+        BucketKind::Client,
+        BucketKind::Server,
+        BucketKind::Tool,
+        BucketKind::ClientServerTool,
+        BucketKind::Workspace,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             BucketKind::Global => "global",

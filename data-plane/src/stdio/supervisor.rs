@@ -211,6 +211,9 @@ impl Process {
     async fn run(self: Arc<Self>) {
         let labels = [&*self.server_id];
         let up = self.metrics.stdio_up.with_label_values(&labels);
+        // The restart counter exists (at 0) from the first start, so `increase()` and alerts
+        // see the series before the first restart.
+        let restarts = self.metrics.stdio_restarts.with_label_values(&labels);
         let mut policy = RestartPolicy::new(Backoff::default(), HEALTHY_AFTER);
         loop {
             self.state.send_replace(State::Starting);
@@ -221,7 +224,7 @@ impl Process {
             };
             up.set(0);
             let delay = policy.next_delay();
-            self.metrics.stdio_restarts.with_label_values(&labels).inc();
+            restarts.inc();
             tracing::warn!(
                 server = %self.server_id,
                 %reason,

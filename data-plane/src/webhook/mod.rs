@@ -155,6 +155,10 @@ impl Webhooks {
             &["outcome"],
         )
         .expect("valid metric");
+        // Every outcome exists from the start so alerts can rate() them before the first event.
+        for outcome in ["delivered", "failed", "refused_address", "dropped"] {
+            deliveries.with_label_values(&[outcome]);
+        }
         if let Err(error) = metrics.register(Box::new(deliveries.clone())) {
             tracing::warn!(%error, "webhook metrics not registered");
         }
