@@ -15,6 +15,7 @@ mod integration {
     mod edge;
     mod faults;
     mod golden;
+    mod observability_assets;
     mod policy_acl;
     mod policy_auth;
     mod policy_cli;
