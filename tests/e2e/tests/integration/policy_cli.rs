@@ -38,6 +38,20 @@ fn check(cp: &ControlPlane, args: &[&str]) -> anyhow::Result<(i32, Value)> {
     Ok((output.code, output.json()?))
 }
 
+/// `acl check` of one call on server `crm`: `kind` is `--tool`, `--resource` or `--prompt`;
+/// `extra` adds flags such as `--version N`.
+fn check_crm(
+    cp: &ControlPlane,
+    client: &str,
+    kind: &str,
+    name: &str,
+    extra: &[&str],
+) -> anyhow::Result<(i32, Value)> {
+    let mut args = vec!["--client", client, "--server-id", "crm", kind, name];
+    args.extend_from_slice(extra);
+    check(cp, &args)
+}
+
 #[test]
 fn edits_are_versions_and_checks_read_them() -> anyhow::Result<()> {
     let cp = ControlPlane::start(ControlPlaneOptions::with_tokens())?;
@@ -85,66 +99,26 @@ fn edits_are_versions_and_checks_read_them() -> anyhow::Result<()> {
     );
 
     // Checks against the current version, through the control plane.
-    let (code, answer) = check(
-        &cp,
-        &[
-            "--client",
-            "agent-1",
-            "--server-id",
-            "crm",
-            "--tool",
-            "get_contact",
-        ],
-    )?;
+    let (code, answer) = check_crm(&cp, "agent-1", "--tool", "get_contact", &[])?;
     assert_eq!(
         (code, answer["allowed"].as_bool()),
         (0, Some(true)),
         "{answer}"
     );
     assert_eq!(answer["policy"], "support");
-    let (code, answer) = check(
-        &cp,
-        &[
-            "--client",
-            "agent-1",
-            "--server-id",
-            "crm",
-            "--tool",
-            "get_secret",
-        ],
-    )?;
+    let (code, answer) = check_crm(&cp, "agent-1", "--tool", "get_secret", &[])?;
     assert_eq!(
         (code, answer["reason"].as_str()),
         (1, Some("deny_rule")),
         "{answer}"
     );
-    let (code, answer) = check(
-        &cp,
-        &[
-            "--client",
-            "agent-1",
-            "--server-id",
-            "crm",
-            "--resource",
-            "crm://contacts/1",
-        ],
-    )?;
+    let (code, answer) = check_crm(&cp, "agent-1", "--resource", "crm://contacts/1", &[])?;
     assert_eq!(
         (code, answer["reason"].as_str()),
         (1, Some("not_allowed")),
         "{answer}"
     );
-    let (code, answer) = check(
-        &cp,
-        &[
-            "--client",
-            "human",
-            "--server-id",
-            "crm",
-            "--tool",
-            "get_contact",
-        ],
-    )?;
+    let (code, answer) = check_crm(&cp, "human", "--tool", "get_contact", &[])?;
     assert_eq!(
         (code, answer["reason"].as_str()),
         (1, Some("default_action")),
@@ -162,35 +136,19 @@ fn edits_are_versions_and_checks_read_them() -> anyhow::Result<()> {
         "support",
     ])?
     .expect_code(0)?;
-    let (code, answer) = check(
-        &cp,
-        &[
-            "--client",
-            "agent-vip",
-            "--server-id",
-            "crm",
-            "--tool",
-            "get_secret",
-        ],
-    )?;
+    let (code, answer) = check_crm(&cp, "agent-vip", "--tool", "get_secret", &[])?;
     assert_eq!(
         (code, answer["policy"].as_str()),
         (0, Some("first")),
         "{answer}"
     );
     // The version before still answers the old way.
-    let (code, answer) = check(
+    let (code, answer) = check_crm(
         &cp,
-        &[
-            "--client",
-            "agent-vip",
-            "--server-id",
-            "crm",
-            "--tool",
-            "get_secret",
-            "--version",
-            "2",
-        ],
+        "agent-vip",
+        "--tool",
+        "get_secret",
+        &["--version", "2"],
     )?;
     assert_eq!(
         (code, answer["policy"].as_str()),
@@ -213,17 +171,7 @@ fn edits_are_versions_and_checks_read_them() -> anyhow::Result<()> {
     let history = cp.history()?;
     assert_eq!(history.len(), 4, "{history:?}");
     assert!(history.iter().any(|v| v.message == "vip ends"));
-    let (code, _) = check(
-        &cp,
-        &[
-            "--client",
-            "agent-vip",
-            "--server-id",
-            "crm",
-            "--tool",
-            "get_secret",
-        ],
-    )?;
+    let (code, _) = check_crm(&cp, "agent-vip", "--tool", "get_secret", &[])?;
     assert_eq!(code, 1);
 
     // Guardrails: a rule set through the control plane, checked there, then removed.
