@@ -285,6 +285,20 @@ impl Admin for AdminService {
         self.count(AdminMethod::DecideApproval, result)
             .map(Response::new)
     }
+
+    async fn query_audit(
+        &self,
+        _request: Request<pb::QueryAuditRequest>,
+    ) -> Result<Response<pb::QueryAuditResponse>, Status> {
+        Err(Status::unimplemented("audit records are not stored yet"))
+    }
+
+    async fn audit_stats(
+        &self,
+        _request: Request<pb::AuditStatsRequest>,
+    ) -> Result<Response<pb::AuditStatsResponse>, Status> {
+        Err(Status::unimplemented("audit records are not stored yet"))
+    }
 }
 
 /// The gRPC status for a failed approval operation.

@@ -323,6 +323,9 @@ impl StreamTask {
                 let node_id = session.node_id.clone();
                 tokio::spawn(async move { approvals.record(request, &node_id).await });
             }
+            Some(data_plane_message::Kind::AuditBatch(batch)) => {
+                tracing::debug!(node_id = %session.node_id, records = batch.records.len(), "audit batch not stored yet");
+            }
             Some(data_plane_message::Kind::Hello(_)) => {
                 return Err(End::Failed(Status::invalid_argument(
                     "Hello may only be sent once, as the first message",

@@ -126,6 +126,9 @@ where
                     "control plane heartbeat"
                 );
             }
+            Some(control_plane_message::Kind::AuditAck(ack)) => {
+                tracing::trace!(sequence = ack.sequence, "audit batch stored");
+            }
             None => tracing::debug!("ignoring an empty message from the control plane"),
         }
     }
