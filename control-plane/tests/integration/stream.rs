@@ -168,6 +168,7 @@ async fn a_key_rotation_sends_the_same_version_with_new_keys() -> anyhow::Result
             control_plane_message::Kind::Snapshot(snapshot) => break snapshot,
             control_plane_message::Kind::Heartbeat(_) => {}
             control_plane_message::Kind::GrantSet(_) => unreachable!("next() keeps grant sets"),
+            control_plane_message::Kind::AuditAck(_) => unreachable!("no audit batch was sent"),
         }
     };
     assert_eq!((rotated.version, &rotated.hash), (1, &applied.hash));
