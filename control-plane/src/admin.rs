@@ -1,8 +1,9 @@
 //! The `Admin` gRPC service used by conduitctl: apply, rollback, reads of versions, fleet
-//! status, waiting for a rollout, and listing and deciding approval requests.
+//! status, waiting for a rollout, listing and deciding approval requests, and reading audit
+//! records and their statistics.
 //!
-//! Every RPC first checks the calling principal's role (`principals`): reads need `viewer`,
-//! apply, rollback and approval decisions `operator`.
+//! Every RPC first checks the calling principal's role (`principals`): reads (audit
+//! records included) need `viewer`, apply, rollback and approval decisions `operator`.
 //!
 //! This module only translates between the wire and [`Versions`]/[`Fleet`]; the rules live
 //! there. Errors map to gRPC codes here, including the `ConfigErrors` status details that
@@ -22,6 +23,7 @@ use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
 use crate::approvals::{Approvals, DecideError};
+use crate::audit::{Audit, AuditError, StatsRow};
 use crate::fleet::{Fleet, NodeStatus, RolloutSummary};
 use crate::metrics::{AdminMethod, Metrics};
 use crate::principals::{AdminRole, require};
@@ -34,6 +36,7 @@ pub struct AdminService {
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
     approvals: Arc<Approvals>,
+    audit: Arc<Audit>,
 }
 
 impl AdminService {
@@ -42,12 +45,14 @@ impl AdminService {
         fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,
         approvals: Arc<Approvals>,
+        audit: Arc<Audit>,
     ) -> Self {
         Self {
             versions,
             fleet,
             metrics,
             approvals,
+            audit,
         }
     }
 
@@ -288,16 +293,57 @@ impl Admin for AdminService {
 
     async fn query_audit(
         &self,
-        _request: Request<pb::QueryAuditRequest>,
+        request: Request<pb::QueryAuditRequest>,
     ) -> Result<Response<pb::QueryAuditResponse>, Status> {
-        Err(Status::unimplemented("audit records are not stored yet"))
+        self.gate(AdminMethod::QueryAudit, &request, AdminRole::Viewer)?;
+        let result = self
+            .audit
+            .query(request.into_inner())
+            .await
+            .map(|records| pb::QueryAuditResponse { records })
+            .map_err(audit_status);
+        self.count(AdminMethod::QueryAudit, result)
+            .map(Response::new)
     }
 
     async fn audit_stats(
         &self,
-        _request: Request<pb::AuditStatsRequest>,
+        request: Request<pb::AuditStatsRequest>,
     ) -> Result<Response<pb::AuditStatsResponse>, Status> {
-        Err(Status::unimplemented("audit records are not stored yet"))
+        self.gate(AdminMethod::AuditStats, &request, AdminRole::Viewer)?;
+        let result = self
+            .audit
+            .stats(request.into_inner())
+            .await
+            .map(|stats| pb::AuditStatsResponse {
+                total: Some(to_proto_stats_row(stats.total)),
+                groups: stats.groups.into_iter().map(to_proto_stats_row).collect(),
+            })
+            .map_err(audit_status);
+        self.count(AdminMethod::AuditStats, result)
+            .map(Response::new)
+    }
+}
+
+/// The gRPC status for a failed audit read.
+fn audit_status(error: AuditError) -> Status {
+    match error {
+        AuditError::Invalid(reason) => Status::invalid_argument(reason),
+        error @ (AuditError::Store(_) | AuditError::Task(_)) => {
+            tracing::error!(%error, "audit request failed");
+            Status::internal(error.to_string())
+        }
+    }
+}
+
+fn to_proto_stats_row(row: StatsRow) -> pb::AuditStatsRow {
+    pb::AuditStatsRow {
+        key: row.key,
+        requests: row.requests,
+        errors: row.errors,
+        p50_ms: row.p50_ms,
+        p95_ms: row.p95_ms,
+        p99_ms: row.p99_ms,
     }
 }
 

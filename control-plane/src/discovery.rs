@@ -10,6 +10,9 @@
 //! Approvals ride the same stream: the data plane reports the calls it held for approval
 //! (`ApprovalRequest`), and the control plane sends the signed set of valid grants after the
 //! first snapshot or heartbeat and again whenever it changes (`GrantSet`).
+//!
+//! So do audit records: each `AuditBatch` goes to the stream's ingest worker
+//! ([`crate::audit::ingest`]), which answers `AuditAck` once the batch is committed.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -28,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::approvals::{Approvals, GrantSetReceiver};
+use crate::audit::Audit;
+use crate::audit::ingest::IngestQueue;
 use crate::fleet::{Fleet, Hello, Session};
 use crate::metrics::Metrics;
 use crate::store::fleet::StoredError;
@@ -44,6 +49,7 @@ const OUTBOUND_BUFFER: usize = 4;
 pub struct Discovery {
     versions: Arc<Versions>,
     approvals: Arc<Approvals>,
+    audit: Arc<Audit>,
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
     heartbeat: Duration,
@@ -54,6 +60,7 @@ impl Discovery {
     pub fn new(
         versions: Arc<Versions>,
         approvals: Arc<Approvals>,
+        audit: Arc<Audit>,
         fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,
         heartbeat: Duration,
@@ -62,6 +69,7 @@ impl Discovery {
         Self {
             versions,
             approvals,
+            audit,
             fleet,
             metrics,
             heartbeat,
@@ -117,12 +125,18 @@ impl ConfigDiscovery for Discovery {
         let session_keys_id = hello_keys_id;
         let session = self.fleet.connect(hello, peer);
         let (outbound, receiver) = mpsc::channel(OUTBOUND_BUFFER);
+        let audit = IngestQueue::start(
+            self.audit.clone(),
+            session.node_id.clone(),
+            outbound.clone(),
+        );
         let task = StreamTask {
             fleet: self.fleet.clone(),
             metrics: self.metrics.clone(),
             snapshots: self.versions.subscribe(),
             grants: self.approvals.subscribe(),
             approvals: self.approvals.clone(),
+            audit,
             outbound,
             shutdown: self.shutdown.clone(),
             sent: VecDeque::new(),
@@ -157,6 +171,7 @@ struct StreamTask {
     snapshots: SnapshotReceiver,
     grants: GrantSetReceiver,
     approvals: Arc<Approvals>,
+    audit: IngestQueue,
     outbound: Outbound,
     shutdown: CancellationToken,
     sent: VecDeque<Sent>,
@@ -323,9 +338,7 @@ impl StreamTask {
                 let node_id = session.node_id.clone();
                 tokio::spawn(async move { approvals.record(request, &node_id).await });
             }
-            Some(data_plane_message::Kind::AuditBatch(batch)) => {
-                tracing::debug!(node_id = %session.node_id, records = batch.records.len(), "audit batch not stored yet");
-            }
+            Some(data_plane_message::Kind::AuditBatch(batch)) => self.audit.offer(batch),
             Some(data_plane_message::Kind::Hello(_)) => {
                 return Err(End::Failed(Status::invalid_argument(
                     "Hello may only be sent once, as the first message",

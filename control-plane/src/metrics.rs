@@ -28,6 +28,15 @@ pub struct Metrics {
     admin_requests: IntCounterVec,
     /// Time from publishing a version to each data plane's ACK of it.
     pub propagation_seconds: Histogram,
+    /// Audit records stored (a resent record is not counted again).
+    pub audit_records: IntCounter,
+    /// Sum of the `dropped` counts the data planes reported in their audit batches.
+    pub audit_dropped: IntCounter,
+    /// Audit records deleted by retention.
+    pub audit_purged: IntCounter,
+    /// Audit batches not stored (database error, or the stream's ingest queue full); the
+    /// data plane keeps them and sends them again.
+    pub audit_ingest_failures: IntCounter,
 }
 
 /// Admin RPC names, for the `method` label.
@@ -41,6 +50,8 @@ pub enum AdminMethod {
     WaitRollout,
     ListApprovals,
     DecideApproval,
+    QueryAudit,
+    AuditStats,
 }
 
 impl AdminMethod {
@@ -54,6 +65,8 @@ impl AdminMethod {
             Self::WaitRollout => "wait_rollout",
             Self::ListApprovals => "list_approvals",
             Self::DecideApproval => "decide_approval",
+            Self::QueryAudit => "query_audit",
+            Self::AuditStats => "audit_stats",
         }
     }
 
@@ -68,6 +81,8 @@ impl AdminMethod {
             Self::WaitRollout => "waiting for a rollout",
             Self::ListApprovals => "listing approvals",
             Self::DecideApproval => "deciding an approval",
+            Self::QueryAudit => "reading audit records",
+            Self::AuditStats => "reading audit statistics",
         }
     }
 }
@@ -127,6 +142,23 @@ impl Metrics {
             ]),
         )
         .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let audit_records = counter(
+            "conduit_cp_audit_records_total",
+            "Audit records stored (records resent by a data plane are not counted again).",
+        );
+        let audit_dropped = counter(
+            "conduit_cp_audit_dropped_total",
+            "Audit records the data planes reported dropped because their queue was full.",
+        );
+        let audit_purged = counter(
+            "conduit_cp_audit_purged_total",
+            "Audit records deleted by retention (observability.retention_days).",
+        );
+        let audit_ingest_failures = counter(
+            "conduit_cp_audit_ingest_failures_total",
+            "Audit batches not stored and not acknowledged (the data plane sends them again).",
+        );
 
         for collector in [
             Box::new(config_version.clone()) as Box<dyn prometheus::core::Collector>,
@@ -137,6 +169,10 @@ impl Metrics {
             Box::new(snapshots_sent.clone()),
             Box::new(admin_requests.clone()),
             Box::new(propagation_seconds.clone()),
+            Box::new(audit_records.clone()),
+            Box::new(audit_dropped.clone()),
+            Box::new(audit_purged.clone()),
+            Box::new(audit_ingest_failures.clone()),
         ] {
             registry
                 .register(collector)
@@ -152,6 +188,10 @@ impl Metrics {
             snapshots_sent,
             admin_requests,
             propagation_seconds,
+            audit_records,
+            audit_dropped,
+            audit_purged,
+            audit_ingest_failures,
         }
     }
 
@@ -242,6 +282,10 @@ mod tests {
             "conduit_cp_data_planes{state=\"rejecting\"} 1",
             "conduit_cp_propagation_seconds_count 1",
             "conduit_cp_snapshot_acks_total 0",
+            "conduit_cp_audit_records_total 0",
+            "conduit_cp_audit_dropped_total 0",
+            "conduit_cp_audit_purged_total 0",
+            "conduit_cp_audit_ingest_failures_total 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -20,6 +20,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::admin::AdminService;
 use crate::approvals::Approvals;
+use crate::audit::Audit;
 use crate::auth::BearerAuth;
 use crate::discovery::Discovery;
 use crate::fleet::Fleet;
@@ -142,8 +143,14 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         .await??
     };
     let fleet = Arc::new(Fleet::new(rows));
+    let audit = {
+        let data_dir = config.data_dir.clone();
+        let metrics = metrics.clone();
+        Arc::new(tokio::task::spawn_blocking(move || Audit::open(&data_dir, metrics)).await??)
+    };
     tracing::info!(
         database = %store.path().display(),
+        audit_database = %audit.db().path().display(),
         current_version = versions.current_version(),
         "store opened"
     );
@@ -169,12 +176,14 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         fleet.clone(),
         metrics.clone(),
         approvals.clone(),
+        audit.clone(),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let discovery = ConfigDiscoveryServer::new(Discovery::new(
         versions.clone(),
         approvals.clone(),
+        audit.clone(),
         fleet.clone(),
         metrics.clone(),
         config.heartbeat_interval,
@@ -217,6 +226,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     ));
     let persistence = tokio::spawn(fleet.run_persistence(store, shutdown.clone()));
     let sweeper = tokio::spawn(approvals.run_sweeper(shutdown.clone()));
+    let retention = tokio::spawn(audit.run_retention(versions.clone(), shutdown.clone()));
 
     tracing::info!(
         grpc = %grpc_addr,
@@ -248,6 +258,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         persistence.await?;
         rotation.await?;
         sweeper.await?;
+        retention.await?;
         grpc??;
         http?.map_err(ServeError::Http)?;
         tracing::info!("control plane stopped");

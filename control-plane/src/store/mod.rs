@@ -118,42 +118,8 @@ impl Store {
     /// Open (creating if needed) `DIR/conduit.db`: the directory is made 0700, the database
     /// file and its WAL companions 0600, and pending migrations are applied.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        let dir_error = |source| StoreError::DataDir {
-            path: data_dir.to_path_buf(),
-            source,
-        };
-        if !data_dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(data_dir)
-                .map_err(dir_error)?;
-        }
-        let path = data_dir.join(DB_FILE);
-        // Creating the file ourselves fixes its mode before SQLite writes anything into it;
-        // SQLite then gives the -wal and -shm files the same mode as the database file.
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(dir_error)?;
-        restrict_permissions(&path).map_err(dir_error)?;
-
-        let mut conn = Connection::open(&path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose
-        // the last transactions, which the operator can re-apply.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let (conn, path) = open_private(data_dir, DB_FILE, MIGRATIONS)?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        migrate(&mut conn, &path)?;
-        for suffix in ["-wal", "-shm"] {
-            let companion = PathBuf::from(format!("{}{suffix}", path.display()));
-            if companion.exists() {
-                restrict_permissions(&companion).map_err(dir_error)?;
-            }
-        }
         Ok(Self {
             conn: Mutex::new(conn),
             path,
@@ -181,25 +147,71 @@ impl Store {
     }
 }
 
+/// Open (creating if needed) `DIR/FILE` as a private SQLite database: the directory is made
+/// 0700, the file and its WAL companions 0600, WAL mode is on and `migrations` are applied.
+/// Shared by the config store and the audit database (`crate::audit`).
+pub(crate) fn open_private(
+    data_dir: &Path,
+    file: &str,
+    migrations: &[&str],
+) -> Result<(Connection, PathBuf), StoreError> {
+    let dir_error = |source| StoreError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    };
+    if !data_dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(dir_error)?;
+    }
+    let path = data_dir.join(file);
+    // Creating the file ourselves fixes its mode before SQLite writes anything into it;
+    // SQLite then gives the -wal and -shm files the same mode as the database file.
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(dir_error)?;
+    restrict_permissions(&path).map_err(dir_error)?;
+
+    let mut conn = Connection::open(&path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose
+    // the last transactions.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&mut conn, &path, migrations)?;
+    for suffix in ["-wal", "-shm"] {
+        let companion = PathBuf::from(format!("{}{suffix}", path.display()));
+        if companion.exists() {
+            restrict_permissions(&companion).map_err(dir_error)?;
+        }
+    }
+    Ok((conn, path))
+}
+
 fn restrict_permissions(path: &Path) -> std::io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), StoreError> {
     let current: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if current > MIGRATIONS.len() {
+    if current > migrations.len() {
         return Err(StoreError::SchemaTooNew {
             path: path.to_path_buf(),
             found: current,
-            known: MIGRATIONS.len(),
+            known: migrations.len(),
         });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (index, sql) in migrations.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index + 1)?;
         tx.commit()?;
-        tracing::info!(version = index + 1, "applied database migration");
+        tracing::info!(database = %path.display(), version = index + 1, "applied database migration");
     }
     Ok(())
 }

@@ -1,0 +1,96 @@
+//! Audit ingest of one config stream: the stream loop hands each `AuditBatch` to a worker
+//! task of its own and goes on serving snapshots and heartbeats; the worker stores the
+//! batches in arrival order and answers each with `AuditAck{sequence}` on the same stream
+//! only after its transaction committed.
+//!
+//! A batch that cannot be stored gets no ack: the data plane keeps it and sends it again
+//! (ids make that idempotent). The same holds when the worker is [`QUEUE`] batches behind,
+//! which only a data plane that ignores acks can cause; the stream loop never waits.
+
+use std::sync::Arc;
+
+use conduit_proto::v1::{self as pb, ControlPlaneMessage, control_plane_message};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tonic::Status;
+
+use super::Audit;
+
+/// Batches waiting for the worker of one stream.
+pub const QUEUE: usize = 16;
+
+/// The sending half of a config stream.
+pub type Outbound = mpsc::Sender<Result<ControlPlaneMessage, Status>>;
+
+/// Where a stream loop puts the batches it receives. Dropping it ends the worker once the
+/// queued batches are stored.
+pub struct IngestQueue {
+    batches: mpsc::Sender<pb::AuditBatch>,
+    audit: Arc<Audit>,
+    node_id: String,
+}
+
+impl IngestQueue {
+    /// Start the worker of the stream of `node_id`, answering on `outbound`.
+    pub fn start(audit: Arc<Audit>, node_id: String, outbound: Outbound) -> Self {
+        let (batches, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(run(audit.clone(), node_id.clone(), receiver, outbound));
+        Self {
+            batches,
+            audit,
+            node_id,
+        }
+    }
+
+    /// Queue a batch without waiting; a full queue refuses it (no ack, counted).
+    pub fn offer(&self, batch: pb::AuditBatch) {
+        match self.batches.try_send(batch) {
+            Ok(()) => {}
+            Err(TrySendError::Full(batch) | TrySendError::Closed(batch)) => {
+                self.audit.metrics.audit_ingest_failures.inc();
+                tracing::warn!(
+                    node_id = %self.node_id,
+                    sequence = batch.sequence,
+                    "audit ingest is {QUEUE} batches behind; batch not acknowledged (the data plane sends it again)"
+                );
+            }
+        }
+    }
+}
+
+async fn run(
+    audit: Arc<Audit>,
+    node_id: String,
+    mut batches: mpsc::Receiver<pb::AuditBatch>,
+    outbound: Outbound,
+) {
+    // Log the first failure of a run of failures only; the counter has every one.
+    let mut failing = false;
+    while let Some(batch) = batches.recv().await {
+        let sequence = batch.sequence;
+        match audit.ingest(&node_id, batch).await {
+            Ok(_) => {
+                failing = false;
+                let ack = ControlPlaneMessage {
+                    kind: Some(control_plane_message::Kind::AuditAck(pb::AuditAck {
+                        sequence,
+                    })),
+                };
+                if outbound.send(Ok(ack)).await.is_err() {
+                    // The stream is gone; the data plane resends on its next stream and
+                    // the stored ids make that a no-op.
+                    return;
+                }
+            }
+            Err(error) => {
+                audit.metrics.audit_ingest_failures.inc();
+                if !failing {
+                    tracing::error!(%node_id, sequence, %error, "cannot store an audit batch; not acknowledged");
+                } else {
+                    tracing::debug!(%node_id, sequence, %error, "cannot store an audit batch");
+                }
+                failing = true;
+            }
+        }
+    }
+}
