@@ -7,6 +7,7 @@ mod integration {
 
     mod admin;
     mod approvals;
+    mod audit;
     mod auth;
     mod restart;
     mod stream;
