@@ -33,7 +33,7 @@ fn record(
         trace_id: format!("{:032x}", u128::from(n) << 64),
         node_id: "dp-1".into(),
         config_version: 3,
-        client_id: if n % 2 == 0 { "alice" } else { "bob" }.into(),
+        client_id: if n.is_multiple_of(2) { "alice" } else { "bob" }.into(),
         tenant_id: "acme".into(),
         server_id: server.into(),
         method: "tools/call".into(),
@@ -241,7 +241,7 @@ async fn stats_group_count_errors_and_percentiles() {
     let mut records = Vec::new();
     // files: durations 1..=100 ms, every 10th an error.
     for n in 1..=100u32 {
-        let status = if n % 10 == 0 { "upstream_error" } else { "ok" };
+        let status = if n.is_multiple_of(10) { "upstream_error" } else { "ok" };
         records.push(record(n, now - 1000, "files", "read", status, u64::from(n)));
     }
     // crm: two slow calls; one old one outside the window.
