@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::cli_audit::{LogsArgs, StatsArgs};
 use crate::cli_policy::{AclCommand, GuardrailsCommand};
 use crate::exit::EXIT_CODES_HELP;
 use crate::output::{ConfigFormat, ListFormat, RecordFormat};
@@ -91,6 +92,11 @@ pub enum Command {
     /// List and decide the tool calls held for approval.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// Show the audit records of requests, newest first (one per JSON-RPC message).
+    Logs(LogsArgs),
+    /// Show requests, error rate and p50/p95/p99 latency over a window, per server, tool
+    /// or client.
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -385,6 +391,72 @@ mod tests {
             "the id is required"
         );
         assert!(parse(&["approvals", "list", "--status", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn logs_and_stats_flags() {
+        use crate::cli_audit::StatsBy;
+        let cli = parse(&[
+            "logs",
+            "--server-id",
+            "files",
+            "--tool",
+            "read",
+            "--client",
+            "agent",
+            "--status",
+            "acl_denied",
+            "--trace",
+            "abc",
+            "--since",
+            "10m",
+            "--limit",
+            "5",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Logs(args) => {
+                assert_eq!(args.server_id.as_deref(), Some("files"));
+                assert_eq!(args.tool.as_deref(), Some("read"));
+                assert_eq!(args.client.as_deref(), Some("agent"));
+                assert_eq!(args.status.as_deref(), Some("acl_denied"));
+                assert_eq!(args.trace.as_deref(), Some("abc"));
+                assert_eq!(args.since, Some(Duration::from_secs(600)));
+                assert_eq!(args.limit, Some(5));
+                assert_eq!(args.output, ListFormat::Json);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        for bad in [
+            &["logs", "--status", "fine"][..],
+            &["logs", "--since", "soon"],
+            &["logs", "--limit", "0"],
+            &["logs", "--limit", "10001"],
+            &["stats", "--server-id", "a", "--tool", "b"],
+            &["stats", "--by", "node"],
+            &["stats", "-o", "yaml"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let cli = parse(&["stats"]).unwrap();
+        match cli.command {
+            Command::Stats(args) => {
+                assert_eq!(args.since, Duration::from_secs(3600));
+                assert_eq!(args.by, StatsBy::Server);
+                assert_eq!(args.output, ListFormat::Table);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = parse(&["stats", "--client", "c", "--since", "1d", "--by", "tool"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Stats(args) if args.by == StatsBy::Tool && args.since == Duration::from_secs(86_400)
+        ));
+        // The global --server is still the control plane's URL.
+        let cli = parse(&["logs", "--server", "http://cp:1", "--server-id", "s"]).unwrap();
+        assert_eq!(cli.connection.server, "http://cp:1");
     }
 
     #[test]

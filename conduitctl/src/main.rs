@@ -9,15 +9,18 @@ mod apply;
 mod approvals;
 mod audit;
 mod cli;
+mod cli_audit;
 mod cli_policy;
 mod client;
 mod diff;
 mod exit;
 mod get;
 mod guardrails;
+mod logs;
 mod output;
 mod policy_edit;
 mod source;
+mod stats;
 mod status;
 mod validate;
 
@@ -83,6 +86,8 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
             Command::Approvals(ApprovalsCommand::Reject(args)) => {
                 approvals::decide(connection, args, false).await
             }
+            Command::Logs(args) => logs::run(connection, args).await,
+            Command::Stats(args) => stats::run(connection, args).await,
             Command::Validate(args) => validate::run(args),
             Command::Schema => validate::print_schema(),
             Command::Acl(AclCommand::Check(args)) => acl::check(connection, args).await,

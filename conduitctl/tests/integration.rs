@@ -2,6 +2,8 @@
 //! plane to reach) and against a real control plane started in-process on port 0, with
 //! scripted data planes on real config streams.
 
+#[path = "integration/audit.rs"]
+mod audit;
 #[path = "integration/harness.rs"]
 mod harness;
 #[path = "integration/offline.rs"]

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use conduit_control_plane::{RunningServer, ServeConfig};
 use conduit_proto::v1::config_discovery_client::ConfigDiscoveryClient;
 use conduit_proto::v1::{
-    Ack, ConfigError, DataPlaneMessage, Hello, Nack, control_plane_message, data_plane_message,
+    Ack, AuditBatch, ConfigError, DataPlaneMessage, Hello, Nack, control_plane_message,
+    data_plane_message,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -98,6 +99,45 @@ impl ControlPlane {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends `batch` on a config stream of `node_id` and waits for its AuditAck, so the
+    /// records are stored when this returns.
+    pub fn send_audit(&self, node_id: &str, batch: AuditBatch) {
+        let url = self.url.clone();
+        let node_id = node_id.to_string();
+        self.runtime.block_on(async move {
+            let mut client = ConfigDiscoveryClient::connect(url)
+                .await
+                .expect("data plane connects");
+            let (tx, rx) = mpsc::channel(4);
+            let sequence = batch.sequence;
+            for kind in [
+                data_plane_message::Kind::Hello(Hello {
+                    node_id,
+                    ..Hello::default()
+                }),
+                data_plane_message::Kind::AuditBatch(batch),
+            ] {
+                tx.send(message(kind)).await.expect("queued");
+            }
+            let mut inbound = client
+                .stream(ReceiverStream::new(rx))
+                .await
+                .expect("stream opens")
+                .into_inner();
+            let acked = tokio::time::timeout(Duration::from_secs(10), async {
+                while let Ok(Some(reply)) = inbound.message().await {
+                    if let Some(control_plane_message::Kind::AuditAck(ack)) = reply.kind {
+                        return ack.sequence;
+                    }
+                }
+                panic!("stream ended before the AuditAck");
+            })
+            .await
+            .expect("AuditAck in time");
+            assert_eq!(acked, sequence);
+        });
     }
 
     pub fn status_json(&self) -> serde_json::Value {
