@@ -1,5 +1,6 @@
 //! Conduit control plane: holds the desired configuration as immutable versions in SQLite,
-//! streams snapshots to data planes, tracks the fleet, and serves the Admin API.
+//! streams snapshots to data planes, tracks the fleet, stores the audit records the data
+//! planes report, and serves the Admin API.
 //!
 //! Entry point for embedding (and for tests): [`server::start`].
 #![forbid(unsafe_code)]

@@ -94,3 +94,85 @@ async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    fn batch(sequence: u64) -> pb::AuditBatch {
+        pb::AuditBatch {
+            sequence,
+            records: vec![pb::AuditRecord {
+                id: format!("{sequence:032x}"),
+                time_unix_ms: chrono::Utc::now().timestamp_millis(),
+                status: "ok".into(),
+                ..pb::AuditRecord::default()
+            }],
+            dropped: 0,
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, Arc<Audit>, Arc<Metrics>) {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let audit = Arc::new(Audit::open(dir.path(), metrics.clone()).unwrap());
+        (dir, audit, metrics)
+    }
+
+    async fn next_ack(receiver: &mut mpsc::Receiver<Result<ControlPlaneMessage, Status>>) -> u64 {
+        let message = tokio::time::timeout(Duration::from_secs(10), receiver.recv())
+            .await
+            .expect("an ack in time")
+            .expect("the worker is alive")
+            .expect("not an error");
+        match message.kind {
+            Some(control_plane_message::Kind::AuditAck(ack)) => ack.sequence,
+            other => panic!("expected an AuditAck, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn acks_in_order_and_refuses_past_the_queue() {
+        let (_dir, audit, metrics) = setup();
+        let (outbound, mut receiver) = mpsc::channel(4);
+        let queue = IngestQueue::start(audit.clone(), "dp-1".into(), outbound);
+        // The worker cannot run before this test yields, so the queue fills up.
+        for sequence in 1..=QUEUE as u64 + 2 {
+            queue.offer(batch(sequence));
+        }
+        assert_eq!(metrics.audit_ingest_failures.get(), 2);
+        for sequence in 1..=QUEUE as u64 {
+            assert_eq!(next_ack(&mut receiver).await, sequence);
+        }
+        assert_eq!(metrics.audit_records.get(), QUEUE as u64);
+        // Dropping the queue ends the worker, which drops its sender.
+        drop(queue);
+        assert!(receiver.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_be_stored_is_not_acked() {
+        let (dir, audit, metrics) = setup();
+        let (outbound, mut receiver) = mpsc::channel(4);
+        let queue = IngestQueue::start(audit.clone(), "dp-1".into(), outbound);
+        queue.offer(batch(1));
+        assert_eq!(next_ack(&mut receiver).await, 1);
+        // Break the database under the running server.
+        rusqlite::Connection::open(dir.path().join(crate::audit::AUDIT_DB_FILE))
+            .unwrap()
+            .execute_batch("DROP TABLE audit_records")
+            .unwrap();
+        queue.offer(batch(2));
+        queue.offer(batch(3));
+        drop(queue);
+        assert!(
+            receiver.recv().await.is_none(),
+            "no ack for the failed batches"
+        );
+        assert_eq!(metrics.audit_ingest_failures.get(), 2);
+        assert_eq!(metrics.audit_records.get(), 1);
+    }
+}

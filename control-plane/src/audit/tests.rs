@@ -241,7 +241,11 @@ async fn stats_group_count_errors_and_percentiles() {
     let mut records = Vec::new();
     // files: durations 1..=100 ms, every 10th an error.
     for n in 1..=100u32 {
-        let status = if n.is_multiple_of(10) { "upstream_error" } else { "ok" };
+        let status = if n.is_multiple_of(10) {
+            "upstream_error"
+        } else {
+            "ok"
+        };
         records.push(record(n, now - 1000, "files", "read", status, u64::from(n)));
     }
     // crm: two slow calls; one old one outside the window.
