@@ -2,7 +2,7 @@
 //! `conduit.db`) so that a busy audit stream and its retention never contend with config
 //! writes, and so operators can copy, ship or truncate it independently.
 //!
-//! The file and its WAL companions are 0600 ([`crate::store::open_private`]). One
+//! The file and its WAL companions are 0600 (`crate::store::open_private`). One
 //! connection writes (ingest, retention) and a second one only reads (QueryAudit,
 //! AuditStats): in WAL mode readers never block the writer, so an expensive stats query
 //! cannot hold up the acknowledgement of a batch. Every method is synchronous; async

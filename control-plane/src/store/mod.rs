@@ -1,7 +1,7 @@
 //! The control plane's durable state: one SQLite database (`conduit.db`) in the data
 //! directory, in WAL mode, readable by its owner only. (Audit records live in a database of
 //! their own, `audit.db`, owned by [`crate::audit`] and opened with the same
-//! [`open_private`].)
+//! `open_private`.)
 //!
 //! This module owns opening the database (directory and file permissions, pragmas) and the
 //! schema migrations. The tables live in [`versions`] (immutable config versions),
