@@ -18,6 +18,7 @@ use crate::metrics::{ApplyOutcome, Metrics};
 use crate::runtime::{Applied, ConfigSource, Runtime};
 use crate::session::KeyRing;
 use crate::stdio;
+use crate::telemetry::{self, Telemetry};
 use crate::webhook::Webhooks;
 
 /// The serving runtime, swapped atomically by the applier and read by requests.
@@ -50,6 +51,8 @@ pub struct Applier {
     approvals: Approvals,
     /// The guardrail webhook sender, handed to every runtime (`None`: nothing is sent).
     webhooks: Option<Webhooks>,
+    /// Trace export, reconfigured by every apply.
+    telemetry: Telemetry,
 }
 
 impl Applier {
@@ -63,7 +66,14 @@ impl Applier {
             stdio,
             key_ring: Arc::new(KeyRing::new()),
             webhooks: None,
+            telemetry: Telemetry::new(""),
         }
+    }
+
+    /// Configure `telemetry` (the process's trace export) from every applied configuration.
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Hand `webhooks` (the process's one sender) to every runtime applied from now on.
@@ -99,7 +109,7 @@ impl Applier {
     /// Apply `candidate` entirely or not at all. On error every problem is returned and
     /// the previous runtime keeps serving. Needs a Tokio runtime (health checks start).
     pub fn apply(&self, candidate: &Candidate) -> Result<Applied, ConfigErrors> {
-        let result = compile(candidate, &self.stdio).map(|mut runtime| {
+        let result = compile(candidate, &self.stdio).map(|(mut runtime, traces)| {
             let previous = self.runtime.load_full();
             runtime.inherit(&previous);
             runtime.set_approvals(self.approvals.clone());
@@ -112,6 +122,7 @@ impl Applier {
             runtime.start_health_checks(&self.prober);
             self.stdio.commit(&runtime);
             self.key_ring.note_applied(runtime.session_keys().is_some());
+            self.telemetry.configure(traces.as_ref());
             runtime
                 .applied()
                 .cloned()
@@ -160,9 +171,14 @@ impl Applier {
     }
 }
 
-fn compile(candidate: &Candidate, stdio: &stdio::Pool) -> Result<Runtime, ConfigErrors> {
+/// The runtime of `candidate` and its trace export settings.
+fn compile(
+    candidate: &Candidate,
+    stdio: &stdio::Pool,
+) -> Result<(Runtime, Option<telemetry::Settings>), ConfigErrors> {
     let document = Document::from_text(&candidate.text)?;
     let resolved = document.resolve_references(&ProcessResolver)?;
+    let traces = telemetry::Settings::compile(&resolved);
     let applied = Applied {
         version: candidate.version,
         hash: candidate
@@ -172,7 +188,16 @@ fn compile(candidate: &Candidate, stdio: &stdio::Pool) -> Result<Runtime, Config
         source: candidate.source,
         applied_at: Utc::now(),
     };
-    Runtime::compile_with(&resolved, applied, stdio)
+    let runtime = Runtime::compile_with(&resolved, applied, stdio);
+    match (runtime, traces) {
+        (Ok(runtime), Ok(traces)) => Ok((runtime, traces)),
+        (Ok(_), Err(error)) => Err(ConfigErrors(vec![error])),
+        (Err(mut errors), Err(error)) => {
+            errors.0.push(error);
+            Err(errors)
+        }
+        (Err(errors), Ok(_)) => Err(errors),
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub mod source;
 pub mod sse;
 pub mod state;
 pub mod stdio;
+pub mod telemetry;
 pub mod trace_context;
 pub mod webhook;
 

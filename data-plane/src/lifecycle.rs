@@ -31,6 +31,7 @@ use crate::source::file::{FileSource, FileSourceError};
 use crate::source::session::SessionContext;
 use crate::state::{StateDir, StateError, StateWriter};
 use crate::stdio;
+use crate::telemetry::Telemetry;
 use crate::webhook::{WebhookOptions, Webhooks};
 
 /// Where configuration comes from.
@@ -106,6 +107,8 @@ pub struct DataPlane {
     admin_task: tokio::task::JoinHandle<()>,
     /// Stopped after the drain: in-flight requests to stdio servers finish first.
     stdio: stdio::Pool,
+    /// Flushed after the drain, so the spans of the last requests are exported.
+    telemetry: Telemetry,
 }
 
 impl DataPlane {
@@ -114,8 +117,10 @@ impl DataPlane {
         let runtime: SharedRuntime = Arc::new(ArcSwap::from_pointee(Runtime::empty()));
         // One webhook sender per process (its delivery task runs on this Tokio runtime).
         let webhooks = Webhooks::start(&metrics, WebhookOptions::default());
-        let applier =
-            Applier::new(Arc::clone(&runtime), Arc::clone(&metrics)).with_webhooks(webhooks);
+        let telemetry = Telemetry::new(settings.node_id.clone());
+        let applier = Applier::new(Arc::clone(&runtime), Arc::clone(&metrics))
+            .with_webhooks(webhooks)
+            .with_telemetry(telemetry.clone());
         metrics
             .register(Box::new(ReplicaMetrics::new(Arc::clone(&runtime))))
             .expect("replica metric names are unique");
@@ -179,7 +184,9 @@ impl DataPlane {
         }
 
         let proxy = Arc::new(
-            Proxy::new(Arc::clone(&runtime), Arc::clone(&metrics)).with_key_ring(key_ring),
+            Proxy::new(Arc::clone(&runtime), Arc::clone(&metrics))
+                .with_key_ring(key_ring)
+                .with_telemetry(telemetry.clone()),
         );
         traffic_tasks.spawn(server::serve(
             proxy_listener,
@@ -222,6 +229,7 @@ impl DataPlane {
             traffic_tasks,
             admin_task,
             stdio,
+            telemetry,
         })
     }
 
@@ -254,6 +262,7 @@ impl DataPlane {
             }
         }
         self.stdio.shutdown().await;
+        self.telemetry.shutdown().await;
         self.stop_admin.cancel();
         if let Err(error) = self.admin_task.await {
             tracing::error!(%error, "the admin task failed");

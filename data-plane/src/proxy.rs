@@ -39,6 +39,7 @@ use crate::jsonrpc::{self, RequestId};
 use crate::metrics::{Metrics, status_class};
 use crate::runtime::{HttpUpstream, Runtime, Server, Upstream};
 use crate::session::{self, KeyRing, ServerSession};
+use crate::telemetry::{self, Telemetry};
 use crate::trace_context::TraceContext;
 use crate::{answer_check, batch};
 
@@ -71,6 +72,8 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     /// Session keys not named by the config (the applier's ring).
     key_ring: Arc<KeyRing>,
+    /// Trace export (off unless the config enables it).
+    telemetry: Telemetry,
 }
 
 impl Proxy {
@@ -82,7 +85,14 @@ impl Proxy {
             client,
             metrics,
             key_ring: Arc::new(KeyRing::new()),
+            telemetry: Telemetry::new(""),
         }
+    }
+
+    /// Export the spans of requests through `telemetry` (the applier's).
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Proxy {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Use `key_ring` (the applier's) for session tokens.
@@ -102,8 +112,15 @@ impl Proxy {
         let started = Instant::now();
         let trace = TraceContext::from_headers(request.headers());
         request.extensions_mut().insert(trace);
+        let exported = self.telemetry.start(&trace, request.method());
+        if let Some(exported) = &exported {
+            request.extensions_mut().insert(exported.clone());
+        }
         let span = tracing::info_span!("mcp", trace_id = %trace.trace_id());
         let (label, mut response) = self.route(request, local).instrument(span.clone()).await;
+        if let Some(exported) = exported {
+            exported.end(&label, &response);
+        }
         trace.tag(response.headers_mut());
         span.in_scope(|| self.finish(&label, &response, started));
         response
@@ -212,11 +229,14 @@ impl Proxy {
         // unknown server or profile is reported, so unauthenticated callers learn nothing
         // about the configuration.
         if let Some(auth) = runtime.auth() {
+            let span = telemetry::child(&parts, telemetry::AUTH);
             match auth.authenticate(&parts.headers).await {
                 Ok(caller) => {
+                    telemetry::authenticated(span, &parts, &caller);
                     parts.extensions.insert(caller);
                 }
                 Err(reason) => {
+                    telemetry::failed(span, &parts, reason.as_str());
                     let response = self.refuse(reason, &id);
                     return (metrics_label(known, server_id), response);
                 }
@@ -272,6 +292,9 @@ impl Proxy {
                 }
             }
         }
+        if let Some(Ok(jsonrpc::Envelope::Batch(_))) = &envelope {
+            telemetry::note_batch(&mut parts);
+        }
         let response = match envelope {
             Some(Ok(jsonrpc::Envelope::Batch(batch))) => {
                 let (runtime, server_id, server, parts) = (&runtime, &server_id, &server, &parts);
@@ -302,6 +325,7 @@ impl Proxy {
         id: &RequestId,
     ) -> Response<ProxyBody> {
         if !runtime.admission_enabled() {
+            telemetry::describe_body(parts, &body);
             return self.send(server_id, server, parts, body, id).await;
         }
         if parts.method != Method::POST {
@@ -321,7 +345,11 @@ impl Proxy {
             Ok(target) => target,
             Err(unreadable) => return unreadable_message(id, &unreadable),
         };
-        if let Err(refused) = admission::admit(runtime, parts, &target, id).await {
+        let mut policy = telemetry::child(parts, telemetry::POLICY);
+        telemetry::describe(parts, &message, policy.as_mut());
+        let admitted = admission::admit(runtime, parts, &target, id).await;
+        telemetry::end_policy(policy, parts, admitted.is_err());
+        if let Err(refused) = admitted {
             return refused;
         }
         let response = self.send(server_id, server, parts, body, id).await;
@@ -345,7 +373,10 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         match &server.upstream {
             Upstream::Http(upstream) => self.forward(server_id, upstream, parts, body, id).await,
-            Upstream::Stdio(stdio) => stdio.handle(parts, body).await,
+            Upstream::Stdio(stdio) => {
+                let _span = telemetry::upstream(parts, server_id, None);
+                stdio.handle(parts, body).await
+            }
             Upstream::Managed => error(
                 StatusCode::NOT_IMPLEMENTED,
                 id,
@@ -381,8 +412,9 @@ impl Proxy {
         if let Some(session) = session {
             session.to_upstream(request.headers_mut());
         }
+        let span = telemetry::upstream(parts, server_id, Some(lease.uri()));
         if let Some(trace) = parts.extensions.get::<TraceContext>() {
-            trace.propagate(request.headers_mut());
+            telemetry::upstream_context(trace, span.as_ref()).propagate(request.headers_mut());
         }
         if let Some(host) = plain_http_host(lease.uri()) {
             request.headers_mut().entry(header::HOST).or_insert(host);
@@ -396,6 +428,13 @@ impl Proxy {
             Ok(Ok(response)) => Outcome::of_status(response.status()),
             Ok(Err(_)) | Err(_) => Outcome::Failure,
         });
+        if let Some(span) = span {
+            span.upstream_outcome(match &sent {
+                Ok(Ok(response)) => Ok(response.status()),
+                Ok(Err(_)) => Err("unreachable"),
+                Err(_) => Err("timeout"),
+            });
+        }
         let mut response = match sent {
             Ok(Ok(response))
                 if parts.method == Method::POST && !is_event_stream(response.headers()) =>
@@ -499,6 +538,14 @@ fn unreadable_message(id: &RequestId, unreadable: &Unreadable) -> Response<Proxy
 /// The HTTP(S) client of upstream requests (and JWKS fetches): rustls with the system
 /// roots (the bundled Mozilla roots without a usable store), HTTP/1.1 and HTTP/2, pooled.
 pub(crate) fn upstream_client() -> UpstreamClient {
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
+        .build(https_connector())
+}
+
+/// The connector of [`upstream_client`], also used by the trace exporter (`telemetry`).
+pub(crate) fn https_connector() -> HttpsConnector<HttpConnector> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));
@@ -515,15 +562,11 @@ pub(crate) fn upstream_client() -> UpstreamClient {
             HttpsConnectorBuilder::new().with_webpki_roots()
         }
     };
-    let connector = builder
+    builder
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
-        .build(connector)
+        .wrap_connector(http)
 }
 
 /// `Some(id)` for `/mcp/{id}` (one non-empty segment), else `None`.
@@ -638,8 +681,13 @@ pub(crate) fn error(
     code: i64,
     message: impl Into<String>,
 ) -> Response<ProxyBody> {
-    jsonrpc::error_response(status, id, code, message)
-        .map(|body| body.map_err(|never| match never {}).boxed())
+    let mut response = jsonrpc::error_response(status, id, code, message)
+        .map(|body| body.map_err(|never| match never {}).boxed());
+    // Traces mark the errors the gateway writes (`telemetry`).
+    response
+        .extensions_mut()
+        .insert(telemetry::GatewayError { code });
+    response
 }
 
 /// The metrics label of a request: the server id when it is configured, else `unknown`

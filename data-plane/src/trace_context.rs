@@ -32,6 +32,9 @@ pub struct TraceContext {
     /// Whether the caller's `traceparent` was valid and is continued (so its `tracestate`
     /// belongs to this trace).
     continued: bool,
+    /// The caller's span (the parent id of its `traceparent`), which the gateway's exported
+    /// request span is a child of (`telemetry`).
+    parent_id: u64,
 }
 
 impl TraceContext {
@@ -46,6 +49,7 @@ impl TraceContext {
                 span_id,
                 flags: parent.flags,
                 continued: true,
+                parent_id: parent.parent_id,
             };
         }
         let trace_id = single_value(headers, &TRACE_ID_HEADER)
@@ -56,6 +60,28 @@ impl TraceContext {
             span_id,
             flags: DEFAULT_FLAGS,
             continued: false,
+            parent_id: 0,
+        }
+    }
+
+    /// The trace id as a number (what an exported span carries).
+    pub fn trace_id_value(&self) -> u128 {
+        self.trace_id
+    }
+
+    /// The caller's span when its `traceparent` is continued: its span id and flags.
+    pub fn remote_parent(&self) -> Option<(u64, u8)> {
+        self.continued.then_some((self.parent_id, self.flags))
+    }
+
+    /// This context with `span_id` as the gateway's span and the sampled flag set to
+    /// `sampled`: what is propagated when the gateway exports its own spans, so the
+    /// upstream's spans are children of the exported upstream span and follow its sampling.
+    pub fn with_span(self, span_id: u64, sampled: bool) -> TraceContext {
+        TraceContext {
+            span_id,
+            flags: (self.flags & !0x01) | u8::from(sampled),
+            ..self
         }
     }
 
@@ -129,6 +155,7 @@ fn hex(mut value: u128, out: &mut [u8]) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Traceparent {
     trace_id: u128,
+    parent_id: u64,
     flags: u8,
 }
 
@@ -146,9 +173,13 @@ fn parse_traceparent(value: &str) -> Option<Traceparent> {
         return None;
     }
     let trace_id = parse_hex_id(trace_id, 32)?;
-    parse_hex_id(parent_id, 16)?;
+    let parent_id = u64::try_from(parse_hex_id(parent_id, 16)?).ok()?;
     let flags = u8::try_from(parse_hex(flags, 2)?).ok()?;
-    Some(Traceparent { trace_id, flags })
+    Some(Traceparent {
+        trace_id,
+        parent_id,
+        flags,
+    })
 }
 
 /// A non-zero id of exactly `digits` lower-case hex digits.
@@ -245,6 +276,27 @@ mod tests {
     }
 
     #[test]
+    fn exposes_the_callers_span_and_replaces_the_gateways() {
+        let context = TraceContext::from_headers(&headers(&[("traceparent", PARENT)]));
+        assert_eq!(context.remote_parent(), Some((0xb7ad6b7169203331, 0x01)));
+        assert_eq!(context.trace_id_value(), 0x0af7651916cd43dd8448eb211c80319c);
+        let unsampled = context.with_span(0x1234, false);
+        assert_eq!(
+            unsampled.traceparent(),
+            format!("00-{TRACE}-0000000000001234-00")
+        );
+        assert_eq!(
+            unsampled.with_span(0x42, true).traceparent(),
+            format!("00-{TRACE}-0000000000000042-01")
+        );
+        // A new trace has no remote parent.
+        assert_eq!(
+            TraceContext::from_headers(&HeaderMap::new()).remote_parent(),
+            None
+        );
+    }
+
+    #[test]
     fn keeps_the_callers_flags() {
         let unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
         let context = TraceContext::from_headers(&headers(&[("traceparent", unsampled)]));
@@ -333,6 +385,7 @@ mod tests {
                 span_id,
                 flags,
                 continued: false,
+                parent_id: 0,
             };
             assert_eq!(context.trace_id().to_string(), format!("{trace_id:032x}"));
             assert_eq!(
