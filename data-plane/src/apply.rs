@@ -117,12 +117,14 @@ impl Applier {
                 runtime.set_webhooks(webhooks.clone());
             }
             let runtime = Arc::new(runtime);
+            // Before the swap: once the new configuration is reported applied, its trace
+            // settings are in effect (building an exporter loads the trust store).
+            self.telemetry.configure(traces.as_ref());
             self.runtime.store(Arc::clone(&runtime));
             previous.stop_health_checks();
             runtime.start_health_checks(&self.prober);
             self.stdio.commit(&runtime);
             self.key_ring.note_applied(runtime.session_keys().is_some());
-            self.telemetry.configure(traces.as_ref());
             runtime
                 .applied()
                 .cloned()

@@ -345,11 +345,8 @@ impl Proxy {
             Ok(target) => target,
             Err(unreadable) => return unreadable_message(id, &unreadable),
         };
-        let mut policy = telemetry::child(parts, telemetry::POLICY);
-        telemetry::describe(parts, &message, policy.as_mut());
-        let admitted = admission::admit(runtime, parts, &target, id).await;
-        telemetry::end_policy(policy, parts, admitted.is_err());
-        if let Err(refused) = admitted {
+        telemetry::describe(parts, &message);
+        if let Err(refused) = admission::admit(runtime, parts, &target, id).await {
             return refused;
         }
         let response = self.send(server_id, server, parts, body, id).await;

@@ -41,6 +41,7 @@ use crate::caller::Caller;
 use crate::jsonrpc::RequestId;
 use crate::proxy::ProxyBody;
 use crate::runtime::Runtime;
+use crate::telemetry;
 
 /// What admission decided about a message that may go on, for the audit record.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -101,6 +102,19 @@ pub async fn admit(
     if matches!(target, Target::Other) {
         return Ok(Admitted::default());
     }
+    let span = telemetry::child(parts, telemetry::POLICY);
+    let admitted = phases(runtime, parts, target, id).await;
+    telemetry::end_policy(span, parts, admitted.is_err());
+    admitted
+}
+
+/// The phases of [`admit`], in order.
+async fn phases(
+    runtime: &Runtime,
+    parts: &Parts,
+    target: &Target<'_>,
+    id: &RequestId,
+) -> Result<Admitted, Response<ProxyBody>> {
     let caller = Caller::of(parts);
     let mut admitted = Admitted::default();
     acl_phase(runtime, &caller, target, id, &mut admitted).map_err(|refused| *refused)?;

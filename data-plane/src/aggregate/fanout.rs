@@ -30,6 +30,8 @@ use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, UpstreamClient, is
 use crate::runtime::{HttpUpstream, Server, Upstream};
 use crate::session::UpstreamSession;
 use crate::stdio::StdioServer;
+use crate::telemetry::{self, ChildSpan};
+use crate::trace_context::TraceContext;
 
 /// JSON-RPC messages as they arrive on a member's event stream, each the text of one
 /// message.
@@ -201,12 +203,20 @@ impl Fanout {
         body: Bytes,
     ) -> Result<Sent, MemberError> {
         match target {
-            Target::Http(upstream, headers) => {
-                self.send_http(member, upstream, method, headers, body)
-                    .await
+            Target::Http(upstream, headers, span) => {
+                let sent = self
+                    .send_http(member, upstream, method, headers, body)
+                    .await;
+                if let Some(span) = span {
+                    span.upstream_outcome(match &sent {
+                        Ok(sent) => Ok(sent.response.status()),
+                        Err(_) => Err("failed"),
+                    });
+                }
+                sent
             }
             // The process answers within the server's timeout itself.
-            Target::Stdio(stdio) => {
+            Target::Stdio(stdio, _span) => {
                 let request = stdio_request(method);
                 let response = stdio.handle(&request, body).await;
                 Ok(Sent {
@@ -258,11 +268,12 @@ impl Fanout {
     }
 }
 
-/// Where a request to a member goes, with what it needs there.
+/// Where a request to a member goes, with what it needs there, and the trace span of the
+/// call when traces are exported.
 enum Target<'a> {
     /// The server and the request's headers.
-    Http(&'a HttpUpstream, HeaderMap),
-    Stdio(&'a StdioServer),
+    Http(&'a HttpUpstream, HeaderMap, Option<ChildSpan>),
+    Stdio(&'a StdioServer, Option<ChildSpan>),
 }
 
 /// The target of a request to `member` (`Err` for a member this data plane cannot reach).
@@ -274,10 +285,18 @@ fn target<'a>(
 ) -> Result<Target<'a>, MemberError> {
     match member.link() {
         Link::Http(upstream) => {
-            let headers = member_headers(caller, upstream, member, method.clone(), routing);
-            Ok(Target::Http(upstream, headers))
+            let mut headers = member_headers(caller, upstream, member, method.clone(), routing);
+            let span = telemetry::upstream(caller, &member.id, None);
+            // The member hears the exported span as its parent.
+            if let (Some(trace), Some(span)) = (caller.extensions.get::<TraceContext>(), &span) {
+                telemetry::upstream_context(trace, Some(span)).propagate(&mut headers);
+            }
+            Ok(Target::Http(upstream, headers, span))
         }
-        Link::Stdio(stdio) => Ok(Target::Stdio(stdio)),
+        Link::Stdio(stdio) => Ok(Target::Stdio(
+            stdio,
+            telemetry::upstream(caller, &member.id, None),
+        )),
         Link::Managed => Err(MemberError::Managed {
             server: member.id.clone(),
         }),

@@ -188,7 +188,7 @@ pub fn end_policy(span: Option<ChildSpan>, parts: &Parts, refused: bool) {
     }
 }
 
-/// The request is a batch: its messages are described on their own spans only.
+/// The request is a batch: its messages are not described one by one on its span.
 pub fn note_batch(parts: &mut Parts) {
     if let Some(request) = parts.extensions.get_mut::<RequestSpan>() {
         request.batch = true;
@@ -200,37 +200,27 @@ pub fn note_batch(parts: &mut Parts) {
 }
 
 /// Put the message's JSON-RPC method and tool name on the request span (unless it is a
-/// batch) and on `span`.
-pub fn describe(parts: &Parts, message: &Message, span: Option<&mut ChildSpan>) {
+/// batch, whose messages are many).
+pub fn describe(parts: &Parts, message: &Message) {
     let Some(request) = request_span(parts) else {
         return;
     };
-    if !request.cx.span().is_recording() {
+    if request.batch || !request.cx.span().is_recording() {
         return;
     }
-    let attributes = message_attributes(message);
-    if let Some(span) = span {
-        span.span.set_attributes(attributes.clone());
-    }
-    if !request.batch {
-        request.cx.span().set_attributes(attributes);
-    }
+    request
+        .cx
+        .span()
+        .set_attributes(message_attributes(message));
 }
 
-/// [`describe`] for a message admission did not read: parsed here only when the request
+/// [`describe`] for a message admission does not read: parsed here only when the request
 /// span is recorded, so tracing costs nothing more for requests it does not sample.
 pub fn describe_body(parts: &Parts, body: &[u8]) {
-    let Some(request) = request_span(parts) else {
-        return;
-    };
-    if !request.cx.span().is_recording() || request.batch {
-        return;
-    }
-    if let Ok(message) = Message::parse(body) {
-        request
-            .cx
-            .span()
-            .set_attributes(message_attributes(&message));
+    let recorded = request_span(parts)
+        .is_some_and(|request| !request.batch && request.cx.span().is_recording());
+    if recorded && let Ok(message) = Message::parse(body) {
+        describe(parts, &message);
     }
 }
 

@@ -143,3 +143,58 @@ async fn a_request_span_continues_the_callers_trace_and_parents_the_upstream() {
     telemetry.shutdown().await;
     assert!(!telemetry.is_enabled());
 }
+
+/// Counts the POSTs a collector receives (answering each with 200).
+async fn collector() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let posts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&posts);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 1 << 16];
+                while let Ok(read) = stream.read(&mut buffer).await {
+                    if read == 0 {
+                        return;
+                    }
+                    if buffer[..read].starts_with(b"POST ") {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    (url, posts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_resumes_after_being_turned_off_and_on() {
+    let (url, posts) = collector().await;
+    let telemetry = Telemetry::new("node-1");
+    let exported = |expected: usize| {
+        let posts = Arc::clone(&posts);
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while posts.load(std::sync::atomic::Ordering::SeqCst) < expected {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .expect("the span is exported");
+        }
+    };
+    telemetry.configure(Some(&at(&url, 1.0)));
+    drop(telemetry.start(&trace(), &http::Method::POST).unwrap());
+    exported(1).await;
+    telemetry.configure(None);
+    telemetry.configure(Some(&at(&url, 1.0)));
+    drop(telemetry.start(&trace(), &http::Method::POST).unwrap());
+    exported(2).await;
+}

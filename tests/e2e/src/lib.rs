@@ -17,6 +17,7 @@
 //! - [`procfs`]: child processes, liveness and environments through `/proc`; [`stdio`]: a
 //!   data plane running the fixture as a stdio server;
 //! - [`redis`]: a real `redis-server` per test (unix socket, no persistence);
+//! - [`otlp`]: an OTLP/HTTP trace receiver keeping the spans a data plane exports;
 //! - [`wait`]: bounded polling; [`tls`]: throw-away certificates and client TLS settings;
 //!   [`configs`]: test configs.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod http;
 pub mod https;
 pub mod mcp;
 pub mod misbehaving;
+pub mod otlp;
 pub mod process;
 pub mod procfs;
 pub mod redis;

@@ -32,6 +32,7 @@ mod integration {
     mod standalone;
     mod stdio;
     mod stdio_lifecycle;
+    mod traces;
     mod transport;
     mod webhooks;
 }
