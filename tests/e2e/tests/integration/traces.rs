@@ -18,6 +18,7 @@ const UNSAMPLED_TRACE: &str = "5cf92f3577b34da6a3ce929d0e0e4737";
 const DENIED_TRACE: &str = "6df92f3577b34da6a3ce929d0e0e4738";
 const WHILE_OFF_TRACE: &str = "7ef92f3577b34da6a3ce929d0e0e4739";
 const AGGREGATE_TRACE: &str = "8ff92f3577b34da6a3ce929d0e0e473a";
+const LAST_TRACE: &str = "9af92f3577b34da6a3ce929d0e0e473b";
 const KEY: &str = "key-agent-secret";
 
 /// The fixture behind api-key auth and an ACL allowing only `echo_headers`, with
@@ -148,7 +149,7 @@ fn request_spans_follow_the_callers_trace_and_parent_the_upstream() -> anyhow::R
         receiver.url()
     );
     std::fs::write(&path, config(&fixture.mcp_url(), &enabled))?;
-    let dp = DataPlane::start(DataPlaneOptions {
+    let mut dp = DataPlane::start(DataPlaneOptions {
         node_id: "traced".into(),
         config_file: Some(path.clone()),
         wait_ready: true,
@@ -345,5 +346,21 @@ fn request_spans_follow_the_callers_trace_and_parent_the_upstream() -> anyhow::R
         Some("conduit-again")
     );
     assert_eq!(receiver.trace(WHILE_OFF_TRACE), Vec::new());
+
+    // Spans still queued when the process stops are exported before it exits.
+    let mut last = client(&dp, KEY, Some(&format!("00-{LAST_TRACE}-{PARENT_SPAN}-01")));
+    last.initialize()?;
+    echo_headers(&mut last)?;
+    let status = dp
+        .terminate(std::time::Duration::from_secs(10))
+        .context("the data plane did not stop on SIGTERM")?;
+    ensure!(status.success(), "{status}");
+    ensure!(
+        receiver
+            .trace(LAST_TRACE)
+            .iter()
+            .any(|span| span.attribute("gen_ai.tool.name") == Some("echo_headers")),
+        "the last request's span was not flushed at shutdown"
+    );
     Ok(())
 }
