@@ -7,6 +7,7 @@
 //! [`Applier::record`], which writes both the log line and the metrics.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use chrono::Utc;
@@ -86,6 +87,11 @@ impl Applier {
         &self.runtime
     }
 
+    /// The data plane's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// The stdio processes, for the shutdown path.
     pub fn stdio(&self) -> &stdio::Pool {
         &self.stdio
@@ -109,6 +115,16 @@ impl Applier {
     /// Apply `candidate` entirely or not at all. On error every problem is returned and
     /// the previous runtime keeps serving. Needs a Tokio runtime (health checks start).
     pub fn apply(&self, candidate: &Candidate) -> Result<Applied, ConfigErrors> {
+        self.apply_since(candidate, Instant::now())
+    }
+
+    /// [`Applier::apply`] of a candidate whose checks began at `started` (a snapshot's
+    /// verification), which is when `conduit_dp_snapshot_apply_seconds` starts counting.
+    pub fn apply_since(
+        &self,
+        candidate: &Candidate,
+        started: Instant,
+    ) -> Result<Applied, ConfigErrors> {
         let result = compile(candidate, &self.stdio).map(|(mut runtime, traces)| {
             let previous = self.runtime.load_full();
             runtime.inherit(&previous);
@@ -131,6 +147,11 @@ impl Applier {
                 .expect("a compiled runtime is applied")
         });
         self.record(candidate, &result);
+        if result.is_ok() {
+            self.metrics
+                .snapshot_apply
+                .observe(started.elapsed().as_secs_f64());
+        }
         result
     }
 
@@ -234,6 +255,7 @@ mod tests {
         );
         assert_eq!(applier.current(), Some(applied));
         assert_eq!(metrics.config_version.get(), 3);
+        assert_eq!(metrics.snapshot_apply.get_sample_count(), 1);
         assert_eq!(
             metrics.config_applies.with_label_values(&["applied"]).get(),
             1

@@ -13,6 +13,7 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
+use crate::audit::EntryWatch;
 use crate::jsonrpc::{self, BatchEntry, RequestId};
 use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, is_event_stream};
 use crate::sse;
@@ -29,10 +30,19 @@ where
             BatchEntry::Valid { message, id } => {
                 let response = send(message, id.clone().unwrap_or_else(RequestId::null)).await;
                 let session = response.headers().get(&MCP_SESSION_ID).cloned();
+                // The entry's audit record takes its own reply.
+                let watch = EntryWatch::of(&response);
                 match id {
-                    Some(id) => (Some(reply_of(response, &id).await), session),
+                    Some(id) => {
+                        let reply = reply_of(response, &id).await;
+                        watch.replied(Some(&reply));
+                        (Some(reply), session)
+                    }
                     // Nothing to wait for: dropping the response ends its body.
-                    None => (None, session),
+                    None => {
+                        watch.replied(None);
+                        (None, session)
+                    }
                 }
             }
         }

@@ -51,8 +51,9 @@ pub const MAX_BATCH: usize = 100;
 /// A POST body that passed the transport checks.
 #[derive(Debug)]
 pub enum Envelope {
-    /// One valid message, forwarded as it came; the id of a request, `null` otherwise.
-    Single(RequestId),
+    /// One valid message, forwarded as it came; the id of a request, `null` otherwise, and
+    /// the `method` label of the request metric (`crate::metrics::method_label`).
+    Single(RequestId, &'static str),
     /// A batch with at least one valid entry.
     Batch(Batch),
 }
@@ -196,6 +197,14 @@ impl Probe<'_> {
         }
     }
 
+    /// The metrics label of the message's method (`none` for a response).
+    fn method_label(&self) -> &'static str {
+        match &self.method {
+            Some(Field::Str(method)) => crate::metrics::method_label(method),
+            _ => "none",
+        }
+    }
+
     /// Check the JSON-RPC 2.0 envelope (as MCP uses it); `Err` says what is wrong.
     fn check(&self) -> Result<(), &'static str> {
         if !matches!(&self.jsonrpc, Some(Field::Str(version)) if version == "2.0") {
@@ -254,7 +263,7 @@ pub fn check(body: &[u8]) -> Result<Envelope, Rejection> {
     match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
         Some(b'{') => match serde_json::from_slice::<Probe<'_>>(body) {
             Ok(probe) => match probe.check() {
-                Ok(()) => Ok(Envelope::Single(probe.reply_id())),
+                Ok(()) => Ok(Envelope::Single(probe.reply_id(), probe.method_label())),
                 Err(message) => Err(invalid(probe.reply_id(), message.to_owned())),
             },
             Err(error) if error.is_data() => Err(invalid(
@@ -375,7 +384,7 @@ mod tests {
 
     fn single(body: &str) -> Value {
         match check(body.as_bytes()) {
-            Ok(Envelope::Single(id)) => id.0,
+            Ok(Envelope::Single(id, _)) => id.0,
             other => panic!("{body}: {other:?}"),
         }
     }

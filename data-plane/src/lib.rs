@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod answer_check;
 pub mod apply;
 pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod balancer;
 pub mod batch;

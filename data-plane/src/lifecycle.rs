@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::apply::{Applier, SharedRuntime};
+use crate::audit::{self, Auditor};
 use crate::balancer::metrics::ReplicaMetrics;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
@@ -136,7 +137,8 @@ impl DataPlane {
         let proxy_addr = local_addr("public", &proxy_listener, settings.listen)?;
 
         let mut traffic_tasks = JoinSet::new();
-        match settings.source {
+        let node_id = settings.node_id.clone();
+        let auditor = match settings.source {
             SourceSettings::ControlPlane {
                 url,
                 ca_file,
@@ -151,12 +153,15 @@ impl DataPlane {
                 };
                 let state = state_dir.map(StateDir::open).transpose()?;
                 applier.approvals().use_control_plane();
+                metrics.contact.use_control_plane();
+                let queue = Arc::new(audit::Queue::new(&metrics));
                 let context = SessionContext {
                     applier,
                     token: settings.token,
                     writer: state.clone().map(StateWriter::spawn),
                     state,
                     idle_timeout: settings.stream_idle_timeout,
+                    audit: Arc::clone(&queue),
                 };
                 let source = ControlPlaneSource::new(
                     ControlPlaneSettings {
@@ -173,6 +178,7 @@ impl DataPlane {
                 // data plane restarted while the control plane is down is ready at once.
                 restore(&context).await;
                 traffic_tasks.spawn(source.run(stop_traffic.clone()));
+                Auditor::to_queue(node_id, queue, &metrics)
             }
             SourceSettings::File {
                 path,
@@ -180,13 +186,15 @@ impl DataPlane {
             } => {
                 let source = FileSource::new(path, applier, poll_interval)?;
                 traffic_tasks.spawn(source.run(stop_traffic.clone()));
+                Auditor::to_log(node_id, &metrics)
             }
-        }
+        };
 
         let proxy = Arc::new(
             Proxy::new(Arc::clone(&runtime), Arc::clone(&metrics))
                 .with_key_ring(key_ring)
-                .with_telemetry(telemetry.clone()),
+                .with_telemetry(telemetry.clone())
+                .with_audit(Arc::new(auditor)),
         );
         traffic_tasks.spawn(server::serve(
             proxy_listener,

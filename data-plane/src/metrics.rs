@@ -4,11 +4,15 @@
 //! test process. Label values come from enums with `as_str()`, never free-form strings,
 //! except the server id, which is bounded by the applied configuration.
 
+use std::sync::Arc;
+
 use prometheus::core::Collector;
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use crate::source::contact::{Contact, StaleSeconds};
 
 /// Outcome label of `conduit_dp_config_applies_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +59,16 @@ pub struct Metrics {
     pub approval_requests_dropped: IntCounter,
     /// Grants in the grant set in use.
     pub approval_grants: IntGauge,
+    /// `conduit_audit_dropped_total`: audit records dropped because the queue was full.
+    pub audit_dropped: IntCounter,
+    /// `conduit_dp_audit_queue_depth`: audit records waiting or sent and not yet acked.
+    pub audit_queue_depth: IntGauge,
+    /// `conduit_dp_audit_records_total`: audit records written.
+    pub audit_records: IntCounter,
+    /// `conduit_dp_snapshot_apply_seconds`: verify, compile and swap of an applied config.
+    pub snapshot_apply: Histogram,
+    /// When the control plane was last heard from (`conduit_dp_config_stale_seconds`).
+    pub contact: Arc<Contact>,
 }
 
 impl Metrics {
@@ -91,9 +105,10 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "conduit_dp_requests_total",
-                "MCP requests on the public listener by server and HTTP status class.",
+                "MCP requests on the public listener by server, JSON-RPC method (a closed set: \
+                 see method_label; batch, GET, DELETE, other, none) and HTTP status class.",
             ),
-            &["server", "status_class"],
+            &["server", "method", "status_class"],
         )
         .expect("valid metric");
         let request_duration = HistogramVec::new(
@@ -193,6 +208,33 @@ impl Metrics {
             &["policy"],
         )
         .expect("valid metric");
+        let audit_dropped = IntCounter::new(
+            "conduit_audit_dropped_total",
+            "Audit records dropped because the queue to the control plane was full.",
+        )
+        .expect("valid metric");
+        let audit_queue_depth = IntGauge::new(
+            "conduit_dp_audit_queue_depth",
+            "Audit records waiting for the control plane or sent and not yet acked.",
+        )
+        .expect("valid metric");
+        let audit_records = IntCounter::new(
+            "conduit_dp_audit_records_total",
+            "Audit records written (one per request, one per batch entry), dropped ones \
+             included.",
+        )
+        .expect("valid metric");
+        let snapshot_apply = Histogram::with_opts(
+            HistogramOpts::new(
+                "conduit_dp_snapshot_apply_seconds",
+                "Time to verify, compile and swap in a configuration that was applied.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        )
+        .expect("valid metric");
+        let contact = Arc::new(Contact::new(control_plane_connected.clone()));
 
         for collector in [
             Box::new(config_version.clone()) as Box<dyn prometheus::core::Collector>,
@@ -213,6 +255,11 @@ impl Metrics {
             Box::new(approvals.clone()),
             Box::new(approval_requests_dropped.clone()),
             Box::new(approval_grants.clone()),
+            Box::new(audit_dropped.clone()),
+            Box::new(audit_queue_depth.clone()),
+            Box::new(audit_records.clone()),
+            Box::new(snapshot_apply.clone()),
+            Box::new(StaleSeconds::new(Arc::clone(&contact))),
         ] {
             registry
                 .register(collector)
@@ -258,6 +305,11 @@ impl Metrics {
             approvals,
             approval_requests_dropped,
             approval_grants,
+            audit_dropped,
+            audit_queue_depth,
+            audit_records,
+            snapshot_apply,
+            contact,
         }
     }
 
@@ -280,6 +332,37 @@ impl Default for Metrics {
     }
 }
 
+/// JSON-RPC methods that are their own `method` label of `conduit_dp_requests_total`.
+const LABELLED_METHODS: [&str; 13] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+];
+
+/// The `method` label of a JSON-RPC method: itself when it is one MCP defines for clients,
+/// `notifications` for any notification, else `other` (callers choose method names, so
+/// they never become label values).
+pub fn method_label(method: &str) -> &'static str {
+    if let Some(known) = LABELLED_METHODS.iter().find(|known| **known == method) {
+        return known;
+    }
+    if method.starts_with("notifications/") {
+        "notifications"
+    } else {
+        "other"
+    }
+}
+
 /// `2xx`, `4xx`, ... for a status code.
 pub fn status_class(status: http::StatusCode) -> &'static str {
     match status.as_u16() {
@@ -298,7 +381,10 @@ mod tests {
     #[test]
     fn exports_every_metric_name() {
         let metrics = Metrics::new();
-        metrics.requests.with_label_values(&["a", "2xx"]).inc();
+        metrics
+            .requests
+            .with_label_values(&["a", "tools/call", "2xx"])
+            .inc();
         metrics
             .request_duration
             .with_label_values(&["a"])
@@ -323,7 +409,7 @@ mod tests {
             "conduit_dp_config_last_apply_timestamp_seconds",
             "conduit_dp_control_plane_connected",
             "conduit_dp_stream_reconnects_total",
-            "conduit_dp_requests_total{server=\"a\",status_class=\"2xx\"}",
+            "conduit_dp_requests_total{method=\"tools/call\",server=\"a\",status_class=\"2xx\"}",
             "conduit_dp_request_duration_seconds_bucket",
             "conduit_dp_stdio_restarts_total{server=\"s\"}",
             "conduit_dp_stdio_up{server=\"s\"}",
@@ -340,9 +426,23 @@ mod tests {
             "conduit_approvals_total{outcome=\"invalid\"}",
             "conduit_dp_approval_requests_dropped_total",
             "conduit_dp_approval_grants",
+            "conduit_audit_dropped_total 0",
+            "conduit_dp_audit_queue_depth 0",
+            "conduit_dp_audit_records_total 0",
+            "conduit_dp_config_stale_seconds 0",
+            "conduit_dp_snapshot_apply_seconds_count 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
+    }
+
+    #[test]
+    fn method_labels_are_a_closed_set() {
+        assert_eq!(method_label("tools/call"), "tools/call");
+        assert_eq!(method_label("logging/setLevel"), "logging/setLevel");
+        assert_eq!(method_label("notifications/initialized"), "notifications");
+        assert_eq!(method_label("tools/call2"), "other");
+        assert_eq!(method_label("server/discover"), "other");
     }
 
     #[test]

@@ -32,6 +32,7 @@ use tracing::Instrument as _;
 use crate::admission::{self, Message, OwnedView, Unreadable};
 use crate::aggregate::{self, Aggregator, Scope};
 use crate::apply::SharedRuntime;
+use crate::audit::{self, AuditedBody, Auditor, Ledger};
 use crate::auth;
 use crate::balancer::{Leased, Outcome};
 use crate::deadline::{BodyError, DeadlineBody};
@@ -74,6 +75,8 @@ pub struct Proxy {
     key_ring: Arc<KeyRing>,
     /// Trace export (off unless the config enables it).
     telemetry: Telemetry,
+    /// Writes every request's audit records.
+    audit: Arc<Auditor>,
 }
 
 impl Proxy {
@@ -83,6 +86,7 @@ impl Proxy {
             runtime,
             aggregate: Aggregator::new(client.clone()),
             client,
+            audit: Arc::new(Auditor::to_log(String::new(), &metrics)),
             metrics,
             key_ring: Arc::new(KeyRing::new()),
             telemetry: Telemetry::new(""),
@@ -95,6 +99,12 @@ impl Proxy {
         self
     }
 
+    /// Write audit records with `audit` (by default they go to the log).
+    pub fn with_audit(mut self, audit: Arc<Auditor>) -> Proxy {
+        self.audit = audit;
+        self
+    }
+
     /// Use `key_ring` (the applier's) for session tokens.
     pub fn with_key_ring(mut self, key_ring: Arc<KeyRing>) -> Proxy {
         self.key_ring = key_ring;
@@ -103,12 +113,14 @@ impl Proxy {
 
     /// Serve one request; `local` is the address the client connected to.
     ///
-    /// The request's [`TraceContext`] travels in its extensions to whatever forwards it.
+    /// The request's [`TraceContext`] travels in its extensions to whatever forwards it,
+    /// with the [`Ledger`] its phases write the audit facts in; the answer's body writes
+    /// the audit records when it ends.
     pub async fn handle(
         &self,
         mut request: Request<Incoming>,
         local: SocketAddr,
-    ) -> Response<ProxyBody> {
+    ) -> Response<AuditedBody> {
         let started = Instant::now();
         let trace = TraceContext::from_headers(request.headers());
         request.extensions_mut().insert(trace);
@@ -116,14 +128,17 @@ impl Proxy {
         if let Some(exported) = &exported {
             request.extensions_mut().insert(exported.clone());
         }
+        let ledger = Ledger::start(trace.trace_id(), started);
+        request.extensions_mut().insert(ledger.clone());
         let span = tracing::info_span!("mcp", trace_id = %trace.trace_id());
         let (label, mut response) = self.route(request, local).instrument(span.clone()).await;
         if let Some(exported) = exported {
             exported.end(&label, &response);
         }
         trace.tag(response.headers_mut());
-        span.in_scope(|| self.finish(&label, &response, started));
-        response
+        let method = ledger.noted_method_label();
+        span.in_scope(|| self.finish(&label, method, &response, started));
+        self.audit.watch(response, Some(ledger), &label)
     }
 
     /// Returns the metrics label for the request and its response.
@@ -149,6 +164,9 @@ impl Proxy {
             return ("none".into(), response);
         };
         let runtime = self.runtime.load_full();
+        if let Some(ledger) = Ledger::of(request.extensions()) {
+            ledger.runtime(&runtime);
+        }
         let server = match scope {
             None => runtime.server(&server_id).cloned(),
             Some(_) => None,
@@ -189,10 +207,11 @@ impl Proxy {
             None
         };
         let id = match &envelope {
-            Some(Ok(jsonrpc::Envelope::Single(id))) => id.clone(),
+            Some(Ok(jsonrpc::Envelope::Single(id, _))) => id.clone(),
             Some(Err(rejection)) => rejection.id.clone(),
             _ => RequestId::null(),
         };
+        audit::begin(&mut parts, &body, envelope.as_ref());
         // DNS rebinding: refused before anything else is said about the request.
         if let Err(reason) = runtime
             .host_policy()
@@ -233,6 +252,9 @@ impl Proxy {
             match auth.authenticate(&parts.headers).await {
                 Ok(caller) => {
                     telemetry::authenticated(span, &parts, &caller);
+                    if let Some(ledger) = Ledger::of(&parts.extensions) {
+                        ledger.caller(&caller);
+                    }
                     parts.extensions.insert(caller);
                 }
                 Err(reason) => {
@@ -249,9 +271,12 @@ impl Proxy {
                 Some(Ok(jsonrpc::Envelope::Batch(batch))) => {
                     let (runtime, scope, parts, keys) = (&runtime, &scope, &parts, &keys);
                     batch::answer(batch.entries, |message, id| async move {
-                        self.aggregate
-                            .handle(runtime, scope, parts, message, &id, keys)
-                            .await
+                        let parts = audit::entry(parts, &message);
+                        let response = self
+                            .aggregate
+                            .handle(runtime, scope, &parts, message, &id, keys)
+                            .await;
+                        audit::entry_answer(&parts, response)
                     })
                     .await
                 }
@@ -299,8 +324,11 @@ impl Proxy {
             Some(Ok(jsonrpc::Envelope::Batch(batch))) => {
                 let (runtime, server_id, server, parts) = (&runtime, &server_id, &server, &parts);
                 batch::answer(batch.entries, |message, id| async move {
-                    self.dispatch(runtime, server_id, server, parts, message, &id)
-                        .await
+                    let parts = audit::entry(parts, &message);
+                    let response = self
+                        .dispatch(runtime, server_id, server, &parts, message, &id)
+                        .await;
+                    audit::entry_answer(&parts, response)
                 })
                 .await
             }
@@ -492,13 +520,14 @@ impl Proxy {
         response
     }
 
-    /// The single place where every request is recorded.
-    fn finish(&self, label: &str, response: &Response<ProxyBody>, started: Instant) {
+    /// The single place where every request is recorded: its metrics here, its audit
+    /// records when the answer's body ends (`audit`).
+    fn finish(&self, label: &str, method: &str, response: &Response<ProxyBody>, started: Instant) {
         let status = response.status();
         let elapsed = started.elapsed();
         self.metrics
             .requests
-            .with_label_values(&[label, status_class(status)])
+            .with_label_values(&[label, method, status_class(status)])
             .inc();
         self.metrics
             .request_duration
@@ -672,18 +701,22 @@ pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
 }
 
+/// An answer the gateway makes itself: a JSON-RPC error carrying `id`, tagged for the
+/// audit record (`audit::status`).
 pub(crate) fn error(
     status: StatusCode,
     id: &RequestId,
     code: i64,
     message: impl Into<String>,
 ) -> Response<ProxyBody> {
-    let mut response = jsonrpc::error_response(status, id, code, message)
+    let message = message.into();
+    let mut response = jsonrpc::error_response(status, id, code, message.as_str())
         .map(|body| body.map_err(|never| match never {}).boxed());
     // Traces mark the errors the gateway writes (`telemetry`).
     response
         .extensions_mut()
         .insert(telemetry::GatewayError { code });
+    audit::tag(&mut response, code, &message);
     response
 }
 

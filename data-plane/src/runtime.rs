@@ -85,6 +85,8 @@ pub struct Runtime {
     rate_limiter: RateLimiter,
     /// `governance.approvals.ttl_seconds` and the redaction of held calls' arguments.
     approval_settings: ApprovalSettings,
+    /// What audit records hold (`observability.log_args`, `log_responses`).
+    audit_settings: crate::audit::Settings,
     /// The process's approval state (grants, request queue), set by the applier.
     approvals: Approvals,
     /// The process's guardrail webhook sender, set by the applier; `None` sends nothing
@@ -207,6 +209,7 @@ impl Runtime {
             auth: None,
             rate_limiter: RateLimiter::disabled(&Metrics::new()),
             approval_settings: ApprovalSettings::default(),
+            audit_settings: crate::audit::Settings::default(),
             approvals: Approvals::new(Arc::new(crate::metrics::Metrics::new())),
             webhooks: None,
         }
@@ -321,6 +324,7 @@ impl Runtime {
             auth,
             rate_limiter,
             approval_settings: ApprovalSettings::compile(document),
+            audit_settings: crate::audit::Settings::compile(document),
             approvals: Approvals::new(Arc::clone(stdio.metrics())),
             webhooks: None,
         })
@@ -451,6 +455,11 @@ impl Runtime {
     /// the approval settings use): what webhook events and approval requests redact.
     pub fn redactor(&self) -> &Redactor {
         &self.approval_settings.redactor
+    }
+
+    /// What this configuration's audit records hold.
+    pub fn audit_settings(&self) -> crate::audit::Settings {
+        self.audit_settings
     }
 
     /// The approval state and this configuration's approval settings: the approvals phase

@@ -117,20 +117,12 @@ async fn phases(
 ) -> Result<Admitted, Response<ProxyBody>> {
     let caller = Caller::of(parts);
     let mut admitted = Admitted::default();
-    acl_phase(runtime, &caller, target, id, &mut admitted).map_err(|refused| *refused)?;
-    let mut approval = governance_phase(runtime, &caller, target, id, &mut admitted)
-        .map_err(|refused| *refused)?;
-    let held = guardrail_phase(runtime, parts, &caller, target, id, &mut admitted)
-        .map_err(|refused| *refused)?;
-    if let Some(held) = held {
-        // A guardrail hold is reported over a governance one: it is the more specific.
-        approval = Some(held);
+    let outcome = decide(runtime, parts, &caller, target, id, &mut admitted).await;
+    // The audit record names what decided, whether the message went on or not.
+    if let Some(note) = crate::audit::Note::of(parts) {
+        note.admission(target, &admitted);
     }
-    if let Some(needed) = approval {
-        approval_phase(runtime, parts, &caller, target, id, &needed).await?;
-        admitted.approval = Some(needed);
-    }
-    rate_limit_phase(runtime, parts, &caller, target, id).await?;
+    outcome?;
     tracing::debug!(
         client = %caller.client_id,
         server = target.server().unwrap_or_default(),
@@ -138,6 +130,31 @@ async fn phases(
         "admitted"
     );
     Ok(admitted)
+}
+
+/// The phases in order, writing what they decided into `admitted`.
+async fn decide(
+    runtime: &Runtime,
+    parts: &Parts,
+    caller: &Caller,
+    target: &Target<'_>,
+    id: &RequestId,
+    admitted: &mut Admitted,
+) -> Result<(), Response<ProxyBody>> {
+    acl_phase(runtime, caller, target, id, admitted).map_err(|refused| *refused)?;
+    let mut approval =
+        governance_phase(runtime, caller, target, id, admitted).map_err(|refused| *refused)?;
+    let held = guardrail_phase(runtime, parts, caller, target, id, admitted)
+        .map_err(|refused| *refused)?;
+    if let Some(held) = held {
+        // A guardrail hold is reported over a governance one: it is the more specific.
+        approval = Some(held);
+    }
+    if let Some(needed) = approval {
+        approval_phase(runtime, parts, caller, target, id, &needed).await?;
+        admitted.approval = Some(needed);
+    }
+    rate_limit_phase(runtime, parts, caller, target, id).await
 }
 
 /// A refusal inside admission (boxed: a response is large).
@@ -165,8 +182,8 @@ fn acl_phase(
         return Ok(());
     };
     let decision = acl.decide(&caller.client_id, server, &capability);
+    admitted.acl_policy = decision.policy.map(str::to_owned);
     if decision.allowed {
-        admitted.acl_policy = decision.policy.map(str::to_owned);
         return Ok(());
     }
     let kind = capability.kind();

@@ -13,9 +13,11 @@ use crate::jsonrpc::{self, RequestId};
 use crate::proxy::ProxyBody;
 
 fn answer(id: &RequestId, code: i64, message: String, data: Option<Value>) -> Response<ProxyBody> {
-    let body = jsonrpc::error_object_with_data(id, code, message, data);
-    jsonrpc::json_response(StatusCode::OK, &body)
-        .map(|body| body.map_err(|never| match never {}).boxed())
+    let body = jsonrpc::error_object_with_data(id, code, message.as_str(), data);
+    let mut response = jsonrpc::json_response(StatusCode::OK, &body)
+        .map(|body| body.map_err(|never| match never {}).boxed());
+    crate::audit::tag(&mut response, code, &message);
+    response
 }
 
 /// −32003: the ACL denies.

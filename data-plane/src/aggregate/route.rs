@@ -262,6 +262,9 @@ async fn forward(
     message: &Value,
     routing: Routing<'_>,
 ) -> Response<ProxyBody> {
+    if let Some(note) = crate::audit::Note::of(call.caller) {
+        note.member(&member.id);
+    }
     let timeout = member.timeout();
     let deadline = Instant::now() + timeout;
     let tracked = call

@@ -85,6 +85,7 @@ impl RateLimited {
             header::RETRY_AFTER,
             HeaderValue::from(self.retry_after_secs),
         );
+        crate::audit::tag(&mut response, RATE_LIMITED, &self.to_string());
         response
     }
 }

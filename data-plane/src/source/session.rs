@@ -7,6 +7,7 @@
 //! only sees a stream of messages and a sender for replies, which keeps it testable with
 //! paused time and no network.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use conduit_config::{ConfigError, ConfigErrors};
@@ -36,6 +37,8 @@ pub struct SessionContext {
     pub writer: Option<StateWriter>,
     /// Longest silence tolerated from the control plane (it sends heartbeats).
     pub idle_timeout: Duration,
+    /// Audit records for the control plane.
+    pub audit: Arc<crate::audit::Queue>,
 }
 
 /// Drive one open stream until it ends.
@@ -50,25 +53,48 @@ where
 {
     let mut progressed = false;
     let approvals = context.applier.approvals();
+    let contact = &context.applier.metrics().contact;
     // Requests sent on a previous stream may not have arrived; duplicates are ignored.
     approvals.outbox().resend(approvals.now());
+    // So may audit batches: unacked ones go again first (the control plane ignores record
+    // ids it has).
+    context.audit.new_stream();
+    let mut audit_tick = tokio::time::interval(crate::audit::queue::BATCH_INTERVAL);
+    audit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Only messages from the control plane push the silence deadline back.
     let mut silent_at = tokio::time::Instant::now() + context.idle_timeout;
+    let mut flush = false;
     loop {
+        let closed = || SessionReport {
+            end: SessionEnd::Failed("the config stream closed while sending".into()),
+            progressed,
+        };
         while let Some(request) = approvals.outbox().pop() {
             let message = DataPlaneMessage {
                 kind: Some(data_plane_message::Kind::ApprovalRequest(request)),
             };
             if outbound.send(message).await.is_err() {
-                return SessionReport {
-                    end: SessionEnd::Failed("the config stream closed while sending".into()),
-                    progressed,
-                };
+                return closed();
+            }
+        }
+        // Full batches at once; what waits, on the tick.
+        let flushing = std::mem::take(&mut flush);
+        while let Some(batch) = context.audit.next_batch(flushing) {
+            let message = DataPlaneMessage {
+                kind: Some(data_plane_message::Kind::AuditBatch(batch)),
+            };
+            if outbound.send(message).await.is_err() {
+                return closed();
             }
         }
         let next = tokio::select! {
             () = shutdown.cancelled() => return SessionReport { end: SessionEnd::Shutdown, progressed },
             () = approvals.outbox().ready() => continue,
+            () = context.audit.full_batch() => continue,
+            _ = audit_tick.tick() => {
+                flush = true;
+                continue;
+            }
             next = tokio::time::timeout_at(silent_at, inbound.next()) => next,
         };
         silent_at = tokio::time::Instant::now() + context.idle_timeout;
@@ -98,6 +124,7 @@ where
             Ok(Some(Ok(message))) => message,
         };
         progressed = true;
+        contact.heard();
         match message.kind {
             Some(control_plane_message::Kind::Snapshot(snapshot)) => {
                 let (reply, applied) = context.handle_snapshot(snapshot).await;
@@ -128,6 +155,7 @@ where
             }
             Some(control_plane_message::Kind::AuditAck(ack)) => {
                 tracing::trace!(sequence = ack.sequence, "audit batch stored");
+                context.audit.ack(ack.sequence);
             }
             None => tracing::debug!("ignoring an empty message from the control plane"),
         }
@@ -182,6 +210,7 @@ impl SessionContext {
         snapshot: &Snapshot,
         source: ConfigSource,
     ) -> Result<Applied, ConfigErrors> {
+        let started = std::time::Instant::now();
         let document_error = |message: String| {
             ConfigErrors(vec![ConfigError {
                 path: String::new(),
@@ -228,7 +257,7 @@ impl SessionContext {
             source,
         };
         // Resolving `${file:...}` references blocks; keep it off the async workers.
-        tokio::task::spawn_blocking(move || applier.apply(&candidate))
+        tokio::task::spawn_blocking(move || applier.apply_since(&candidate, started))
             .await
             .unwrap_or_else(|join_error| {
                 Err(ConfigErrors(vec![ConfigError {

@@ -14,8 +14,10 @@ type Inbound = mpsc::Sender<Result<ControlPlaneMessage, tonic::Status>>;
 
 fn context(token: Option<&str>) -> SessionContext {
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::empty()));
+    let metrics = Arc::new(Metrics::new());
     SessionContext {
-        applier: Applier::new(runtime, Arc::new(Metrics::new())),
+        audit: Arc::new(crate::audit::Queue::new(&metrics)),
+        applier: Applier::new(runtime, metrics),
         token: token.map(Into::into),
         state: None,
         writer: None,

@@ -363,8 +363,8 @@ async fn gateway_errors_are_json_rpc_with_the_request_id() {
 
     let metrics = http::get(data_plane.admin_addr(), "/metrics").await.text();
     for line in [
-        "conduit_dp_requests_total{server=\"dead\",status_class=\"5xx\"} 1",
-        "conduit_dp_requests_total{server=\"unknown\",status_class=\"4xx\"} 1",
+        "conduit_dp_requests_total{method=\"ping\",server=\"dead\",status_class=\"5xx\"} 1",
+        "conduit_dp_requests_total{method=\"ping\",server=\"unknown\",status_class=\"4xx\"} 1",
         "conduit_dp_request_duration_seconds_count{server=\"slow\"} 1",
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
