@@ -329,3 +329,114 @@ async fn grant_sets_verify_with_the_applied_snapshots_key_and_requests_go_out() 
     session.await.unwrap();
     assert_eq!(applier.approvals().grant_count(), 2);
 }
+
+fn audit_record(n: usize) -> v1::AuditRecord {
+    v1::AuditRecord {
+        id: format!("{n:032x}"),
+        ..Default::default()
+    }
+}
+
+fn audit_ack(sequence: u64) -> ControlPlaneMessage {
+    ControlPlaneMessage {
+        kind: Some(control_plane_message::Kind::AuditAck(v1::AuditAck {
+            sequence,
+        })),
+    }
+}
+
+async fn next_audit_batch(replies: &mut mpsc::Receiver<DataPlaneMessage>) -> v1::AuditBatch {
+    match replies.recv().await.expect("the session is running").kind {
+        Some(data_plane_message::Kind::AuditBatch(batch)) => batch,
+        other => panic!("expected an audit batch, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn audit_records_go_out_in_batches_every_second_or_when_full() {
+    let context = context(None);
+    let queue = Arc::clone(&context.audit);
+    let metrics = Arc::clone(context.applier.metrics());
+    for n in 0..3 {
+        queue.push(audit_record(n));
+    }
+    let (inbound, mut replies, _session) = start(context);
+    let batch = next_audit_batch(&mut replies).await;
+    assert_eq!(
+        (batch.sequence, batch.records.len(), batch.dropped),
+        (1, 3, 0)
+    );
+
+    // A partial batch waits for the next tick.
+    let started = Instant::now();
+    queue.push(audit_record(3));
+    let batch = next_audit_batch(&mut replies).await;
+    assert_eq!((batch.sequence, batch.records.len()), (2, 1));
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+
+    // A full one goes at once.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    for n in 0..crate::audit::queue::BATCH_RECORDS {
+        queue.push(audit_record(10 + n));
+    }
+    let batch = next_audit_batch(&mut replies).await;
+    assert_eq!(batch.records.len(), crate::audit::queue::BATCH_RECORDS);
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(metrics.audit_queue_depth.get(), 504);
+
+    // Acked batches are forgotten; the others wait for theirs.
+    inbound.send(Ok(audit_ack(1))).await.unwrap();
+    inbound.send(Ok(audit_ack(3))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(queue.depth(), 1);
+    assert_eq!(metrics.audit_queue_depth.get(), 1);
+    // No more records: the ticks send nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(replies.try_recv().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn unacked_audit_batches_are_sent_again_first_on_the_next_stream() {
+    let context = context(None);
+    let queue = Arc::clone(&context.audit);
+    queue.push(audit_record(1));
+    let (inbound, mut replies, session) = start(context.clone());
+    let lost = next_audit_batch(&mut replies).await;
+    // The stream ends before the control plane acks.
+    drop(inbound);
+    session.await.unwrap();
+    queue.push(audit_record(2));
+
+    let (inbound, mut replies, _session) = start(context);
+    let again = next_audit_batch(&mut replies).await;
+    assert_eq!(again, lost, "the same batch, same sequence and record ids");
+    let next = next_audit_batch(&mut replies).await;
+    assert_eq!(next.sequence, lost.sequence + 1);
+    assert_eq!(next.records[0].id, audit_record(2).id);
+    inbound.send(Ok(audit_ack(lost.sequence))).await.unwrap();
+    inbound.send(Ok(audit_ack(next.sequence))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(queue.depth(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_beyond_the_capacity_are_dropped_counted_and_reported() {
+    use crate::audit::queue::{BATCH_RECORDS, CAPACITY};
+    let context = context(None);
+    let queue = Arc::clone(&context.audit);
+    let metrics = Arc::clone(context.applier.metrics());
+    // The control plane is away: the queue holds what it can.
+    for n in 0..CAPACITY + 5 {
+        queue.push(audit_record(n));
+    }
+    assert_eq!(metrics.audit_dropped.get(), 5);
+    assert_eq!(metrics.audit_queue_depth.get(), CAPACITY as i64);
+
+    let (_inbound, mut replies, _session) = start(context);
+    let first = next_audit_batch(&mut replies).await;
+    assert_eq!((first.records.len(), first.dropped), (BATCH_RECORDS, 5));
+    let second = next_audit_batch(&mut replies).await;
+    assert_eq!(second.dropped, 0, "drops are reported once");
+    assert_eq!(second.records[0].id, audit_record(BATCH_RECORDS).id);
+}
