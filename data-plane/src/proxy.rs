@@ -155,6 +155,9 @@ impl Proxy {
             None => mcp_server_id(path).map(str::to_owned),
         };
         let Some(server_id) = endpoint else {
+            if let Some(ledger) = Ledger::of(request.extensions()) {
+                ledger.runtime(&self.runtime.load_full());
+            }
             let response = error(
                 StatusCode::NOT_FOUND,
                 &RequestId::null(),

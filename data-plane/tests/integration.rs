@@ -6,6 +6,7 @@
 mod integration {
     pub mod support;
 
+    mod audit;
     mod control_plane;
     mod file_source;
     mod proxy;

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use conduit_config::Document;
@@ -33,6 +33,7 @@ pub struct FakeControlPlane {
     shared: Arc<Shared>,
     hellos: Mutex<mpsc::UnboundedReceiver<Hello>>,
     reports: Mutex<mpsc::UnboundedReceiver<Report>>,
+    audits: Mutex<mpsc::UnboundedReceiver<v1::AuditBatch>>,
     stop: CancellationToken,
 }
 
@@ -46,6 +47,9 @@ struct Shared {
     generation: watch::Sender<u64>,
     hellos: mpsc::UnboundedSender<Hello>,
     reports: mpsc::UnboundedSender<Report>,
+    audits: mpsc::UnboundedSender<v1::AuditBatch>,
+    /// Whether audit batches are acked (a control plane that stores them).
+    ack_audits: AtomicBool,
     refused: AtomicUsize,
     nonce: AtomicU64,
 }
@@ -65,6 +69,7 @@ impl FakeControlPlane {
         let addr = listener.local_addr().expect("address");
         let (hello_tx, hellos) = mpsc::unbounded_channel();
         let (report_tx, reports) = mpsc::unbounded_channel();
+        let (audit_tx, audits) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             token: token.map(Into::into),
             signing_key: signing_key.map(Into::into),
@@ -72,6 +77,8 @@ impl FakeControlPlane {
             generation: watch::channel(0).0,
             hellos: hello_tx,
             reports: report_tx,
+            audits: audit_tx,
+            ack_audits: AtomicBool::new(true),
             refused: AtomicUsize::new(0),
             nonce: AtomicU64::new(0),
         });
@@ -88,6 +95,7 @@ impl FakeControlPlane {
             shared,
             hellos: Mutex::new(hellos),
             reports: Mutex::new(reports),
+            audits: Mutex::new(audits),
             stop,
         }
     }
@@ -130,6 +138,20 @@ impl FakeControlPlane {
             .await
             .expect("an ack or nack in time")
             .expect("report channel open")
+    }
+
+    /// The next audit batch a data plane sent (acked unless [`Self::ack_audits`] is off).
+    pub async fn next_audit_batch(&self) -> v1::AuditBatch {
+        let mut audits = self.audits.lock().await;
+        tokio::time::timeout(PATIENCE, audits.recv())
+            .await
+            .expect("an audit batch in time")
+            .expect("audit channel open")
+    }
+
+    /// Whether audit batches are acked from now on.
+    pub fn ack_audits(&self, ack: bool) {
+        self.shared.ack_audits.store(ack, Ordering::SeqCst);
     }
 
     /// End every open stream cleanly (as a control plane restart would).
@@ -211,6 +233,18 @@ impl ConfigDiscovery for Service {
                         }
                         Ok(Some(DataPlaneMessage { kind: Some(data_plane_message::Kind::Nack(nack)) })) => {
                             let _ = shared.reports.send(Report::Nack(nack));
+                        }
+                        Ok(Some(DataPlaneMessage { kind: Some(data_plane_message::Kind::AuditBatch(batch)) })) => {
+                            let sequence = batch.sequence;
+                            let _ = shared.audits.send(batch);
+                            if shared.ack_audits.load(Ordering::SeqCst) {
+                                let ack = ControlPlaneMessage {
+                                    kind: Some(control_plane_message::Kind::AuditAck(v1::AuditAck { sequence })),
+                                };
+                                if outbound.send(Ok(ack)).await.is_err() {
+                                    return;
+                                }
+                            }
                         }
                         Ok(Some(_)) => {}
                         Ok(None) | Err(_) => return,

@@ -63,6 +63,15 @@ async fn handle(
     match message.get("method").and_then(Value::as_str) {
         Some("test/stream") => return sse(release, id),
         Some("test/slow") => tokio::time::sleep(Duration::from_secs(5)).await,
+        Some("test/error") => {
+            let error = json!({"jsonrpc": "2.0", "id": id,
+                "error": {"code": -32042, "message": "the upstream says no"}});
+            return (
+                [(header::CONTENT_TYPE, "application/json")],
+                error.to_string(),
+            )
+                .into_response();
+        }
         _ => {}
     }
     let received: Map<String, Value> = headers
