@@ -1,7 +1,9 @@
 //! One session on the config stream, after it is open: receive snapshots, verify and apply
 //! each one, answer every snapshot with an Ack (applied) or a Nack (every error), take
-//! verified grant sets, send the approval requests the request path queued, and notice
-//! when the control plane goes silent.
+//! verified grant sets, send the approval requests the request path queued, ship the audit
+//! records in batches (every second, or as soon as a batch is full; unacked ones again on
+//! each new stream, the last ones on shutdown), and notice when the control plane goes
+//! silent.
 //!
 //! Transport concerns (connecting, TLS, credentials) live in `control_plane`; this module
 //! only sees a stream of messages and a sender for replies, which keeps it testable with
@@ -88,7 +90,10 @@ where
             }
         }
         let next = tokio::select! {
-            () = shutdown.cancelled() => return SessionReport { end: SessionEnd::Shutdown, progressed },
+            () = shutdown.cancelled() => {
+                last_audit_batches(context, &mut inbound, outbound).await;
+                return SessionReport { end: SessionEnd::Shutdown, progressed };
+            }
             () = approvals.outbox().ready() => continue,
             () = context.audit.full_batch() => continue,
             _ = audit_tick.tick() => {
@@ -158,6 +163,49 @@ where
                 context.audit.ack(ack.sequence);
             }
             None => tracing::debug!("ignoring an empty message from the control plane"),
+        }
+    }
+}
+
+/// How long a data plane that is shutting down waits for its last audit batches' acks.
+const SHUTDOWN_AUDIT_GRACE: Duration = Duration::from_secs(2);
+
+/// On shutdown: send what the audit queue holds and wait (briefly) for the acks, so the
+/// records of the last second are not lost with the process.
+async fn last_audit_batches<S>(
+    context: &SessionContext,
+    inbound: &mut S,
+    outbound: &mpsc::Sender<DataPlaneMessage>,
+) where
+    S: Stream<Item = Result<ControlPlaneMessage, tonic::Status>> + Unpin,
+{
+    let mut sent = false;
+    while let Some(batch) = context.audit.next_batch(true) {
+        let message = DataPlaneMessage {
+            kind: Some(data_plane_message::Kind::AuditBatch(batch)),
+        };
+        if outbound.send(message).await.is_err() {
+            return;
+        }
+        sent = true;
+    }
+    if !sent && context.audit.depth() == 0 {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_AUDIT_GRACE;
+    while context.audit.depth() > 0 {
+        match tokio::time::timeout_at(deadline, inbound.next()).await {
+            Ok(Some(Ok(ControlPlaneMessage {
+                kind: Some(control_plane_message::Kind::AuditAck(ack)),
+            }))) => context.audit.ack(ack.sequence),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) | Err(_) => {
+                tracing::warn!(
+                    records = context.audit.depth(),
+                    "shutting down with audit records the control plane has not acked"
+                );
+                return;
+            }
         }
     }
 }

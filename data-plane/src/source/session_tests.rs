@@ -440,3 +440,55 @@ async fn records_beyond_the_capacity_are_dropped_counted_and_reported() {
     assert_eq!(second.dropped, 0, "drops are reported once");
     assert_eq!(second.records[0].id, audit_record(BATCH_RECORDS).id);
 }
+
+#[tokio::test(start_paused = true)]
+async fn on_shutdown_the_last_records_go_out_and_their_ack_is_awaited_briefly() {
+    let context = context(None);
+    let queue = Arc::clone(&context.audit);
+    let (inbound, inbound_rx) = mpsc::channel(8);
+    let (outbound, mut replies) = mpsc::channel(8);
+    let shutdown = CancellationToken::new();
+    let session = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            drive(
+                &context,
+                ReceiverStream::new(inbound_rx),
+                &outbound,
+                &shutdown,
+            )
+            .await
+        }
+    });
+    // Let the session start and pass its first (empty) tick.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    queue.push(audit_record(1));
+    shutdown.cancel();
+    let last = next_audit_batch(&mut replies).await;
+    assert_eq!(last.records.len(), 1);
+    let started = Instant::now();
+    inbound.send(Ok(audit_ack(last.sequence))).await.unwrap();
+    assert_eq!(session.await.unwrap().end, SessionEnd::Shutdown);
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert_eq!(queue.depth(), 0);
+
+    // Without an ack, the grace ends it.
+    let context = self::context(None);
+    context.audit.push(audit_record(2));
+    let (_inbound, inbound_rx) = mpsc::channel::<Result<ControlPlaneMessage, tonic::Status>>(8);
+    let (outbound, mut replies) = mpsc::channel(8);
+    let shutdown = CancellationToken::new();
+    shutdown.cancel();
+    let started = Instant::now();
+    let report = drive(
+        &context,
+        ReceiverStream::new(inbound_rx),
+        &outbound,
+        &shutdown,
+    )
+    .await;
+    assert_eq!(report.end, SessionEnd::Shutdown);
+    assert_eq!(started.elapsed(), SHUTDOWN_AUDIT_GRACE);
+    assert_eq!(next_audit_batch(&mut replies).await.records.len(), 1);
+    assert_eq!(context.audit.depth(), 1, "kept, though the process ends");
+}
