@@ -252,7 +252,9 @@ fn stream(mut waiting: Waiting, mut events: mpsc::Receiver<Bytes>) -> Response<P
 }
 
 fn failure_reply(id: &Value, failure: &Failure) -> Response<ProxyBody> {
-    json(failure.status, &error(id, failure))
+    let mut response = json(failure.status, &error(id, failure));
+    crate::audit::tag(&mut response, jsonrpc::INTERNAL_ERROR, &failure.message);
+    response
 }
 
 fn error(id: &Value, failure: &Failure) -> Value {
