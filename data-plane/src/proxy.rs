@@ -156,7 +156,7 @@ impl Proxy {
         };
         let Some(server_id) = endpoint else {
             if let Some(ledger) = Ledger::of(request.extensions()) {
-                ledger.runtime(&self.runtime.load_full());
+                ledger.runtime(&self.runtime.load());
             }
             let response = error(
                 StatusCode::NOT_FOUND,

@@ -85,8 +85,8 @@ pub struct Runtime {
     rate_limiter: RateLimiter,
     /// `governance.approvals.ttl_seconds` and the redaction of held calls' arguments.
     approval_settings: ApprovalSettings,
-    /// What audit records hold (`observability.log_args`, `log_responses`).
-    audit_settings: crate::audit::Settings,
+    /// What audit records hold (`observability`) and this configuration's version.
+    audit_profile: Arc<crate::audit::Profile>,
     /// The process's approval state (grants, request queue), set by the applier.
     approvals: Approvals,
     /// The process's guardrail webhook sender, set by the applier; `None` sends nothing
@@ -209,7 +209,7 @@ impl Runtime {
             auth: None,
             rate_limiter: RateLimiter::disabled(&Metrics::new()),
             approval_settings: ApprovalSettings::default(),
-            audit_settings: crate::audit::Settings::default(),
+            audit_profile: Arc::default(),
             approvals: Approvals::new(Arc::new(crate::metrics::Metrics::new())),
             webhooks: None,
         }
@@ -311,6 +311,7 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors.into_iter().map(Into::into).collect()));
         }
+        let audit_profile = Arc::new(crate::audit::Profile::compile(document, applied.version));
         Ok(Runtime {
             applied: Some(applied),
             servers,
@@ -324,7 +325,7 @@ impl Runtime {
             auth,
             rate_limiter,
             approval_settings: ApprovalSettings::compile(document),
-            audit_settings: crate::audit::Settings::compile(document),
+            audit_profile,
             approvals: Approvals::new(Arc::clone(stdio.metrics())),
             webhooks: None,
         })
@@ -458,8 +459,8 @@ impl Runtime {
     }
 
     /// What this configuration's audit records hold.
-    pub fn audit_settings(&self) -> crate::audit::Settings {
-        self.audit_settings
+    pub fn audit_profile(&self) -> &Arc<crate::audit::Profile> {
+        &self.audit_profile
     }
 
     /// The approval state and this configuration's approval settings: the approvals phase

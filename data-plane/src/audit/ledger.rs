@@ -18,6 +18,7 @@ use http::{Extensions, Response, StatusCode};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::Profile;
 use super::status::{Answered, Status, answered};
 use crate::admission::{Admitted, Target};
 use crate::caller::Caller;
@@ -40,8 +41,9 @@ pub(super) struct Shared {
 /// What the phases learned about the request.
 #[derive(Debug, Default)]
 pub(super) struct Facts {
-    /// The runtime serving the request (settings, redactor, config version).
-    pub runtime: Option<Arc<Runtime>>,
+    /// What the serving configuration asks of the records (not the runtime itself: a
+    /// long event stream would keep a replaced configuration alive).
+    pub profile: Option<Arc<Profile>>,
     pub caller: Option<Caller>,
     /// `GET` or `DELETE`; `None` for a POST.
     pub http_method: Option<&'static str>,
@@ -111,8 +113,8 @@ impl Ledger {
     }
 
     /// The runtime that serves the request.
-    pub fn runtime(&self, runtime: &Arc<Runtime>) {
-        self.facts().runtime = Some(Arc::clone(runtime));
+    pub fn runtime(&self, runtime: &Runtime) {
+        self.facts().profile = Some(Arc::clone(runtime.audit_profile()));
     }
 
     /// The authenticated caller.

@@ -9,7 +9,7 @@
 //!
 //! Connected to a control plane, records are queued and sent in batches; standalone
 //! (`--config`), each record is one structured `tracing` event at info level with target
-//! `conduit::audit`. Arguments and responses are redacted with the runtime's
+//! `conduit::audit`. Arguments and responses are redacted with the configuration's
 //! `observability.redact_fields` and their strings cut before a record leaves this module.
 
 mod body;
@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use conduit_config::Document;
+use conduit_policy::Redactor;
 use conduit_proto::v1::AuditRecord;
 use http::request::Parts;
 use http::{Method, Response};
@@ -64,6 +65,37 @@ impl Settings {
         Settings {
             log_args: observability.and_then(|o| o.log_args).unwrap_or(true),
             log_responses: observability.and_then(|o| o.log_responses).unwrap_or(false),
+        }
+    }
+}
+
+/// What one configuration asks of the records, shared by its runtime and the requests it
+/// serves.
+#[derive(Debug)]
+pub struct Profile {
+    /// The config version (0 before any was applied).
+    pub version: u64,
+    pub settings: Settings,
+    /// `observability.redact_fields`.
+    pub redactor: Redactor,
+}
+
+impl Profile {
+    pub fn compile(document: &Document, version: u64) -> Profile {
+        Profile {
+            version,
+            settings: Settings::compile(document),
+            redactor: Redactor::for_document(document),
+        }
+    }
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            version: 0,
+            settings: Settings::default(),
+            redactor: Redactor::new(conduit_config::model::DEFAULT_REDACT_FIELDS),
         }
     }
 }

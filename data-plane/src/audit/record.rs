@@ -4,7 +4,7 @@
 //! Everything costly happens here, after the answer: the message is parsed for its method,
 //! target and arguments (arguments only with `observability.log_args`, and never for a
 //! caller that failed authentication), arguments and responses are redacted with the
-//! runtime's redactor and their strings cut to [`MAX_STRING_CHARS`], and a JSON answer is
+//! configuration's redactor and their strings cut to [`MAX_STRING_CHARS`], and a JSON answer is
 //! parsed for a JSON-RPC error only when its bytes contain `"error"`.
 
 use std::borrow::Cow;
@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
+use super::Profile;
 use super::ledger::{Facts, MessageFacts, Reply, Shared};
 use super::status::{Answered, Status};
-use crate::runtime::Runtime;
 
 /// Longest string kept in recorded arguments and responses.
 pub const MAX_STRING_CHARS: usize = 500;
@@ -54,13 +54,13 @@ pub(super) fn build(
     facts: Facts,
     ending: &Ending,
 ) -> Vec<AuditRecord> {
-    let runtime = facts.runtime.as_deref();
+    let profile = facts.profile.as_deref();
     let base = AuditRecord {
         id: record_id(),
         time_unix_ms: shared.time_unix_ms,
         trace_id: shared.trace_id.to_string(),
         node_id: origin.node_id.to_owned(),
-        config_version: runtime.and_then(Runtime::applied).map_or(0, |a| a.version),
+        config_version: profile.map_or(0, |p| p.version),
         client_id: facts
             .caller
             .as_ref()
@@ -87,10 +87,10 @@ pub(super) fn build(
     if !facts.batch {
         let mut record = base;
         let (status, error) = answer_status(ending);
-        describe(&mut record, &facts.messages[0], runtime, status);
+        describe(&mut record, &facts.messages[0], profile, status);
         set_outcome(&mut record, status, error);
-        if let (Some(runtime), Status::Ok | Status::Error) = (runtime, status) {
-            record.response_json = response_json(runtime, ending).unwrap_or_default();
+        if let (Some(profile), Status::Ok | Status::Error) = (profile, status) {
+            record.response_json = response_json(profile, ending).unwrap_or_default();
         }
         return vec![record];
     }
@@ -108,7 +108,7 @@ pub(super) fn build(
             record.http_status = u32::from(reply.http.as_u16());
             record.response_bytes = reply.bytes;
         }
-        describe(&mut record, message, runtime, status);
+        describe(&mut record, message, profile, status);
         set_outcome(&mut record, status, error);
         records.push(record);
     }
@@ -132,18 +132,18 @@ fn set_outcome(record: &mut AuditRecord, status: Status, error: Option<(i64, Str
 fn describe(
     record: &mut AuditRecord,
     message: &MessageFacts,
-    runtime: Option<&Runtime>,
+    profile: Option<&Profile>,
     status: Status,
 ) {
-    let log_args = runtime.is_some_and(|r| r.audit_settings().log_args);
+    let log_args = profile.is_some_and(|p| p.settings.log_args);
     // An unauthenticated caller's arguments are not worth keeping (nor trusting).
     let with_args = log_args && status != Status::AuthFailed;
     if !message.body.is_empty() {
         let read = read_message(&message.body, with_args);
         record.method = read.method;
         record.target = read.target;
-        if let (Some(arguments), Some(runtime)) = (read.arguments, runtime) {
-            record.arguments_json = redacted_json(runtime, &arguments);
+        if let (Some(arguments), Some(profile)) = (read.arguments, profile) {
+            record.arguments_json = redacted_json(profile, &arguments);
         }
     }
     if let Some(server) = &message.server {
@@ -159,9 +159,9 @@ fn describe(
     }
 }
 
-/// `value` redacted with the runtime's redactor, strings cut, as JSON.
-pub(super) fn redacted_json(runtime: &Runtime, value: &Value) -> String {
-    let redacted = runtime.redactor().redact(value);
+/// `value` redacted with the configuration's redactor, strings cut, as JSON.
+pub(super) fn redacted_json(profile: &Profile, value: &Value) -> String {
+    let redacted = profile.redactor.redact(value);
     truncate_strings(&redacted, MAX_STRING_CHARS).to_string()
 }
 
@@ -325,13 +325,13 @@ pub(super) fn json_rpc_error(chunks: &[Bytes]) -> Option<(i64, String)> {
 }
 
 /// The redacted `result` of a JSON answer (with `observability.log_responses`).
-fn response_json(runtime: &Runtime, ending: &Ending) -> Option<String> {
-    if !runtime.audit_settings().log_responses || ending.event_stream {
+fn response_json(profile: &Profile, ending: &Ending) -> Option<String> {
+    if !profile.settings.log_responses || ending.event_stream {
         return None;
     }
     let chunks = ending.captured.as_ref()?;
     let bytes = chunks.concat();
     let answer = serde_json::from_slice::<Value>(&bytes).ok()?;
     let result = answer.get("result")?;
-    Some(redacted_json(runtime, result))
+    Some(redacted_json(profile, result))
 }
