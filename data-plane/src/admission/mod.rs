@@ -108,7 +108,7 @@ pub async fn admit(
     admitted
 }
 
-/// The phases of [`admit`], in order.
+/// The phases of [`admit`], then what they decided into the audit record.
 async fn phases(
     runtime: &Runtime,
     parts: &Parts,
