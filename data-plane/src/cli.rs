@@ -68,6 +68,10 @@ pub struct RunArgs {
     /// Reconnect when the control plane sends nothing, not even a heartbeat, for this long.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub stream_idle_timeout: Duration,
+    /// Audit records held while the control plane is away (waiting or sent and not yet
+    /// acknowledged); beyond it new records are dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = conduit_data_plane::audit::queue::CAPACITY)]
+    pub audit_queue_capacity: usize,
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -107,6 +111,7 @@ impl RunArgs {
             drain_timeout: self.drain_timeout,
             header_read_timeout: self.header_read_timeout,
             stream_idle_timeout: self.stream_idle_timeout,
+            audit_queue_capacity: self.audit_queue_capacity,
             backoff: Backoff::default(),
         })
     }
@@ -198,12 +203,15 @@ mod tests {
             "json",
             "--worker-threads",
             "1",
+            "--audit-queue-capacity",
+            "5",
         ])
         .expect("parses");
         assert_eq!(args.drain_timeout, Duration::from_millis(500));
         assert_eq!(args.header_read_timeout, Duration::from_secs(2));
         assert_eq!(args.log_format, LogFormat::Json);
         assert_eq!(args.worker_threads, NonZeroUsize::new(1));
+        assert_eq!(args.audit_queue_capacity, 5);
         let settings = args.settings(Some("t".into())).expect("settings");
         assert_eq!(settings.node_id, "dp-1");
         assert_eq!(settings.labels["zone"], "a");
@@ -230,6 +238,7 @@ mod tests {
         );
         assert_eq!(args.log_format, LogFormat::Text);
         assert_eq!(args.worker_threads, None);
+        assert_eq!(args.audit_queue_capacity, 10_000);
         // An empty token means none.
         let settings = args.settings(Some(String::new())).expect("settings");
         assert_eq!(settings.token, None);

@@ -66,6 +66,9 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// Reconnect when the control plane sends nothing (not even a heartbeat) for this long.
     pub stream_idle_timeout: Duration,
+    /// Audit records held for the control plane (waiting or unacked) before new ones are
+    /// dropped.
+    pub audit_queue_capacity: usize,
     pub backoff: Backoff,
 }
 
@@ -154,7 +157,10 @@ impl DataPlane {
                 let state = state_dir.map(StateDir::open).transpose()?;
                 applier.approvals().use_control_plane();
                 metrics.contact.use_control_plane();
-                let queue = Arc::new(audit::Queue::new(&metrics));
+                let queue = Arc::new(audit::Queue::with_capacity(
+                    &metrics,
+                    settings.audit_queue_capacity,
+                ));
                 let context = SessionContext {
                     applier,
                     token: settings.token,

@@ -18,14 +18,15 @@ use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 
-/// Records held (waiting or sent and unacked) before new ones are dropped.
+/// Records held (waiting or sent and unacked) before new ones are dropped, by default.
 pub const CAPACITY: usize = 10_000;
 /// Most records in one batch.
 pub const BATCH_RECORDS: usize = 500;
 /// Longest a record waits for a batch to fill while a stream is open.
 pub const BATCH_INTERVAL: Duration = Duration::from_secs(1);
-/// Most batches awaiting an ack; a control plane that stops acking stops the sending.
-const MAX_UNACKED: usize = CAPACITY / BATCH_RECORDS + 4;
+/// Batches awaiting an ack beyond those the capacity fills: a control plane that stops
+/// acking stops the sending (empty batches that only report drops are bounded too).
+const EXTRA_UNACKED: usize = 4;
 
 #[derive(Debug, Default)]
 struct State {
@@ -44,6 +45,7 @@ struct State {
 #[derive(Debug)]
 pub struct Queue {
     state: Mutex<State>,
+    capacity: usize,
     /// Wakes the session when a full batch is waiting.
     full_batch: Notify,
     dropped_total: IntCounter,
@@ -52,7 +54,13 @@ pub struct Queue {
 
 impl Queue {
     pub fn new(metrics: &Metrics) -> Queue {
+        Queue::with_capacity(metrics, CAPACITY)
+    }
+
+    /// A queue holding at most `capacity` records (at least one).
+    pub fn with_capacity(metrics: &Metrics, capacity: usize) -> Queue {
         Queue {
+            capacity: capacity.max(1),
             state: Mutex::new(State {
                 next_sequence: 1,
                 ..State::default()
@@ -67,7 +75,7 @@ impl Queue {
     pub fn push(&self, record: AuditRecord) -> bool {
         let waiting = {
             let mut state = self.lock();
-            if state.pending.len() + state.unacked_records >= CAPACITY {
+            if state.pending.len() + state.unacked_records >= self.capacity {
                 state.dropped += 1;
                 drop(state);
                 self.dropped_total.inc();
@@ -105,7 +113,7 @@ impl Queue {
         }
         let worth_sending = state.pending.len() >= BATCH_RECORDS
             || (flush && (!state.pending.is_empty() || state.dropped > 0));
-        if !worth_sending || state.unacked.len() >= MAX_UNACKED {
+        if !worth_sending || state.unacked.len() >= self.max_unacked() {
             return None;
         }
         let take = state.pending.len().min(BATCH_RECORDS);
@@ -120,6 +128,10 @@ impl Queue {
         state.unacked.push_back(batch.clone());
         state.sent_on_stream = state.unacked.len();
         Some(batch)
+    }
+
+    fn max_unacked(&self) -> usize {
+        self.capacity.div_ceil(BATCH_RECORDS) + EXTRA_UNACKED
     }
 
     /// The control plane stored batch `sequence`: forget it.
@@ -242,17 +254,26 @@ mod tests {
     }
 
     #[test]
+    fn a_smaller_capacity_drops_sooner() {
+        let metrics = Metrics::new();
+        let queue = Queue::with_capacity(&metrics, 3);
+        let kept = (0..5).filter(|n| queue.push(record(*n))).count();
+        assert_eq!((kept, metrics.audit_dropped.get()), (3, 2));
+    }
+
+    #[test]
     fn a_control_plane_that_never_acks_holds_a_bounded_number_of_batches() {
         let metrics = Metrics::new();
         let queue = Queue::new(&metrics);
+        let max_unacked = queue.max_unacked();
         let mut sent = 0;
-        for round in 0..MAX_UNACKED + 5 {
+        for round in 0..max_unacked + 5 {
             queue.push(record(round));
             if queue.next_batch(true).is_some() {
                 sent += 1;
             }
         }
-        assert_eq!(sent, MAX_UNACKED);
-        assert_eq!(queue.depth(), MAX_UNACKED + 5);
+        assert_eq!(sent, max_unacked);
+        assert_eq!(queue.depth(), max_unacked + 5);
     }
 }

@@ -37,6 +37,7 @@ pub fn settings(source: SourceSettings) -> Settings {
         drain_timeout: Duration::from_secs(5),
         header_read_timeout: conduit_data_plane::server::DEFAULT_HEADER_READ_TIMEOUT,
         stream_idle_timeout: Duration::from_secs(60),
+        audit_queue_capacity: conduit_data_plane::audit::queue::CAPACITY,
         backoff: Backoff::try_new(Duration::from_millis(20), Duration::from_millis(200))
             .expect("valid backoff"),
     }
