@@ -10,6 +10,7 @@ mod integration {
 
     mod aggregate;
     mod approvals;
+    mod audit;
 
     mod auth;
     mod edge;
