@@ -8,6 +8,8 @@
 #
 #   bash bench/proxy.sh                          # 3 rounds of 10 s per measurement
 #   bash bench/proxy.sh --rounds 5 --duration 20
+#   bash bench/proxy.sh --control-plane          # the data plane takes its config from a
+#                                                # control plane and ships audit records to it
 #   bash bench/proxy.sh --no-build               # reuse the release binaries
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,6 +23,7 @@ rate_connections=8
 warmup=2
 workers=""
 policies=0
+control_plane=0
 build=1
 
 usage() {
@@ -36,6 +39,10 @@ usage: bash bench/proxy.sh [options]
   --policies            turn every policy phase on (API-key auth, ACL, a guardrail rule
                         that never matches, a memory rate limit never reached), to see
                         what policy evaluation adds; the direct baseline is unchanged
+  --control-plane       run a control plane too: the data plane gets the config over the
+                        config stream and sends an audit record of every request to it
+                        (stored in SQLite), as in production; prints the control plane's
+                        CPU per request and checks that every request was recorded
   --no-build            use the release binaries as they are
 EOF
 }
@@ -50,6 +57,7 @@ while [ $# -gt 0 ]; do
         --rate-connections) rate_connections=$2; shift 2 ;;
         --workers) workers=$2; shift 2 ;;
         --policies) policies=1; shift ;;
+        --control-plane) control_plane=1; shift ;;
         --no-build) build=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -74,7 +82,9 @@ command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
 
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 if [ "$build" -eq 1 ]; then
-    CARGO_INCREMENTAL=0 cargo build --release -p conduit-data-plane -p conduit-bench-upstream
+    packages=(-p conduit-data-plane -p conduit-bench-upstream)
+    [ "$control_plane" = 1 ] && packages+=(-p conduit-control-plane -p conduitctl)
+    CARGO_INCREMENTAL=0 cargo build --release "${packages[@]}"
 fi
 
 work=$(mktemp -d -t conduit-bench-proxy.XXXXXX)
@@ -93,6 +103,9 @@ trap 'exit 130' INT TERM
 
 # Copies, so a rebuild elsewhere cannot swap a binary mid-run.
 cp "$target_dir/release/conduit-data-plane" "$target_dir/release/conduit-bench-upstream" "$work/"
+if [ "$control_plane" = 1 ]; then
+    cp "$target_dir/release/conduit-control-plane" "$target_dir/release/conduitctl" "$work/"
+fi
 
 taken=""
 free_port() {
@@ -160,7 +173,27 @@ export BENCH_API_KEY=$bench_key
 upstream_pid=$!
 pids+=("$upstream_pid")
 # The default log level, as in production: what is disabled must cost nothing.
-RUST_LOG=info "$work/conduit-data-plane" run --config "$work/config/conduit.yaml" \
+config_source=(--config "$work/config/conduit.yaml")
+cp_pid=""
+if [ "$control_plane" = 1 ]; then
+    cp_grpc_port=$(free_port)
+    cp_http_port=$(free_port)
+    mkdir -m 700 "$work/cp-data"
+    RUST_LOG=info "$work/conduit-control-plane" serve --listen "127.0.0.1:$cp_grpc_port" \
+        --http-listen "127.0.0.1:$cp_http_port" --data-dir "$work/cp-data" \
+        >"$work/control-plane.log" 2>&1 &
+    cp_pid=$!
+    pids+=("$cp_pid")
+    for attempt in $(seq 1 100); do
+        curl -sf --max-time 1 "http://127.0.0.1:$cp_http_port/readyz" >/dev/null 2>&1 && break
+        [ "$attempt" -eq 100 ] && { echo "the control plane did not start:" >&2; cat "$work/control-plane.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    CONDUIT_SERVER="http://127.0.0.1:$cp_grpc_port" timeout 60 "$work/conduitctl" apply \
+        -f "$work/config/conduit.yaml" -m bench --author bench >/dev/null
+    config_source=(--control-plane "http://127.0.0.1:$cp_grpc_port")
+fi
+RUST_LOG=info "$work/conduit-data-plane" run "${config_source[@]}" \
     --listen "127.0.0.1:$proxy_port" --admin-listen "127.0.0.1:$admin_port" --node-id bench \
     ${workers:+--worker-threads "$workers"} \
     >"$work/data-plane.log" 2>&1 &
@@ -220,7 +253,8 @@ measure() {
     fi
     local seconds=$duration
     [ "$round" = warmup ] && seconds=$warmup
-    local dp_before up_before dp_after up_after
+    local dp_before up_before dp_after up_after cp_before=0 cp_after=0
+    [ -n "$cp_pid" ] && cp_before=$(cpu_ticks "$cp_pid")
     dp_before=$(cpu_ticks "$dp_pid")
     up_before=$(cpu_ticks "$upstream_pid")
     if ! BENCH_RATE=$rate_env BENCH_THREADS=$threads timeout $((seconds + 30)) \
@@ -232,19 +266,21 @@ measure() {
     fi
     dp_after=$(cpu_ticks "$dp_pid")
     up_after=$(cpu_ticks "$upstream_pid")
+    [ -n "$cp_pid" ] && cp_after=$(cpu_ticks "$cp_pid")
     local result
     result=$(grep '^RESULT ' "$work/wrk.out") || { cat "$work/wrk.out" >&2; exit 1; }
     [ "$round" = warmup ] && return
     # key=value pairs of the RESULT line into a line of $results.
     echo "$result" | awk -v mode="$mode" -v target="$target" -v round="$round" \
-        -v dp="$((dp_after - dp_before))" -v up="$((up_after - up_before))" -v hz="$clock_ticks" '{
+        -v dp="$((dp_after - dp_before))" -v up="$((up_after - up_before))" -v hz="$clock_ticks" \
+        -v cp="$((cp_after - cp_before))" '{
         for (i = 2; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
         n = r["requests"]
         errors = r["non200"] + r["mismatches"] + r["connect_errors"] + r["read_errors"] \
             + r["write_errors"] + r["timeouts"] + (n - r["checked"])
-        printf "%s %s %s %.1f %d %d %.2f %.2f %d %d\n", mode, target, round, \
+        printf "%s %s %s %.1f %d %d %.2f %.2f %d %d %.2f\n", mode, target, round, \
             n * 1e6 / r["duration_us"], r["p50_us"], r["p99_us"], \
-            dp * 1e6 / hz / n, up * 1e6 / hz / n, n, errors
+            dp * 1e6 / hz / n, up * 1e6 / hz / n, n, errors, cp * 1e6 / hz / n
     }' >>"$results"
     local line
     line=$(tail -n 1 "$results")
@@ -327,6 +363,28 @@ printf '%-36s %14s %14s %16s   %s\n' "data plane RSS idle / after load" "" \
     "$(awk -v k="$rss_after_kb" 'BEGIN {printf "%.1f MB", k / 1024}')" \
     "< 30 MB  $(verdict "$((rss_idle_kb < 30 * 1024))")"
 echo "(CPU per request: the direct column is the upstream's own, for scale.)"
+if [ -n "$cp_pid" ]; then
+    printf '%-36s %14s %14s\n' "control plane CPU per request (µs)" "" \
+        "$(median saturation gateway 11) / $(median rate gateway 11)"
+    echo "(control plane: at saturation / at $rate req/s, storing the audit records)"
+    # Every request the data plane counted must be stored once the queue has drained.
+    sum_metric() {
+        curl -sf --max-time 2 "$1" | awk -v name="$2" '$1 ~ "^" name "({|$)" {s += $NF} END {printf "%d", s}'
+    }
+    served=$(sum_metric "http://127.0.0.1:$admin_port/metrics" conduit_dp_requests_total)
+    stored=0
+    for attempt in $(seq 1 300); do
+        stored=$(sum_metric "http://127.0.0.1:$cp_http_port/metrics" conduit_cp_audit_records_total)
+        [ "$stored" -ge "$served" ] && break
+        sleep 0.1
+    done
+    dropped=$(sum_metric "http://127.0.0.1:$admin_port/metrics" conduit_audit_dropped_total)
+    echo "audit records: $served requests served, $stored stored on the control plane, $dropped dropped"
+    if [ "$stored" -ne "$served" ] || [ "$dropped" -ne 0 ]; then
+        echo "FAILED: every request must be recorded exactly once" >&2
+        failed=1
+    fi
+fi
 echo "data plane connections to the upstream after all rounds: $pooled (pooled, keep-alive)"
 
 if [ "$failed" -ne 0 ]; then
