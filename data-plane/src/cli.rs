@@ -70,8 +70,14 @@ pub struct RunArgs {
     pub stream_idle_timeout: Duration,
     /// Audit records held while the control plane is away (waiting or sent and not yet
     /// acknowledged); beyond it new records are dropped and counted.
-    #[arg(long, value_name = "N", default_value_t = conduit_data_plane::audit::queue::CAPACITY)]
-    pub audit_queue_capacity: usize,
+    #[arg(
+        long,
+        env = "CONDUIT_AUDIT_QUEUE_CAPACITY",
+        value_name = "N",
+        default_value_t = conduit_data_plane::audit::queue::CAPACITY as u32,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub audit_queue_capacity: u32,
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -111,7 +117,7 @@ impl RunArgs {
             drain_timeout: self.drain_timeout,
             header_read_timeout: self.header_read_timeout,
             stream_idle_timeout: self.stream_idle_timeout,
-            audit_queue_capacity: self.audit_queue_capacity,
+            audit_queue_capacity: self.audit_queue_capacity as usize,
             backoff: Backoff::default(),
         })
     }
