@@ -1,7 +1,8 @@
 //! The response body that completes a request's audit records when it ends.
 //!
 //! It counts the bytes sent, keeps the chunks of a small JSON answer (references, no copy)
-//! so its JSON-RPC error can be read, and writes the records when the last frame is taken,
+//! so its JSON-RPC error can be read, reads the events of an event stream until the
+//! response among them (for its error), and writes the records when the last frame is taken,
 //! when the body breaks, or when it is dropped: dropped before its end means the client
 //! went away (`client_closed`). GET event streams end that way by design.
 
@@ -14,10 +15,11 @@ use hyper::body::{Body, Frame, SizeHint};
 
 use super::Auditor;
 use super::ledger::Ledger;
-use super::record::Ending;
+use super::record::{Ending, json_rpc_error};
 use super::status::{Answered, Status};
 use crate::deadline::{BodyError, DeadlineExceeded};
 use crate::proxy::ProxyBody;
+use crate::sse;
 
 /// Largest answer kept to look for a JSON-RPC error (or to record with `log_responses`).
 /// An error answer is small; a result this large is recorded without looking into it.
@@ -41,6 +43,10 @@ struct Watch {
     /// `None` once the answer is too large (or never JSON) to look into.
     captured: Option<Vec<Bytes>>,
     captured_bytes: usize,
+    /// The events of an event stream, read until the response is found (or
+    /// [`MAX_CAPTURE_BYTES`] were read without it).
+    events: Option<sse::Parser>,
+    stream_error: Option<(i64, String)>,
 }
 
 impl AuditedBody {
@@ -71,9 +77,12 @@ impl AuditedBody {
                 // The gateway's own answers need no look; event streams are not JSON.
                 captured: None,
                 captured_bytes: 0,
+                events: None,
+                stream_error: None,
             }),
         }
         .capturing(!event_stream)
+        .reading_events(event_stream)
     }
 
     fn capturing(mut self, capture: bool) -> AuditedBody {
@@ -82,6 +91,16 @@ impl AuditedBody {
             && watch.answered.is_none()
         {
             watch.captured = Some(Vec::new());
+        }
+        self
+    }
+
+    fn reading_events(mut self, event_stream: bool) -> AuditedBody {
+        if let Some(watch) = &mut self.watch
+            && event_stream
+            && watch.answered.is_none()
+        {
+            watch.events = Some(sse::Parser::new());
         }
         self
     }
@@ -98,6 +117,7 @@ impl AuditedBody {
             failure,
             client_closed,
             captured: watch.captured,
+            stream_error: watch.stream_error,
             duration_micros: u64::try_from(watch.ledger.shared().started.elapsed().as_micros())
                 .unwrap_or(u64::MAX),
         };
@@ -118,7 +138,46 @@ impl Watch {
                 chunks.push(data.clone());
             }
         }
+        if let Some(parser) = &mut self.events {
+            self.captured_bytes += data.len();
+            let events = match parser.feed(data) {
+                Ok(events) if self.captured_bytes <= MAX_CAPTURE_BYTES => events,
+                _ => {
+                    self.events = None;
+                    return;
+                }
+            };
+            for event in events {
+                if let Some(error) = response_error(&event.data) {
+                    self.stream_error = error;
+                    // The response ends what the request is about; what follows is not.
+                    self.events = None;
+                    return;
+                }
+            }
+        }
     }
+}
+
+/// `Some` when `data` (one event) is a JSON-RPC response: its error, if it is one. Only
+/// events that mention `"result"` or `"error"` are parsed; notifications and server
+/// requests in between are skipped unread.
+fn response_error(data: &str) -> Option<Option<(i64, String)>> {
+    if data.contains("\"error\"")
+        && let Some(error) = json_rpc_error(&[Bytes::copy_from_slice(data.as_bytes())])
+    {
+        return Some(Some(error));
+    }
+    if data.contains("\"result\"") {
+        #[derive(serde::Deserialize)]
+        struct Response {
+            id: Option<serde::de::IgnoredAny>,
+            result: Option<serde::de::IgnoredAny>,
+        }
+        let response = serde_json::from_str::<Response>(data).ok()?;
+        return (response.id.is_some() && response.result.is_some()).then_some(None);
+    }
+    None
 }
 
 impl Body for AuditedBody {

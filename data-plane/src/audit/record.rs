@@ -37,6 +37,8 @@ pub(super) struct Ending {
     pub client_closed: bool,
     /// The answer's bytes, when it is JSON and small enough to look into.
     pub captured: Option<Vec<Bytes>>,
+    /// The JSON-RPC error of the response an event stream carried, if it carried one.
+    pub stream_error: Option<(i64, String)>,
     pub duration_micros: u64,
 }
 
@@ -266,7 +268,8 @@ pub(super) fn answer_status(ending: &Ending) -> (Status, Option<(i64, String)>) 
     }
     let error = match (&ending.captured, ending.event_stream) {
         (Some(chunks), false) => json_rpc_error(chunks),
-        _ => None,
+        (_, true) => ending.stream_error.clone(),
+        (None, false) => None,
     };
     let status = match ending.http.as_u16() {
         200..=399 if error.is_some() => Status::Error,

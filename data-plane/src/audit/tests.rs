@@ -369,17 +369,41 @@ async fn a_broken_or_abandoned_answer_says_so() {
     assert_eq!((record.status.as_str(), record.http_status), ("ok", 202));
 }
 
-#[tokio::test]
-async fn an_event_stream_is_ok_unless_the_gateway_said_otherwise() {
-    let harness = Harness::new();
-    let runtime = runtime("");
-    let (ledger, _) = harness.ledger(&runtime, &call(json!({})));
-    let event = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-1,\"message\":\"m\"}}\n\n";
-    let mut response = json_chunks(200, vec![Bytes::from(event)]);
+/// An event stream answer in `chunks`.
+fn event_stream(chunks: Vec<&'static str>) -> Response<ProxyBody> {
+    let mut response = json_chunks(200, chunks.into_iter().map(Bytes::from).collect());
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         "text/event-stream".parse().unwrap(),
     );
+    response
+}
+
+#[tokio::test]
+async fn the_response_inside_an_event_stream_decides_its_status() {
+    let harness = Harness::new();
+    let runtime = runtime("");
+    // A progress notification that mentions an error, then the error response, split
+    // across chunks in the middle of its data line.
+    let (ledger, _) = harness.ledger(&runtime, &call(json!({})));
+    let response = event_stream(vec![
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",",
+        "\"params\":{\"message\":\"retrying after an \\\"error\\\"\",\"error\":1}}\n\n",
+        "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"err",
+        "or\":{\"code\":-32602,\"message\":\"Tool nope not found\"}}\n\n",
+    ]);
+    let [record] = harness.answer(ledger, response).await.try_into().unwrap();
+    assert_eq!(record.status, "error");
+    assert_eq!(record.error_code, Some(-32602));
+    assert_eq!(record.error_message, "Tool nope not found");
+
+    // A result ends the reading: what follows (a later error of something else) is not the
+    // request's outcome.
+    let (ledger, _) = harness.ledger(&runtime, &call(json!({})));
+    let response = event_stream(vec![
+        "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n",
+        "data: {\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":-1,\"message\":\"m\"}}\n\n",
+    ]);
     let [record] = harness.answer(ledger, response).await.try_into().unwrap();
     assert_eq!((record.status.as_str(), record.error_code), ("ok", None));
 }
