@@ -11,23 +11,7 @@ use clap::{ArgGroup, Args, ValueEnum};
 
 use crate::output::ListFormat;
 
-/// The closed set of audit record statuses (the proto's `AuditRecord.status`).
-pub const STATUSES: &[&str] = &[
-    "ok",
-    "error",
-    "upstream_error",
-    "upstream_timeout",
-    "auth_failed",
-    "acl_denied",
-    "governance_denied",
-    "guardrail_blocked",
-    "approval_required",
-    "rate_limited",
-    "invalid_request",
-    "not_found",
-    "unavailable",
-    "client_closed",
-];
+pub use conduit_proto::AUDIT_STATUSES as STATUSES;
 
 /// Largest `--limit` the control plane accepts.
 pub const MAX_LIMIT: u32 = 10_000;

@@ -1,12 +1,32 @@
 //! Generated prost/tonic code for `conduit.v1`. Nothing else lives here but the `Debug` of
-//! `SessionKey`, which hides the key: other crates convert these wire types into their own
-//! domain types at the boundary.
+//! `SessionKey`, which hides the key, and the closed set of values of a string field that
+//! three crates check: other crates convert these wire types into their own domain types
+//! at the boundary.
 #![forbid(unsafe_code)]
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, rust_2018_idioms)]
 pub mod v1 {
     tonic::include_proto!("conduit.v1");
 }
+
+/// Every value `AuditRecord.status` may take (see its comment in the proto): the data
+/// plane writes them, the control plane and conduitctl accept them as filters.
+pub const AUDIT_STATUSES: [&str; 14] = [
+    "ok",
+    "error",
+    "upstream_error",
+    "upstream_timeout",
+    "auth_failed",
+    "acl_denied",
+    "governance_denied",
+    "guardrail_blocked",
+    "approval_required",
+    "rate_limited",
+    "invalid_request",
+    "not_found",
+    "unavailable",
+    "client_closed",
+];
 
 impl std::fmt::Debug for v1::SessionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -35,23 +35,7 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// How often old records are purged (also once at start).
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// The closed set of `AuditRecord.status` values (see the proto).
-pub const STATUSES: &[&str] = &[
-    "ok",
-    "error",
-    "upstream_error",
-    "upstream_timeout",
-    "auth_failed",
-    "acl_denied",
-    "governance_denied",
-    "guardrail_blocked",
-    "approval_required",
-    "rate_limited",
-    "invalid_request",
-    "not_found",
-    "unavailable",
-    "client_closed",
-];
+pub use conduit_proto::AUDIT_STATUSES as STATUSES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
