@@ -16,7 +16,8 @@ use tonic::Status;
 
 use super::Audit;
 
-/// Batches waiting for the worker of one stream.
+/// Batches waiting for the worker of one stream: twice what a data plane keeps on the way
+/// (it sends at most 8 unacked batches per stream), so a well-behaved one is never refused.
 pub const QUEUE: usize = 16;
 
 /// The sending half of a config stream.

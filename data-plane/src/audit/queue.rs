@@ -24,9 +24,10 @@ pub const CAPACITY: usize = 10_000;
 pub const BATCH_RECORDS: usize = 500;
 /// Longest a record waits for a batch to fill while a stream is open.
 pub const BATCH_INTERVAL: Duration = Duration::from_secs(1);
-/// Batches awaiting an ack beyond those the capacity fills: a control plane that stops
-/// acking stops the sending (empty batches that only report drops are bounded too).
-const EXTRA_UNACKED: usize = 4;
+/// Batches sent on one stream and not yet acked, at most: the control plane stores a
+/// stream's batches in order from a short queue (16) and refuses what does not fit, so a
+/// data plane never has more than this many on the way (acks open the window again).
+pub const IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Default)]
 struct State {
@@ -103,9 +104,12 @@ impl Queue {
 
     /// The next batch to send on the current stream: an unacked one not yet sent on it,
     /// else a new one when [`BATCH_RECORDS`] wait, or (with `flush`) when anything waits.
-    /// `None` when there is nothing to send or too many batches await an ack.
+    /// `None` when there is nothing to send or [`IN_FLIGHT`] batches await an ack.
     pub fn next_batch(&self, flush: bool) -> Option<AuditBatch> {
         let mut state = self.lock();
+        if state.sent_on_stream >= IN_FLIGHT {
+            return None;
+        }
         if let Some(batch) = state.unacked.get(state.sent_on_stream) {
             let batch = batch.clone();
             state.sent_on_stream += 1;
@@ -113,7 +117,7 @@ impl Queue {
         }
         let worth_sending = state.pending.len() >= BATCH_RECORDS
             || (flush && (!state.pending.is_empty() || state.dropped > 0));
-        if !worth_sending || state.unacked.len() >= self.max_unacked() {
+        if !worth_sending {
             return None;
         }
         let take = state.pending.len().min(BATCH_RECORDS);
@@ -128,10 +132,6 @@ impl Queue {
         state.unacked.push_back(batch.clone());
         state.sent_on_stream = state.unacked.len();
         Some(batch)
-    }
-
-    fn max_unacked(&self) -> usize {
-        self.capacity.div_ceil(BATCH_RECORDS) + EXTRA_UNACKED
     }
 
     /// The control plane stored batch `sequence`: forget it.
@@ -180,6 +180,30 @@ mod tests {
         let first = usize::from_str_radix(&batch.records[0].id, 16).unwrap();
         let last = usize::from_str_radix(&batch.records.last().unwrap().id, 16).unwrap();
         (first, last)
+    }
+
+    #[test]
+    fn at_most_in_flight_batches_await_an_ack_and_acks_open_the_window() {
+        let metrics = Metrics::new();
+        let queue = Queue::new(&metrics);
+        for n in 0..BATCH_RECORDS * (IN_FLIGHT + 2) {
+            assert!(queue.push(record(n)));
+        }
+        let sent: Vec<u64> = std::iter::from_fn(|| queue.next_batch(true))
+            .map(|batch| batch.sequence)
+            .collect();
+        assert_eq!(sent, (1..=IN_FLIGHT as u64).collect::<Vec<_>>());
+        queue.ack(1);
+        let next = queue.next_batch(true).expect("the window opened");
+        assert_eq!(next.sequence, IN_FLIGHT as u64 + 1);
+        assert!(queue.next_batch(true).is_none(), "full again");
+
+        // A new stream sends the unacked batches again, within the same window.
+        queue.new_stream();
+        let resent: Vec<u64> = std::iter::from_fn(|| queue.next_batch(true))
+            .map(|batch| batch.sequence)
+            .collect();
+        assert_eq!(resent, (2..=IN_FLIGHT as u64 + 1).collect::<Vec<_>>());
     }
 
     #[test]
@@ -265,15 +289,17 @@ mod tests {
     fn a_control_plane_that_never_acks_holds_a_bounded_number_of_batches() {
         let metrics = Metrics::new();
         let queue = Queue::new(&metrics);
-        let max_unacked = queue.max_unacked();
-        let mut sent = 0;
-        for round in 0..max_unacked + 5 {
-            queue.push(record(round));
-            if queue.next_batch(true).is_some() {
-                sent += 1;
+        let mut sequences = std::collections::BTreeSet::new();
+        for stream in 0..3 {
+            queue.new_stream();
+            for n in 0..IN_FLIGHT + 5 {
+                queue.push(record(stream * 100 + n));
+                if let Some(batch) = queue.next_batch(true) {
+                    sequences.insert(batch.sequence);
+                }
             }
         }
-        assert_eq!(sent, max_unacked);
-        assert_eq!(queue.depth(), max_unacked + 5);
+        assert_eq!(sequences.len(), IN_FLIGHT, "{sequences:?}");
+        assert_eq!(queue.depth(), 3 * (IN_FLIGHT + 5));
     }
 }

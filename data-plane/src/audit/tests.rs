@@ -78,9 +78,14 @@ impl Harness {
         self.records()
     }
 
+    /// The records queued since the last call, as a control plane that stores (acks) every
+    /// batch would get them.
     fn records(&self) -> Vec<AuditRecord> {
         std::iter::from_fn(|| self.queue.next_batch(true))
-            .flat_map(|batch| batch.records)
+            .flat_map(|batch| {
+                self.queue.ack(batch.sequence);
+                batch.records
+            })
             .collect()
     }
 }

@@ -179,21 +179,17 @@ async fn last_audit_batches<S>(
 ) where
     S: Stream<Item = Result<ControlPlaneMessage, tonic::Status>> + Unpin,
 {
-    let mut sent = false;
-    while let Some(batch) = context.audit.next_batch(true) {
-        let message = DataPlaneMessage {
-            kind: Some(data_plane_message::Kind::AuditBatch(batch)),
-        };
-        if outbound.send(message).await.is_err() {
-            return;
-        }
-        sent = true;
-    }
-    if !sent && context.audit.depth() == 0 {
-        return;
-    }
     let deadline = tokio::time::Instant::now() + SHUTDOWN_AUDIT_GRACE;
     while context.audit.depth() > 0 {
+        // Each ack opens the window for another batch.
+        while let Some(batch) = context.audit.next_batch(true) {
+            let message = DataPlaneMessage {
+                kind: Some(data_plane_message::Kind::AuditBatch(batch)),
+            };
+            if outbound.send(message).await.is_err() {
+                return;
+            }
+        }
         match tokio::time::timeout_at(deadline, inbound.next()).await {
             Ok(Some(Ok(ControlPlaneMessage {
                 kind: Some(control_plane_message::Kind::AuditAck(ack)),
