@@ -24,6 +24,7 @@ warmup=2
 workers=""
 policies=0
 control_plane=0
+log_filter=info
 build=1
 
 usage() {
@@ -43,6 +44,9 @@ usage: bash bench/proxy.sh [options]
                         config stream and sends an audit record of every request to it
                         (stored in SQLite), as in production; prints the control plane's
                         CPU per request and checks that every request was recorded
+  --log FILTER          the data plane's RUST_LOG; a standalone data plane writes its
+                        audit records as log events (target conduit::audit), so
+                        'info,conduit::audit=off' measures it without them   [$log_filter]
   --no-build            use the release binaries as they are
 EOF
 }
@@ -58,6 +62,7 @@ while [ $# -gt 0 ]; do
         --workers) workers=$2; shift 2 ;;
         --policies) policies=1; shift ;;
         --control-plane) control_plane=1; shift ;;
+        --log) log_filter=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -193,7 +198,7 @@ if [ "$control_plane" = 1 ]; then
         -f "$work/config/conduit.yaml" -m bench --author bench >/dev/null
     config_source=(--control-plane "http://127.0.0.1:$cp_grpc_port")
 fi
-RUST_LOG=info "$work/conduit-data-plane" run "${config_source[@]}" \
+RUST_LOG=$log_filter "$work/conduit-data-plane" run "${config_source[@]}" \
     --listen "127.0.0.1:$proxy_port" --admin-listen "127.0.0.1:$admin_port" --node-id bench \
     ${workers:+--worker-threads "$workers"} \
     >"$work/data-plane.log" 2>&1 &
