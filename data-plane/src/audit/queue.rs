@@ -15,6 +15,7 @@ use std::time::Duration;
 use conduit_proto::v1::{AuditBatch, AuditRecord};
 use prometheus::{IntCounter, IntGauge};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 
@@ -28,6 +29,10 @@ pub const BATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// stream's batches in order from a short queue (16) and refuses what does not fit, so a
 /// data plane never has more than this many on the way (acks open the window again).
 pub const IN_FLIGHT: usize = 8;
+/// How long batches on the way may go without an ack before they are sent again on the
+/// same stream: the control plane does not ack a batch it could not store (a database
+/// error), and waiting for the next stream could take hours.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct State {
@@ -37,6 +42,8 @@ struct State {
     unacked_records: usize,
     /// Batches of `unacked` already sent on the current stream.
     sent_on_stream: usize,
+    /// Since when batches on the way have waited for an ack (reset by each ack).
+    waiting_for_ack_since: Option<Instant>,
     /// Records dropped since the last batch was made.
     dropped: u64,
     next_sequence: u64,
@@ -99,7 +106,9 @@ impl Queue {
 
     /// A new stream is open: every unacked batch is sent again, before new ones.
     pub fn new_stream(&self) {
-        self.lock().sent_on_stream = 0;
+        let mut state = self.lock();
+        state.sent_on_stream = 0;
+        state.waiting_for_ack_since = None;
     }
 
     /// The next batch to send on the current stream: an unacked one not yet sent on it,
@@ -107,12 +116,22 @@ impl Queue {
     /// `None` when there is nothing to send or [`IN_FLIGHT`] batches await an ack.
     pub fn next_batch(&self, flush: bool) -> Option<AuditBatch> {
         let mut state = self.lock();
+        let now = Instant::now();
+        if state
+            .waiting_for_ack_since
+            .is_some_and(|since| now.duration_since(since) >= ACK_TIMEOUT)
+        {
+            // Everything on the way goes again; the control plane ignores what it has.
+            state.sent_on_stream = 0;
+            state.waiting_for_ack_since = None;
+        }
         if state.sent_on_stream >= IN_FLIGHT {
             return None;
         }
         if let Some(batch) = state.unacked.get(state.sent_on_stream) {
             let batch = batch.clone();
             state.sent_on_stream += 1;
+            state.waiting_for_ack_since.get_or_insert(now);
             return Some(batch);
         }
         let worth_sending = state.pending.len() >= BATCH_RECORDS
@@ -131,6 +150,7 @@ impl Queue {
         state.unacked_records += batch.records.len();
         state.unacked.push_back(batch.clone());
         state.sent_on_stream = state.unacked.len();
+        state.waiting_for_ack_since.get_or_insert(now);
         Some(batch)
     }
 
@@ -145,6 +165,7 @@ impl Queue {
             if index < state.sent_on_stream {
                 state.sent_on_stream -= 1;
             }
+            state.waiting_for_ack_since = (state.sent_on_stream > 0).then(Instant::now);
             state.unacked_records -= batch.records.len();
             batch.records.len()
         };
@@ -180,6 +201,32 @@ mod tests {
         let first = usize::from_str_radix(&batch.records[0].id, 16).unwrap();
         let last = usize::from_str_radix(&batch.records.last().unwrap().id, 16).unwrap();
         (first, last)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_not_acked_in_time_go_again_on_the_same_stream() {
+        let metrics = Metrics::new();
+        let queue = Queue::new(&metrics);
+        queue.push(record(1));
+        queue.push(record(2));
+        let first = queue.next_batch(true).expect("a batch");
+        assert!(
+            queue.next_batch(true).is_none(),
+            "sent, waiting for its ack"
+        );
+
+        tokio::time::advance(ACK_TIMEOUT - Duration::from_secs(1)).await;
+        assert!(queue.next_batch(true).is_none(), "not yet");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let again = queue.next_batch(true).expect("sent again");
+        assert_eq!(again.sequence, first.sequence);
+        assert_eq!(again.records, first.records);
+        assert!(queue.next_batch(true).is_none());
+
+        queue.ack(first.sequence);
+        assert_eq!(queue.depth(), 0);
+        tokio::time::advance(ACK_TIMEOUT * 2).await;
+        assert!(queue.next_batch(true).is_none(), "nothing left to send");
     }
 
     #[test]
