@@ -715,10 +715,7 @@ pub(crate) fn error(
     let message = message.into();
     let mut response = jsonrpc::error_response(status, id, code, message.as_str())
         .map(|body| body.map_err(|never| match never {}).boxed());
-    // Traces mark the errors the gateway writes (`telemetry`).
-    response
-        .extensions_mut()
-        .insert(telemetry::GatewayError { code });
+    // Audit records and trace spans both read why the gateway answered from this tag.
     audit::tag(&mut response, code, &message);
     response
 }

@@ -31,8 +31,8 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 pub use export::{EXPORT_TIMEOUT, MAX_QUEUE_SIZE};
 pub use sampler::RatioSampler;
 pub use spans::{
-    AUTH, ChildSpan, GatewayError, POLICY, RequestSpan, authenticated, child, describe,
-    describe_body, end_policy, failed, note_batch, upstream, upstream_context,
+    AUTH, ChildSpan, POLICY, RequestSpan, authenticated, child, describe, describe_body,
+    end_policy, failed, note_batch, upstream, upstream_context,
 };
 
 /// `service.name` when the config names none.

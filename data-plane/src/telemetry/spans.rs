@@ -11,8 +11,9 @@
 //! Attributes name the request (HTTP method and status, server, JSON-RPC method, tool,
 //! client id) and never carry arguments, results or credentials. A span's status is an
 //! error when the gateway refused or failed the request: a 5xx, an authentication failure,
-//! a policy refusal, any JSON-RPC error the gateway wrote itself ([`GatewayError`]), an
-//! upstream that could not be reached. Errors the upstream answered are its own.
+//! a policy refusal, any JSON-RPC error the gateway wrote itself (the answers the audit
+//! records tag, [`crate::audit::Answered`]), an upstream that could not be reached. Errors
+//! the upstream answered are its own.
 
 use http::request::Parts;
 use http::{Method, Response, StatusCode, Uri};
@@ -35,12 +36,6 @@ pub const AUTH: &str = "auth";
 pub const POLICY: &str = "policy";
 /// Attribute values from the request (method and tool names) are cut to this many bytes.
 const MAX_NAME_BYTES: usize = 128;
-
-/// Marks a response whose JSON-RPC error the gateway wrote itself (not the upstream's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GatewayError {
-    pub code: i64,
-}
 
 /// The request span, in the request's extensions while it is served.
 #[derive(Debug, Clone)]
@@ -92,7 +87,9 @@ impl RequestSpan {
             KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
             KeyValue::new("conduit.server.id", server.to_owned()),
         ]);
-        if let Some(error) = response.extensions().get::<GatewayError>() {
+        let gateway_error = crate::audit::status::answered(response)
+            .filter(|answered| answered.status != crate::audit::Status::Error);
+        if let Some(error) = gateway_error {
             span.set_attribute(KeyValue::new("rpc.jsonrpc.error_code", error.code));
             span.set_status(Status::error(format!("JSON-RPC error {}", error.code)));
         } else if status.is_server_error() {
