@@ -304,7 +304,8 @@ impl Proxy {
         // The client's session token is opened once; forwarding translates with it.
         if let Upstream::Http(_) = &server.upstream {
             let keys = self.key_ring.keys(runtime.session_keys());
-            match ServerSession::open(&parts.headers, &server_id, keys) {
+            let principal = session::Principal::of(&crate::caller::Caller::of(&parts));
+            match ServerSession::open(&parts.headers, &server_id, keys, principal) {
                 Ok(session) => {
                     parts.extensions.insert(session);
                 }

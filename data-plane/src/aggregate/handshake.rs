@@ -101,7 +101,7 @@ pub(super) async fn initialize(
         .map(|i| i.result["protocolVersion"].as_str().unwrap_or(requested))
         .collect();
     let version = merge::negotiate(requested, &answered);
-    let mut state = SessionState::new(call.scope.label());
+    let mut state = SessionState::new(call.scope.label(), super::principal(call.caller));
     state.protocol_version = Some(version.clone());
     for (done, member_version) in initialized.iter().zip(&answered) {
         state.upstreams.insert(

@@ -48,10 +48,11 @@ use serde_json::{Value, json};
 pub use catalog::{Catalog, Scope, UnknownMember};
 pub use merge::ListKind;
 
+use crate::caller::Caller;
 use crate::jsonrpc::{self, RequestId};
 use crate::proxy::{MCP_SESSION_ID, ProxyBody, UpstreamClient, error};
 use crate::runtime::Runtime;
-use crate::session::{SESSION_NOT_FOUND, SessionKeys, SessionState};
+use crate::session::{Principal, SESSION_NOT_FOUND, SessionKeys, SessionState};
 use fanout::{Fanout, Member};
 
 /// Invalid method parameter(s).
@@ -146,14 +147,17 @@ impl Aggregator {
         // A new session ignores whatever the client held before.
         let fresh = matches!(method, Some("initialize" | "server/discover"));
         let session = match token {
-            Some(token) if !fresh => match keys.open_scoped(token, &scope.label()) {
-                Ok(state) => Some(state),
-                Err(reason) => {
-                    tracing::debug!(%reason, "aggregate session refused");
-                    let message = format!("session not found ({reason}): initialize a new session");
-                    return error(StatusCode::NOT_FOUND, id, SESSION_NOT_FOUND, message);
+            Some(token) if !fresh => {
+                match keys.open_for(token, &scope.label(), &principal(parts)) {
+                    Ok(state) => Some(state),
+                    Err(reason) => {
+                        tracing::debug!(%reason, "aggregate session refused");
+                        let message =
+                            format!("session not found ({reason}): initialize a new session");
+                        return error(StatusCode::NOT_FOUND, id, SESSION_NOT_FOUND, message);
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let call = Call {
@@ -314,6 +318,12 @@ pub fn unknown_profile(scope: &Scope, id: &RequestId) -> Response<ProxyBody> {
         jsonrpc::METHOD_NOT_FOUND,
         message,
     )
+}
+
+/// The session principal of the request with these parts: tokens are sealed for it and
+/// open only for it.
+fn principal(parts: &Parts) -> Principal {
+    Principal::of(&Caller::of(parts))
 }
 
 fn result(id: &RequestId, result: Value) -> Response<ProxyBody> {

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 
-use super::{SessionState, unix_now};
+use super::{Principal, SessionState, unix_now};
 
 /// The version tag every token starts with; a new format gets a new tag.
 pub const TOKEN_VERSION: &str = "c1";
@@ -88,6 +88,10 @@ pub enum SessionError {
         /// The scope it was issued for.
         actual: String,
     },
+    /// Authentic, but issued to another caller (client or tenant). Says nothing about
+    /// whom, since the presenter is not that caller.
+    #[error("session token belongs to another caller")]
+    WrongPrincipal,
 }
 
 /// One AES-256 key and its id. The key material never leaves AWS-LC and never appears
@@ -258,14 +262,22 @@ impl SessionKeys {
         self.open_at(token, unix_now())
     }
 
-    /// Opens a token and checks it was issued for `scope`.
-    pub fn open_scoped(&self, token: &str, scope: &str) -> Result<SessionState, SessionError> {
+    /// Opens a token and checks it was issued for `scope` to `principal`.
+    pub fn open_for(
+        &self,
+        token: &str,
+        scope: &str,
+        principal: &Principal,
+    ) -> Result<SessionState, SessionError> {
         let state = self.open(token)?;
         if state.scope != scope {
             return Err(SessionError::WrongScope {
                 expected: scope.to_owned(),
                 actual: state.scope,
             });
+        }
+        if state.principal != *principal {
+            return Err(SessionError::WrongPrincipal);
         }
         Ok(state)
     }
@@ -320,7 +332,12 @@ fn valid_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::caller::Caller;
     use crate::session::UpstreamSession;
+
+    fn alice() -> Principal {
+        Principal::of(&Caller::authenticated("alice", Some("acme")))
+    }
 
     fn key(id: &str, byte: u8) -> SessionKey {
         SessionKey::new(id, [byte; 32]).unwrap()
@@ -330,7 +347,7 @@ mod tests {
     /// ticks between two calls changes nothing.
     fn state() -> SessionState {
         static ISSUED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        let mut state = SessionState::new("server:files");
+        let mut state = SessionState::new("server:files", alice());
         state.issued_at = *ISSUED.get_or_init(unix_now);
         state.protocol_version = Some("2025-11-25".into());
         state.upstreams.insert(
@@ -350,7 +367,7 @@ mod tests {
         let token = keys.seal(&state());
         assert_eq!(keys.open(&token).unwrap(), state());
         // An empty state round-trips too (a stateless upstream behind a stateful client).
-        let empty = SessionState::new("aggregate");
+        let empty = SessionState::new("aggregate", Principal::of(&Caller::anonymous()));
         assert_eq!(keys.open(&keys.seal(&empty)).unwrap(), empty);
     }
 
@@ -471,14 +488,44 @@ mod tests {
     fn scope_is_checked_by_the_caller() {
         let keys = SessionKeys::new(vec![key("k1", 1)]).unwrap();
         let token = keys.seal(&state());
-        assert!(keys.open_scoped(&token, "server:files").is_ok());
+        assert!(keys.open_for(&token, "server:files", &alice()).is_ok());
         assert_eq!(
-            keys.open_scoped(&token, &SessionState::server_scope("other")),
+            keys.open_for(&token, &SessionState::server_scope("other"), &alice()),
             Err(SessionError::WrongScope {
                 expected: "server:other".into(),
                 actual: "server:files".into(),
             })
         );
+    }
+
+    #[test]
+    fn a_token_opens_only_for_the_caller_it_was_issued_to() {
+        let keys = SessionKeys::new(vec![key("k1", 1)]).unwrap();
+        let token = keys.seal(&state());
+        for other in [
+            Caller::authenticated("bob", Some("acme")),
+            Caller::authenticated("alice", Some("other-tenant")),
+            Caller::authenticated("alice", None),
+            Caller::anonymous(),
+            // The same ids without authentication are someone else.
+            Caller {
+                authenticated: false,
+                ..Caller::authenticated("alice", Some("acme"))
+            },
+        ] {
+            assert_eq!(
+                keys.open_for(&token, "server:files", &Principal::of(&other)),
+                Err(SessionError::WrongPrincipal),
+                "{other:?}"
+            );
+        }
+        // Ids are length-prefixed: moving a character between tenant and client changes it.
+        assert_ne!(
+            Principal::of(&Caller::authenticated("bc", Some("a"))),
+            Principal::of(&Caller::authenticated("c", Some("ab")))
+        );
+        // Nothing about the principal is visible in the token.
+        assert!(!token.contains("alice") && !token.contains("acme"));
     }
 
     #[test]

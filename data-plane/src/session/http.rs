@@ -1,8 +1,9 @@
 //! `Mcp-Session-Id` on `/mcp/{server_id}` with an HTTP upstream: the client holds a token,
 //! the upstream its own session id, and this module translates between the two.
 //!
-//! On the way up, a token is opened (key, integrity, age, and scope `server:<id>`: a token
-//! is only good on the endpoint that issued it) and the upstream session id it carries
+//! On the way up, a token is opened (key, integrity, age, scope `server:<id>`: a token
+//! is only good on the endpoint that issued it, and principal: only for the caller it was
+//! issued to) and the upstream session id it carries
 //! replaces it. A token that does not open is answered with 404, which MCP clients take as
 //! "this session is gone, initialize again". On the way back, the upstream's session id is
 //! replaced by a token sealing it; the raw id never reaches the client. While the upstream
@@ -14,7 +15,7 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{SessionError, SessionKeys, SessionState, UpstreamSession};
+use super::{Principal, SessionError, SessionKeys, SessionState, UpstreamSession};
 
 /// The session header, in both directions.
 pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -29,6 +30,8 @@ pub const SESSION_NOT_FOUND: i64 = -32001;
 pub struct ServerSession {
     server_id: String,
     keys: SessionKeys,
+    /// The caller of the request: tokens open and are sealed only for it.
+    principal: Principal,
     /// The client's token, as sent.
     token: Option<HeaderValue>,
     /// What the token says about the upstream; `None` without a token.
@@ -37,14 +40,17 @@ pub struct ServerSession {
 
 impl ServerSession {
     /// The request's session from its `Mcp-Session-Id` header; no header, no session yet.
+    /// `principal` is the request's caller.
     pub fn open(
         headers: &HeaderMap,
         server_id: &str,
         keys: SessionKeys,
+        principal: Principal,
     ) -> Result<ServerSession, SessionError> {
         let mut session = ServerSession {
             server_id: server_id.to_owned(),
             keys,
+            principal,
             token: None,
             upstream: None,
         };
@@ -52,9 +58,11 @@ impl ServerSession {
             return Ok(session);
         };
         let token = value.to_str().map_err(|_| SessionError::BadToken)?;
-        let mut state = session
-            .keys
-            .open_scoped(token, &SessionState::server_scope(server_id))?;
+        let mut state = session.keys.open_for(
+            token,
+            &SessionState::server_scope(server_id),
+            &session.principal,
+        )?;
         session.token = Some(value.clone());
         session.upstream = Some(state.upstreams.remove(server_id).unwrap_or_default());
         Ok(session)
@@ -103,7 +111,10 @@ impl ServerSession {
             headers.insert(MCP_SESSION_ID, token.clone());
             return;
         }
-        let mut state = SessionState::new(SessionState::server_scope(server_id));
+        let mut state = SessionState::new(
+            SessionState::server_scope(server_id),
+            self.principal.clone(),
+        );
         state.upstreams.insert(
             server_id.to_owned(),
             UpstreamSession {
@@ -123,6 +134,7 @@ impl ServerSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::caller::Caller;
     use crate::session::SessionKey;
 
     fn keys() -> SessionKeys {
@@ -136,7 +148,19 @@ mod tests {
     }
 
     fn open(headers: &HeaderMap, server_id: &str) -> Result<ServerSession, SessionError> {
-        ServerSession::open(headers, server_id, keys())
+        open_as(
+            headers,
+            server_id,
+            &Caller::authenticated("alice", Some("acme")),
+        )
+    }
+
+    fn open_as(
+        headers: &HeaderMap,
+        server_id: &str,
+        caller: &Caller,
+    ) -> Result<ServerSession, SessionError> {
+        ServerSession::open(headers, server_id, keys(), Principal::of(caller))
     }
 
     /// What a client gets back when the upstream answers with `upstream_id`.
@@ -198,6 +222,16 @@ mod tests {
             open(&with_session(&token), "other"),
             Err(SessionError::WrongScope { .. })
         ));
+        // Another client with its own credential, or the same client id in another tenant.
+        for other in [
+            Caller::authenticated("bob", Some("acme")),
+            Caller::authenticated("alice", Some("globex")),
+        ] {
+            assert_eq!(
+                open_as(&with_session(&token), "files", &other).unwrap_err(),
+                SessionError::WrongPrincipal
+            );
+        }
         // A raw upstream id (or anything we did not make) is not a token.
         assert_eq!(
             open(&with_session("up-1"), "files").unwrap_err(),

@@ -220,7 +220,10 @@ mod tests {
         let config = gateway(&[("shared", KEY_A)]);
         let a = configured_keys(Some(&config)).unwrap().unwrap();
         let b = configured_keys(Some(&config)).unwrap().unwrap();
-        let state = SessionState::new("server:x");
+        let state = SessionState::new(
+            "server:x",
+            crate::session::Principal::of(&crate::caller::Caller::anonymous()),
+        );
         assert_eq!(b.open(&a.seal(&state)).unwrap(), state);
         // Whereas two processes' local keys do not.
         let token = KeyRing::new().keys(None).seal(&state);

@@ -7,6 +7,10 @@
 //! Any data plane holding the key set can therefore continue any session, and a client can
 //! neither read nor forge the upstream ids behind its token.
 //!
+//! A token is bound to the caller that opened the session ([`Principal`]): presented by
+//! another client or tenant (with its own valid credential), it is refused like a foreign
+//! token, so a leaked or guessed-at session id does not let anyone else continue it.
+//!
 //! `codec` owns the token format and the key set, `keys` where a data plane's keys come
 //! from (configuration, control plane, or a local key), `http` the header translation on
 //! single-server endpoints.
@@ -17,6 +21,12 @@ mod keys;
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest as _, Sha256};
+
+use crate::caller::Caller;
 
 pub use codec::{
     DEFAULT_MAX_AGE, SessionError, SessionKey, SessionKeyError, SessionKeys, TOKEN_VERSION,
@@ -42,14 +52,19 @@ pub struct SessionState {
     /// Unix seconds when issued (for expiry).
     #[serde(rename = "t")]
     pub issued_at: u64,
+    /// The caller the session belongs to. Required: a token without one (made before
+    /// tokens were bound) does not open.
+    #[serde(rename = "p")]
+    pub principal: Principal,
 }
 
 impl SessionState {
-    /// A state with no upstream sessions yet, issued now for `scope`.
-    pub fn new(scope: impl Into<String>) -> SessionState {
+    /// A state with no upstream sessions yet, issued now for `scope` to `principal`.
+    pub fn new(scope: impl Into<String>, principal: Principal) -> SessionState {
         SessionState {
             scope: scope.into(),
             issued_at: unix_now(),
+            principal,
             ..SessionState::default()
         }
     }
@@ -62,6 +77,29 @@ impl SessionState {
     /// The scope of the profile endpoint `/mcp/profile/{profile_id}`.
     pub fn profile_scope(profile_id: &str) -> String {
         format!("profile:{profile_id}")
+    }
+}
+
+/// The caller a session is bound to: a SHA-256 digest of whether the caller authenticated,
+/// its tenant id and its client id (`anonymous` in tenant `default` without an `auth`
+/// section). A digest rather than the ids themselves keeps tokens short whatever the length
+/// of a JWT's client claim; the token is encrypted either way.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Principal(String);
+
+impl Principal {
+    /// The principal of `caller`.
+    pub fn of(caller: &Caller) -> Principal {
+        let mut digest = Sha256::new();
+        digest.update(b"conduit session principal v1\0");
+        digest.update([u8::from(caller.authenticated)]);
+        // Length prefixes: ("ab", "c") and ("a", "bc") must not collide.
+        for part in [&*caller.tenant_id, &*caller.client_id] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part.as_bytes());
+        }
+        Principal(URL_SAFE_NO_PAD.encode(digest.finalize()))
     }
 }
 
