@@ -289,7 +289,7 @@ fn standalone_data_planes_sharing_configured_keys_share_sessions() -> anyhow::Re
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("conduit.yaml");
     let yaml = format!(
-        "{}gateway:\n  session_keys:\n    - id: shared-1\n      key: ${{env:E2E_SESSION_KEY}}\n",
+        "{}gateway:\n  session_keys:\n    - id: shared-1\n      key: ${{env:CONDUIT_SECRET_E2E_SESSION_KEY}}\n",
         fixture_config(&fixture.mcp_url(), "shared")
     );
     std::fs::write(&path, yaml)?;
@@ -303,7 +303,7 @@ fn standalone_data_planes_sharing_configured_keys_share_sessions() -> anyhow::Re
                 wait_ready: true,
                 ..DataPlaneOptions::default()
             }
-            .env("E2E_SESSION_KEY", secret),
+            .env("CONDUIT_SECRET_E2E_SESSION_KEY", secret),
         )
     };
     let (one, other) = (start("shared-1")?, start("shared-2")?);
@@ -323,6 +323,95 @@ fn standalone_data_planes_sharing_configured_keys_share_sessions() -> anyhow::Re
         let log = std::fs::read_to_string(dp.scratch_dir().join("data-plane.log"))?;
         assert!(!log.contains(secret));
         assert!(!log.contains("local to this data plane"), "{log}");
+    }
+    Ok(())
+}
+
+/// The attack of the review: client B, with its own valid API key, sends client A's
+/// `Mcp-Session-Id`. The token is bound to A (client and tenant): B gets 404 as for a
+/// foreign token, on the single-server endpoint and on the aggregate one, and A's session
+/// goes on untouched.
+#[test]
+fn a_session_token_is_refused_to_every_caller_but_its_own() -> anyhow::Result<()> {
+    let fixture = Fixture::start()?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("conduit.yaml");
+    let yaml = format!(
+        "{}auth:\n  method: api-key\n  api_keys:\n    - {{key: a-key, client_id: a, tenant_id: acme}}\n    - {{key: b-key, client_id: b, tenant_id: acme}}\n    - {{key: a-elsewhere-key, client_id: a, tenant_id: globex}}\n",
+        fixture_config(&fixture.mcp_url(), "bound")
+    );
+    std::fs::write(&path, yaml)?;
+    let dp = DataPlane::start(DataPlaneOptions {
+        node_id: "bound".into(),
+        config_file: Some(path),
+        wait_ready: true,
+        ..DataPlaneOptions::default()
+    })?;
+    let bearer = |key: &str| format!("Bearer {key}");
+
+    for endpoint in ["/mcp/fixture", "/mcp"] {
+        let url = dp.public_url(endpoint);
+        let mut alice = McpClient::new(&url).with_header("Authorization", &bearer("a-key"));
+        alice.initialize()?;
+        let token = token_of(&alice)?;
+        let tool = if endpoint == "/mcp" {
+            "fixture.echo"
+        } else {
+            "echo"
+        };
+        let before = alice.call_tool_text(tool, json!({ "message": "mine" }))?;
+        assert_eq!(before, "mine");
+
+        for intruder in ["b-key", "a-elsewhere-key"] {
+            let body =
+                json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": { "name": tool, "arguments": { "message": "stolen" } } })
+                    .to_string();
+            let response = http::request(
+                "POST",
+                &url,
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Accept", "application/json, text/event-stream"),
+                    ("Authorization", &bearer(intruder)),
+                    ("Mcp-Session-Id", &token),
+                    ("MCP-Protocol-Version", PROTOCOL_VERSION),
+                ],
+                Some(body.as_bytes()),
+                DEFAULT_TIMEOUT,
+            )?;
+            assert_eq!(
+                response.status,
+                404,
+                "{endpoint} with {intruder}: {}",
+                response.text()
+            );
+            let message = response.json()?;
+            assert_eq!(message["id"], json!(5), "{message}");
+            assert_eq!(message["error"]["code"], json!(-32001), "{message}");
+            assert!(
+                !response.text().contains("stolen"),
+                "{endpoint}: the call reached the upstream: {}",
+                response.text()
+            );
+            // A DELETE with the stolen token does not end A's session either.
+            let deleted = http::request(
+                "DELETE",
+                &url,
+                &[
+                    ("Authorization", &bearer(intruder)),
+                    ("Mcp-Session-Id", &token),
+                    ("MCP-Protocol-Version", PROTOCOL_VERSION),
+                ],
+                None,
+                DEFAULT_TIMEOUT,
+            )?;
+            assert_eq!(deleted.status, 404, "{endpoint} DELETE with {intruder}");
+        }
+
+        // A carries on with the same token.
+        let after = alice.call_tool_text(tool, json!({ "message": "still mine" }))?;
+        assert_eq!(after, "still mine");
+        assert_eq!(alice.session_id(), Some(token.as_str()));
     }
     Ok(())
 }
