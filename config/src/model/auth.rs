@@ -26,12 +26,26 @@ pub struct Auth {
     /// Requires `algorithms` to list only HMAC algorithms. Masked in dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    /// Required `iss` claim (`method: jwt`).
+    /// Required `iss` claim (`method: jwt`). Required with `jwks_url` (a key set fetched
+    /// from an identity provider signs tokens for all of its issuers' clients) unless
+    /// `insecure_allow_any_issuer` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
-    /// Required `aud` claim (`method: jwt`).
+    /// Required `aud` claim (`method: jwt`): the name this gateway has at the identity
+    /// provider. Required unless `insecure_allow_any_audience` is set: without it, a token
+    /// the provider issued for any other service would be accepted here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    /// Accept tokens whatever their `aud` claim (`method: jwt`, without `audience`).
+    /// Insecure: any token of the identity provider, issued for any service, is then
+    /// accepted. Only for providers that issue tokens for this gateway alone. Default: false.
+    #[serde(default, skip_serializing_if = "super::servers::is_false")]
+    pub insecure_allow_any_audience: bool,
+    /// Accept tokens whatever their `iss` claim (`method: jwt` with `jwks_url`, without
+    /// `issuer`). Insecure: a key set shared by several issuers then lets each of them
+    /// sign tokens for this gateway. Default: false.
+    #[serde(default, skip_serializing_if = "super::servers::is_false")]
+    pub insecure_allow_any_issuer: bool,
     /// Claim holding the tenant id (`method: jwt`). Default: `org_id`; a token without it
     /// belongs to tenant `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

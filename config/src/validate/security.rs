@@ -86,6 +86,11 @@ fn auth(c: &mut Checker, auth: &Auth) {
         ("secret", auth.secret.is_some()),
         ("issuer", auth.issuer.is_some()),
         ("audience", auth.audience.is_some()),
+        (
+            "insecure_allow_any_audience",
+            auth.insecure_allow_any_audience,
+        ),
+        ("insecure_allow_any_issuer", auth.insecure_allow_any_issuer),
         ("tenant_claim", auth.tenant_claim.is_some()),
         ("client_claim", auth.client_claim.is_some()),
         ("algorithms", !auth.algorithms.is_empty()),
@@ -215,6 +220,7 @@ fn jwt(c: &mut Checker, auth: &Auth) {
         }
     }
     jwt_keys(c, auth);
+    jwt_claims(c, auth);
     for (field, claim) in [
         ("tenant_claim", &auth.tenant_claim),
         ("client_claim", &auth.client_claim),
@@ -222,6 +228,47 @@ fn jwt(c: &mut Checker, auth: &Auth) {
         if claim.as_deref().is_some_and(str::is_empty) {
             c.error(at("auth", field), "must not be empty");
         }
+    }
+}
+
+/// `audience` always, and `issuer` with `jwks_url`, unless explicitly waived: a token is
+/// only worth something for the service and from the issuer it was made for.
+fn jwt_claims(c: &mut Checker, auth: &Auth) {
+    match (&auth.audience, auth.insecure_allow_any_audience) {
+        (None, false) => c.error(
+            "auth.audience",
+            "required for method jwt: without it a token the identity provider issued for any \
+             other service would be accepted here; set it to this gateway's audience (the `aud` \
+             tokens for it carry), or set insecure_allow_any_audience: true to accept any",
+        ),
+        (Some(_), true) => c.error(
+            "auth.insecure_allow_any_audience",
+            "contradicts auth.audience: remove one of them",
+        ),
+        (Some(audience), false) if audience.is_empty() => {
+            c.error("auth.audience", "must not be empty");
+        }
+        _ => {}
+    }
+    match (&auth.issuer, auth.insecure_allow_any_issuer) {
+        (None, false) if auth.jwks_url.is_some() => c.error(
+            "auth.issuer",
+            "required with jwks_url: the key set of an identity provider may sign tokens of \
+             other issuers; set it to the `iss` of the tokens to accept, or set \
+             insecure_allow_any_issuer: true to accept any",
+        ),
+        (Some(_), true) => c.error(
+            "auth.insecure_allow_any_issuer",
+            "contradicts auth.issuer: remove one of them",
+        ),
+        (None, true) if auth.jwks_url.is_none() => c.error(
+            "auth.insecure_allow_any_issuer",
+            "only with jwks_url (issuer is optional with jwks and secret)",
+        ),
+        (Some(issuer), false) if issuer.is_empty() => {
+            c.error("auth.issuer", "must not be empty");
+        }
+        _ => {}
     }
 }
 

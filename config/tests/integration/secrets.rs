@@ -108,7 +108,7 @@ fn masking_keeps_what_is_not_secret() {
 #[test]
 fn unresolved_references_are_shown_as_written() {
     let document = Document::from_text(
-        "servers:\n- id: a\n  url: http://x/mcp\n  headers: {Authorization: 'Bearer ${env:TOKEN}'}\nauth: {method: jwt, secret: '${file:/run/jwt}', algorithms: [HS256]}\n",
+        "servers:\n- id: a\n  url: http://x/mcp\n  headers: {Authorization: 'Bearer ${env:TOKEN}'}\nauth: {method: jwt, secret: '${file:/run/jwt}', algorithms: [HS256], audience: conduit}\n",
     )
     .unwrap();
     let masked = mask_secrets(&document);

@@ -333,6 +333,46 @@ fn security_rules() {
         ),
         ("auth: {method: jwt}\n", "auth", "jwks_url, jwks or secret"),
         (
+            "auth: {method: jwt, secret: s, algorithms: [HS256]}\n",
+            "auth.audience",
+            "issued for any other service would be accepted",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', audience: a}\n",
+            "auth.issuer",
+            "required with jwks_url",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', issuer: i}\n",
+            "auth.audience",
+            "insecure_allow_any_audience: true",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', issuer: i, audience: a, insecure_allow_any_audience: true}\n",
+            "auth.insecure_allow_any_audience",
+            "contradicts auth.audience",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', issuer: i, audience: a, insecure_allow_any_issuer: true}\n",
+            "auth.insecure_allow_any_issuer",
+            "contradicts auth.issuer",
+        ),
+        (
+            "auth: {method: jwt, secret: s, algorithms: [HS256], audience: a, insecure_allow_any_issuer: true}\n",
+            "auth.insecure_allow_any_issuer",
+            "only with jwks_url",
+        ),
+        (
+            "auth: {method: jwt, jwks_url: 'https://i/j', issuer: '', audience: ''}\n",
+            "auth.audience",
+            "must not be empty",
+        ),
+        (
+            "auth: {method: api-key, api_keys: [{key: k, client_id: c}], insecure_allow_any_audience: true}\n",
+            "auth.insecure_allow_any_audience",
+            "only for method: jwt",
+        ),
+        (
             "auth: {method: jwt, jwks_url: 'http://idp.example/jwks'}\n",
             "auth.jwks_url",
             "must use https",
@@ -481,10 +521,16 @@ fn security_rules() {
     for (text, path, needle) in cases {
         assert_error(text, path, needle);
     }
-    assert_valid("auth: {method: jwt, secret: s, algorithms: [HS256]}\n");
+    assert_valid("auth: {method: jwt, secret: s, algorithms: [HS256], audience: a}\n");
     assert_valid(
         "auth: {method: jwt, jwks_url: 'http://127.0.0.1:9/jwks', issuer: i, audience: a}\n",
     );
+    // The loudly named waivers; the issuer is optional with inline keys and secrets.
+    assert_valid(
+        "auth: {method: jwt, jwks_url: 'https://i/j', insecure_allow_any_audience: true, \
+         insecure_allow_any_issuer: true}\n",
+    );
+    assert_valid("auth: {method: jwt, jwks: '{\"keys\": []}', audience: a}\n");
     assert_valid(&format!(
         "auth: {{method: api-key, api_keys: [{{key: 'sha256:{}', client_id: c}}]}}\n",
         "ab".repeat(32)
@@ -492,7 +538,7 @@ fn security_rules() {
     assert_valid(&format!(
         "auth: {{method: jwt, jwks_url: 'https://idp.example/jwks', clock_skew_seconds: 300, \
          jwks_cache_seconds: 600, jwks_refresh_min_interval_seconds: 10, pinned_key_ids: [k1], \
-         pinned_thumbprints: [{}]}}\n",
+         pinned_thumbprints: [{}], issuer: 'https://idp.example', audience: conduit}}\n",
         "a".repeat(43)
     ));
     assert_valid("gateway: {tls: {enabled: false}}\n");

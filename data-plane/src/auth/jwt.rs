@@ -74,7 +74,8 @@ impl JwtVerifier {
                 validation.set_audience(&[audience]);
                 required.push("aud");
             }
-            // Without a configured audience a token's `aud` is not checked.
+            // Only with `insecure_allow_any_audience` (validation and `Authenticator::compile`
+            // refuse a missing audience otherwise): a token's `aud` is not checked.
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);

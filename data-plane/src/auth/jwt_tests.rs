@@ -195,6 +195,7 @@ async fn issuer_and_audience() {
     let mut config = auth(jwks(&[&EC]));
     config.issuer = Some("https://idp.example".into());
     config.audience = Some("conduit".into());
+    config.insecure_allow_any_audience = false;
     let verifier = inline(&config);
     let with = |iss: Option<&str>, aud: Option<Value>| {
         let mut claims = claims();
@@ -227,8 +228,9 @@ async fn issuer_and_audience() {
     ] {
         assert_eq!(verify(&verifier, &token).await, Err(reason));
     }
-    // Without a configured audience, a token's `aud` is not checked.
+    // Only with the explicit waiver (and no audience) is a token's `aud` not checked.
     let verifier = inline(&auth(jwks(&[&EC])));
+    assert!(auth(jwks(&[&EC])).insecure_allow_any_audience);
     assert_eq!(
         verify(&verifier, &with(None, Some(json!("anything")))).await,
         ok("agent-1", "acme")
@@ -296,6 +298,7 @@ async fn a_shared_secret_verifies_hmac_only() {
         method: AuthMethod::Jwt,
         secret: Some("a-long-shared-secret-for-tests".into()),
         algorithms: vec![JwtAlgorithm::HS256],
+        insecure_allow_any_audience: true,
         ..Auth::default()
     };
     let verifier = JwtVerifier::new(

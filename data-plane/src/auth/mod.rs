@@ -62,6 +62,7 @@ impl Authenticator {
                     )]
                 }),
             AuthMethod::Jwt => {
+                claim_checks(auth)?;
                 let keys = jwt_keys(auth)?;
                 Ok(Some(Authenticator::Jwt(Box::new(JwtVerifier::new(
                     auth, keys,
@@ -99,6 +100,39 @@ pub fn challenge(reason: Reason) -> HeaderValue {
     } else {
         CHALLENGE
     }
+}
+
+/// The audience (and, with `jwks_url`, the issuer) are checked unless waived by name;
+/// validation says so too, this keeps a document built in code from skipping them. A
+/// waiver is logged at every apply, so it stays visible.
+fn claim_checks(auth: &Auth) -> Result<(), Vec<Problem>> {
+    let mut problems = Vec::new();
+    if auth.audience.is_none() && !auth.insecure_allow_any_audience {
+        problems.push((
+            "auth.audience".to_owned(),
+            "required for method jwt (or insecure_allow_any_audience: true)".to_owned(),
+        ));
+    }
+    if auth.jwks_url.is_some() && auth.issuer.is_none() && !auth.insecure_allow_any_issuer {
+        problems.push((
+            "auth.issuer".to_owned(),
+            "required with jwks_url (or insecure_allow_any_issuer: true)".to_owned(),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if auth.insecure_allow_any_audience {
+        tracing::warn!(
+            "auth.insecure_allow_any_audience is set: JWTs issued for any service are accepted"
+        );
+    }
+    if auth.insecure_allow_any_issuer {
+        tracing::warn!(
+            "auth.insecure_allow_any_issuer is set: JWTs of any issuer signed by the key set are accepted"
+        );
+    }
+    Ok(())
 }
 
 fn jwt_keys(auth: &Auth) -> Result<Keys, Vec<Problem>> {
@@ -168,9 +202,11 @@ mod tests {
             Err(Reason::InvalidKey)
         );
 
-        let remote = compile("auth: {method: jwt, jwks_url: 'https://idp.example/jwks'}\n")
-            .unwrap()
-            .unwrap();
+        let remote = compile(
+            "auth: {method: jwt, jwks_url: 'https://idp.example/jwks', issuer: i, audience: a}\n",
+        )
+        .unwrap()
+        .unwrap();
         assert!(matches!(&remote, Authenticator::Jwt(v) if format!("{v:?}").contains("Remote")));
         // Tokens come from Authorization only.
         assert_eq!(
@@ -182,7 +218,7 @@ mod tests {
     #[test]
     fn an_unusable_inline_key_set_rejects_the_apply() {
         let problems = compile(
-            "auth: {method: jwt, jwks: '{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}'}\n",
+            "auth: {method: jwt, audience: a, jwks: '{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}'}\n",
         )
         .unwrap_err();
         assert_eq!(problems[0].0, "auth.jwks");

@@ -60,6 +60,9 @@ fn remote_auth() -> Auth {
     Auth {
         method: AuthMethod::Jwt,
         jwks_url: Some("https://idp.example/jwks".into()),
+        // These tests are about fetching keys; the claim checks are tested with inline keys.
+        insecure_allow_any_audience: true,
+        insecure_allow_any_issuer: true,
         ..Auth::default()
     }
 }

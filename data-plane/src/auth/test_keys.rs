@@ -102,6 +102,8 @@ pub(crate) fn auth(jwks: String) -> Auth {
     Auth {
         method: AuthMethod::Jwt,
         jwks: Some(jwks),
+        // The claim tests sign tokens without `aud`; `issuer_and_audience` checks it.
+        insecure_allow_any_audience: true,
         ..Auth::default()
     }
 }

@@ -403,6 +403,93 @@ fn jwts_from_a_served_key_set_with_rotation() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The review's attack: a token the same identity provider minted for another service (or
+/// another issuer signing with the same key set) was accepted because `audience` and
+/// `issuer` were optional. Now `conduitctl validate` refuses a JWT config without them and
+/// explains why, a data plane refuses such a config file, and one configured with both
+/// refuses the foreign tokens.
+#[test]
+fn jwts_for_another_audience_or_issuer_are_refused() -> anyhow::Result<()> {
+    let fixture = Fixture::start()?;
+    let key = es256_key("key-1")?;
+    let jwks = JwksServer::start(key_set(&[&key]))?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("conduit.yaml");
+    let servers = format!(
+        "servers:\n  - id: fixture\n    url: {}\n    timeout_ms: 10000\n",
+        fixture.mcp_url()
+    );
+
+    // Without audience and issuer: refused by the validator, each with its path and why.
+    let open = format!("{servers}auth:\n  method: jwt\n  jwks_url: {}\n", jwks.url);
+    std::fs::write(&path, &open)?;
+    let validate = conduit_e2e::ctl::run_conduitctl(
+        &["validate".into(), "-f".into(), path.display().to_string()],
+        &[],
+        TIMEOUT,
+    )?;
+    validate.expect_code(2)?;
+    for needle in [
+        "auth.audience",
+        "insecure_allow_any_audience",
+        "auth.issuer",
+        "insecure_allow_any_issuer",
+    ] {
+        assert!(validate.stderr.contains(needle), "{needle}: {validate}");
+    }
+
+    let strict = format!(
+        "{servers}auth:\n  method: jwt\n  jwks_url: {}\n  issuer: https://idp.test\n  audience: conduit\n",
+        jwks.url
+    );
+    std::fs::write(&path, &strict)?;
+    let dp = standalone(&path)?;
+    let url = dp.mcp_url("fixture");
+    let good = token(&key, claims("conduit", 600))?;
+    echo(
+        &mut McpClient::new(&url).with_header("Authorization", &format!("Bearer {good}")),
+        "for us",
+    )?;
+    let mut other_issuer = claims("conduit", 600);
+    other_issuer["iss"] = json!("https://other-tenant.idp.test");
+    let mut no_audience = claims("conduit", 600);
+    no_audience.as_object_mut().unwrap().remove("aud");
+    for (claims, reason) in [
+        (claims("billing-service", 600), "bad_audience"),
+        (no_audience, "bad_audience"),
+        (other_issuer, "bad_issuer"),
+    ] {
+        let foreign = token(&key, claims)?;
+        let response = post_initialize(&url, &[("Authorization", &format!("Bearer {foreign}"))])?;
+        assert_refused(&response, true, json!(42)).with_context(|| reason.to_owned())?;
+    }
+    assert_eq!(failures(&dp, "bad_audience")?, 2);
+    assert_eq!(failures(&dp, "bad_issuer")?, 1);
+
+    // The data plane refuses the open config too: the strict one keeps serving.
+    std::fs::write(&path, &open)?;
+    wait_until(DEFAULT_TIMEOUT, "the open config to be rejected", || {
+        let metrics = dp.admin_get("/metrics")?.text();
+        if !metrics.lines().any(|l| {
+            l.starts_with("conduit_dp_config_applies_total{")
+                && l.contains("rejected")
+                && !l.ends_with(" 0")
+        }) {
+            bail!("not rejected yet");
+        }
+        Ok(())
+    })?;
+    let refused = post_initialize(
+        &url,
+        &[(
+            "Authorization",
+            &format!("Bearer {}", token(&key, claims("billing-service", 600))?),
+        )],
+    )?;
+    assert_refused(&refused, true, json!(42))?;
+    Ok(())
+}
+
 /// Base64url without padding (the harness has no base64 crate; JWT parts are small).
 fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
