@@ -31,7 +31,8 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone)]
 pub struct ControlPlaneSettings {
     pub url: String,
-    /// PEM bundle of the CA that signed the control plane's certificate (https only).
+    /// PEM bundle of the CA that signed the control plane's certificate (https only); the
+    /// only roots trusted when set.
     pub ca_pem: Option<Vec<u8>>,
     pub node_id: String,
     pub labels: BTreeMap<String, String>,
@@ -76,11 +77,13 @@ impl ControlPlaneSource {
             .map_err(|error| invalid(error.to_string()))?;
         let endpoint = match endpoint.uri().scheme_str() {
             Some("https") => {
-                // The system trust store, plus the operator's private CA when given.
-                let mut tls = ClientTlsConfig::new().with_native_roots();
-                if let Some(ca) = &settings.ca_pem {
-                    tls = tls.ca_certificate(Certificate::from_pem(ca));
-                }
+                // The operator's private CA replaces the system trust store: with it, no
+                // public CA (nor one an attacker got into the system store) can vouch for
+                // a control plane. Without it, the system roots.
+                let tls = match &settings.ca_pem {
+                    Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
+                    None => ClientTlsConfig::new().with_native_roots(),
+                };
                 endpoint
                     .tls_config(tls)
                     .map_err(|error| ControlPlaneError::Tls(error.to_string()))?

@@ -153,3 +153,85 @@ fn tls_control_plane_with_private_ca() -> anyhow::Result<()> {
     assert_ne!(untrusted.code, 0, "{untrusted}");
     Ok(())
 }
+
+/// A private CA replaces the system roots: a control plane whose certificate is signed by
+/// a CA of the system store (here `SSL_CERT_FILE`, which the system store reads) but not by
+/// the configured private CA is refused by data planes (`--control-plane-ca`) and by
+/// conduitctl (`--ca-cert`). Without the private CA both trust the system store, which
+/// shows the stand-in works.
+#[test]
+fn a_private_ca_replaces_the_system_roots() -> anyhow::Result<()> {
+    let pki_dir = tempfile::tempdir()?;
+    let public = tls::TestCa::new("public-like root CA")?;
+    let public_path = pki_dir.path().join("public-ca.pem");
+    public.write(&public_path)?;
+    let private = tls::TestCa::new("operator private CA")?;
+    let private_path = pki_dir.path().join("private-ca.pem");
+    private.write(&private_path)?;
+    // The control plane presents a certificate from the public-like CA.
+    let (cert_path, key_path) = public.server(pki_dir.path(), "server")?;
+    let fixture = conduit_e2e::Fixture::start()?;
+    let cp = ControlPlane::start(ControlPlaneOptions {
+        tls: Some(tls::TlsFiles {
+            ca_path: public_path.clone(),
+            cert_path,
+            key_path,
+        }),
+        ..ControlPlaneOptions::with_tokens()
+    })?;
+    let v1 = apply(
+        &cp,
+        "v1.yaml",
+        &fixture_config(&fixture.mcp_url(), "ca"),
+        "ca",
+        "alice",
+    )?;
+    let system =
+        |ctl: conduit_e2e::Ctl| ctl.env("SSL_CERT_FILE", &public_path.display().to_string());
+    let admin = cp.options().admin_token.as_deref();
+
+    // conduitctl: system roots only → trusted; with the private CA → refused.
+    let trusting = system(conduit_e2e::Ctl::new(cp.url()).token(admin)).run(["status"])?;
+    trusting.expect_code(0)?;
+    let pinned = system(
+        conduit_e2e::Ctl::new(cp.url())
+            .token(admin)
+            .ca_cert(&private_path),
+    )
+    .run(["status"])?;
+    assert_ne!(pinned.code, 0, "conduitctl trusted a system root: {pinned}");
+
+    // Data planes: the same pair.
+    let mut options = DataPlaneOptions::for_control_plane(&cp, "dp-system-roots")
+        .env("SSL_CERT_FILE", &public_path.display().to_string());
+    options.control_plane_ca = None;
+    let trusting = DataPlane::start(options)?;
+    trusting.wait_for_version(v1)?;
+    let options = DataPlaneOptions::for_control_plane(&cp, "dp-private-ca")
+        .env("SSL_CERT_FILE", &public_path.display().to_string())
+        .wait_ready(false);
+    let mut pinned = DataPlane::start(DataPlaneOptions {
+        control_plane_ca: Some(private_path.clone()),
+        ..options
+    })?;
+    holds_for(
+        Duration::from_secs(4),
+        "the data plane with the private CA stays unconnected",
+        || {
+            pinned.ensure_running()?;
+            if pinned.readyz()? == 200 {
+                bail!("it became ready");
+            }
+            if cp.status()?.node("dp-private-ca").is_some() {
+                bail!("the control plane knows it");
+            }
+            Ok(())
+        },
+    )?;
+    let log = std::fs::read_to_string(pinned.scratch_dir().join("data-plane.log"))?;
+    assert!(
+        log.to_lowercase().contains("certificate"),
+        "the log does not say why: {log}"
+    );
+    Ok(())
+}
