@@ -4,6 +4,7 @@
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::model::Document;
+use crate::provenance::Provenance;
 use crate::references::{self, ReferenceResolver};
 use crate::validate::{self, Mode};
 use crate::{path, schema_check};
@@ -34,16 +35,30 @@ impl Document {
     /// of resolved values. `$${` stands for a literal `${` and becomes `${`.
     ///
     /// The returned document holds secrets: never send it anywhere, and dump it only through
-    /// [`crate::mask_secrets`].
+    /// [`crate::mask_secrets`]. Errors never show a resolved value (see [`Provenance`]).
     pub fn resolve_references(
         &self,
         resolver: &dyn ReferenceResolver,
     ) -> Result<Document, ConfigErrors> {
+        self.resolve_references_traced(resolver)
+            .map(|(document, _)| document)
+    }
+
+    /// [`Document::resolve_references`], also returning where the resolved values came from,
+    /// to keep them out of the errors of later steps (a data plane compiling the document).
+    pub fn resolve_references_traced(
+        &self,
+        resolver: &dyn ReferenceResolver,
+    ) -> Result<(Document, Provenance), ConfigErrors> {
         let mut value = serde_json::to_value(self).expect("config model serializes");
         let mut errors = Vec::new();
-        references::resolve_value(&mut value, resolver, "", &mut errors);
+        let mut provenance = Provenance::default();
+        references::resolve_value(&mut value, resolver, "", &mut errors, &mut provenance);
         ConfigErrors::check(errors)?;
-        from_value_in(value, Mode::Resolved)
+        match from_value_in(value, Mode::Resolved) {
+            Ok(document) => Ok((document, provenance)),
+            Err(errors) => Err(provenance.redact(errors)),
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //! - [`Document::from_text`]: parse and validate (every error, each with its path).
 //! - [`Document::canonical_json`], [`Document::content_hash`], [`Document::to_yaml`].
 //! - [`Document::resolve_references`] with a [`ReferenceResolver`] (the data plane, with
-//!   [`ProcessResolver`]): replaces `${env:NAME}` / `${file:PATH}` and validates again.
+//!   its own restricted resolver): replaces `${env:NAME}` / `${file:PATH}` and validates
+//!   again; [`Provenance`] keeps the resolved values out of errors.
 //! - [`mask_secrets`]: the document as JSON with secrets replaced, for `/config_dump`.
 //! - [`json_schema`]: the JSON Schema of the document, for editors.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ mod error;
 pub mod model;
 mod parse;
 mod path;
+mod provenance;
 pub mod references;
 mod schema_check;
 mod secrets;
@@ -25,6 +27,7 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use provenance::Provenance;
 pub use references::{ProcessResolver, ReferenceResolver};
 pub use schema_check::json_schema;
 pub use secrets::{REDACTED, mask_secrets, mask_url};

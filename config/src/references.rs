@@ -12,16 +12,26 @@
 //!   error.
 //! - References are only allowed in string fields; numbers, booleans and enumeration values
 //!   are checked as written.
+//!
+//! What a reference may read is the resolver's decision (the data plane allows only the
+//! directories and variable names its operator lists); errors name the reference, never
+//! its value (see [`crate::Provenance`]).
 
 /// Where `${env:NAME}` and `${file:PATH}` references get their values.
 pub trait ReferenceResolver {
     /// The value of environment variable `name`, if set.
     fn env(&self, name: &str) -> Option<String>;
-    /// The content of the file at `path`.
+    /// The content of the file at `path`. The error's text is shown with the path, so it
+    /// must not hold any of the file's content.
     fn file(&self, path: &str) -> std::io::Result<String>;
+    /// Why `${env:name}` may not be read, when it may not (default: any name may).
+    fn refuse_env(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
-/// Resolves references from the process environment and the local file system.
+/// Resolves references from the process environment and the local file system, with no
+/// restriction: for tools and tests. The data plane uses its own, restricted resolver.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcessResolver;
 
@@ -123,18 +133,37 @@ pub fn contains_reference(text: &str) -> bool {
 
 /// Resolve the references of one string; every failing reference is reported.
 pub fn resolve_str(text: &str, resolver: &dyn ReferenceResolver) -> Result<String, Vec<String>> {
+    resolve_parts(text, resolver).map(|(resolved, _)| resolved)
+}
+
+/// [`resolve_str`], also returning the value of each reference on its own.
+fn resolve_parts(
+    text: &str,
+    resolver: &dyn ReferenceResolver,
+) -> Result<(String, Vec<String>), Vec<String>> {
     let segments = parse(text).map_err(|error| vec![error])?;
     let mut out = String::new();
+    let mut values = Vec::new();
     let mut errors = Vec::new();
     for segment in segments {
         match segment {
             Segment::Literal(literal) => out.push_str(&literal),
-            Segment::Env(name) => match resolver.env(&name) {
-                Some(value) => out.push_str(&value),
-                None => errors.push(format!("environment variable {name} is not set")),
+            Segment::Env(name) => match resolver.refuse_env(&name) {
+                Some(reason) => errors.push(format!("`${{env:{name}}}` is not allowed: {reason}")),
+                None => match resolver.env(&name) {
+                    Some(value) => {
+                        out.push_str(&value);
+                        values.push(value);
+                    }
+                    None => errors.push(format!("environment variable {name} is not set")),
+                },
             },
             Segment::File(path) => match resolver.file(&path) {
-                Ok(content) => out.push_str(trim_one_newline(&content)),
+                Ok(content) => {
+                    let content = trim_one_newline(&content);
+                    out.push_str(content);
+                    values.push(content.to_owned());
+                }
                 Err(error) => errors.push(format!(
                     "cannot read file {path}: {}",
                     describe_io_error(&error)
@@ -143,22 +172,29 @@ pub fn resolve_str(text: &str, resolver: &dyn ReferenceResolver) -> Result<Strin
         }
     }
     if errors.is_empty() {
-        Ok(out)
+        Ok((out, values))
     } else {
         Err(errors)
     }
 }
 
-/// Replace every reference in every string of `value`, collecting failures with their paths.
+/// Replace every reference in every string of `value`, collecting failures with their paths
+/// and noting in `provenance` where each resolved value came from.
 pub(crate) fn resolve_value(
     value: &mut serde_json::Value,
     resolver: &dyn ReferenceResolver,
     path: &str,
     errors: &mut Vec<crate::ConfigError>,
+    provenance: &mut crate::Provenance,
 ) {
     match value {
-        serde_json::Value::String(text) => match resolve_str(text, resolver) {
-            Ok(resolved) => *text = resolved,
+        serde_json::Value::String(text) => match resolve_parts(text, resolver) {
+            Ok((resolved, values)) => {
+                if contains_reference(text) {
+                    provenance.record(path, text, &resolved, values);
+                }
+                *text = resolved;
+            }
             Err(messages) => errors.extend(
                 messages
                     .into_iter()
@@ -167,12 +203,14 @@ pub(crate) fn resolve_value(
         },
         serde_json::Value::Array(items) => {
             for (index, item) in items.iter_mut().enumerate() {
-                resolve_value(item, resolver, &crate::path::index(path, index), errors);
+                let path = crate::path::index(path, index);
+                resolve_value(item, resolver, &path, errors, provenance);
             }
         }
         serde_json::Value::Object(map) => {
             for (key, item) in map.iter_mut() {
-                resolve_value(item, resolver, &crate::path::key(path, key), errors);
+                let path = crate::path::key(path, key);
+                resolve_value(item, resolver, &path, errors, provenance);
             }
         }
         _ => {}
