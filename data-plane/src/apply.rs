@@ -1,6 +1,7 @@
 //! The one apply path every configuration source goes through.
 //!
-//! text → `Document::from_text` → `resolve_references` → `Runtime::compile_with` →
+//! text → `Document::from_text` → `resolve_references` (within the operator's
+//! [`ReferencePolicy`], errors never showing a resolved value) → `Runtime::compile_with` →
 //! `ArcSwap::store` → `stdio::Pool::commit`. Nothing is stored (and no stdio process
 //! started or stopped) unless every step succeeds, so a rejected candidate leaves the
 //! last-known-good runtime serving untouched. Each attempt is reported once, by
@@ -11,11 +12,12 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use chrono::Utc;
-use conduit_config::{ConfigErrors, Document, ProcessResolver};
+use conduit_config::{ConfigErrors, Document};
 
 use crate::approvals::Approvals;
 use crate::balancer::health::HttpProber;
 use crate::metrics::{ApplyOutcome, Metrics};
+use crate::references::ReferencePolicy;
 use crate::runtime::{Applied, ConfigSource, Runtime};
 use crate::session::KeyRing;
 use crate::stdio;
@@ -54,6 +56,8 @@ pub struct Applier {
     webhooks: Option<Webhooks>,
     /// Trace export, reconfigured by every apply.
     telemetry: Telemetry,
+    /// What `${file:}` / `${env:}` references may read.
+    references: ReferencePolicy,
 }
 
 impl Applier {
@@ -68,7 +72,15 @@ impl Applier {
             key_ring: Arc::new(KeyRing::new()),
             webhooks: None,
             telemetry: Telemetry::new(""),
+            references: ReferencePolicy::default(),
         }
+    }
+
+    /// Resolve references within `policy` (default: no `${file:}`, `${env:}` only with the
+    /// default prefix).
+    pub fn with_references(mut self, policy: ReferencePolicy) -> Self {
+        self.references = policy;
+        self
     }
 
     /// Configure `telemetry` (the process's trace export) from every applied configuration.
@@ -125,27 +137,28 @@ impl Applier {
         candidate: &Candidate,
         started: Instant,
     ) -> Result<Applied, ConfigErrors> {
-        let result = compile(candidate, &self.stdio).map(|(mut runtime, traces)| {
-            let previous = self.runtime.load_full();
-            runtime.inherit(&previous);
-            runtime.set_approvals(self.approvals.clone());
-            if let Some(webhooks) = &self.webhooks {
-                runtime.set_webhooks(webhooks.clone());
-            }
-            let runtime = Arc::new(runtime);
-            // Before the swap: once the new configuration is reported applied, its trace
-            // settings are in effect (building an exporter loads the trust store).
-            self.telemetry.configure(traces.as_ref());
-            self.runtime.store(Arc::clone(&runtime));
-            previous.stop_health_checks();
-            runtime.start_health_checks(&self.prober);
-            self.stdio.commit(&runtime);
-            self.key_ring.note_applied(runtime.session_keys().is_some());
-            runtime
-                .applied()
-                .cloned()
-                .expect("a compiled runtime is applied")
-        });
+        let result =
+            compile(candidate, &self.stdio, &self.references).map(|(mut runtime, traces)| {
+                let previous = self.runtime.load_full();
+                runtime.inherit(&previous);
+                runtime.set_approvals(self.approvals.clone());
+                if let Some(webhooks) = &self.webhooks {
+                    runtime.set_webhooks(webhooks.clone());
+                }
+                let runtime = Arc::new(runtime);
+                // Before the swap: once the new configuration is reported applied, its trace
+                // settings are in effect (building an exporter loads the trust store).
+                self.telemetry.configure(traces.as_ref());
+                self.runtime.store(Arc::clone(&runtime));
+                previous.stop_health_checks();
+                runtime.start_health_checks(&self.prober);
+                self.stdio.commit(&runtime);
+                self.key_ring.note_applied(runtime.session_keys().is_some());
+                runtime
+                    .applied()
+                    .cloned()
+                    .expect("a compiled runtime is applied")
+            });
         self.record(candidate, &result);
         if result.is_ok() {
             self.metrics
@@ -195,13 +208,24 @@ impl Applier {
 }
 
 /// The runtime of `candidate` and its trace export settings.
+/// Errors of the steps after resolution name references, never their values.
 fn compile(
     candidate: &Candidate,
     stdio: &stdio::Pool,
+    references: &ReferencePolicy,
 ) -> Result<(Runtime, Option<telemetry::Settings>), ConfigErrors> {
     let document = Document::from_text(&candidate.text)?;
-    let resolved = document.resolve_references(&ProcessResolver)?;
-    let traces = telemetry::Settings::compile(&resolved);
+    let (resolved, provenance) = references.resolve(&document)?;
+    compile_resolved(candidate, &document, &resolved, stdio).map_err(|e| provenance.redact(e))
+}
+
+fn compile_resolved(
+    candidate: &Candidate,
+    document: &Document,
+    resolved: &Document,
+    stdio: &stdio::Pool,
+) -> Result<(Runtime, Option<telemetry::Settings>), ConfigErrors> {
+    let traces = telemetry::Settings::compile(resolved);
     let applied = Applied {
         version: candidate.version,
         hash: candidate
@@ -211,7 +235,7 @@ fn compile(
         source: candidate.source,
         applied_at: Utc::now(),
     };
-    let runtime = Runtime::compile_with(&resolved, applied, stdio);
+    let runtime = Runtime::compile_with(resolved, applied, stdio);
     match (runtime, traces) {
         (Ok(runtime), Ok(traces)) => Ok((runtime, traces)),
         (Ok(_), Err(error)) => Err(ConfigErrors(vec![error])),
@@ -260,6 +284,36 @@ mod tests {
             metrics.config_applies.with_label_values(&["applied"]).get(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn errors_of_the_compile_step_name_references_not_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let jwks = dir.path().join("jwks.json");
+        // A key set the validator accepts and the compile step refuses (no usable key).
+        std::fs::write(
+            &jwks,
+            r#"{"keys": [{"kty": "oct", "k": "c2stbGl2ZS1rZXk"}]}"#,
+        )
+        .unwrap();
+        let policy = ReferencePolicy::new(
+            &[dir.path().to_path_buf()],
+            Vec::new(),
+            1024,
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        let (applier, _) = applier();
+        let applier = applier.with_references(policy);
+        let text = format!(
+            "auth: {{method: jwt, audience: a, jwks: '${{file:{}}}'}}\n",
+            jwks.display()
+        );
+        let errors = applier.apply(&candidate(&text, 1)).expect_err("rejected");
+        let shown = errors.to_string();
+        assert!(shown.contains("auth.jwks"), "{shown}");
+        assert!(shown.contains("${file:"), "{shown}");
+        assert!(!shown.contains("c2stbGl2ZS1rZXk"), "{shown}");
     }
 
     #[tokio::test]

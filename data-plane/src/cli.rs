@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use conduit_data_plane::lifecycle::{Settings, SourceSettings};
+use conduit_data_plane::references::ReferencePolicy;
 use conduit_data_plane::source::backoff::Backoff;
 use conduit_data_plane::source::file::DEFAULT_POLL_INTERVAL;
 pub use conduit_process::LogFormat;
@@ -78,6 +79,24 @@ pub struct RunArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub audit_queue_capacity: u32,
+    /// Directory whose files `${file:PATH}` references may read (repeatable). Checked on
+    /// the real path (symlinks resolved); only regular files. Without any, `${file:}`
+    /// references are refused.
+    #[arg(long = "secret-dir", value_name = "DIR")]
+    pub secret_dirs: Vec<PathBuf>,
+    /// Prefix of the environment variable names `${env:NAME}` references may read
+    /// (repeatable; default CONDUIT_SECRET_; an empty prefix allows any name).
+    /// CONDUIT_DP_TOKEN is never readable.
+    #[arg(long = "secret-env-prefix", value_name = "PREFIX")]
+    pub secret_env_prefixes: Vec<String>,
+    /// Largest file a `${file:}` reference may read, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = conduit_data_plane::references::DEFAULT_MAX_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub secret_max_bytes: u64,
+    /// Longest time resolving the references of one configuration may take (a file on a
+    /// hung file system); the configuration is then rejected.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
+    pub secret_read_timeout: Duration,
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -103,6 +122,12 @@ impl RunArgs {
             },
             _ => bail!("exactly one of --control-plane and --config is required"),
         };
+        let references = ReferencePolicy::new(
+            &self.secret_dirs,
+            self.secret_env_prefixes,
+            self.secret_max_bytes,
+            self.secret_read_timeout,
+        )?;
         let node_id = match self.node_id {
             Some(id) => id,
             None => hostname().context("cannot determine the host name; pass --node-id")?,
@@ -119,6 +144,7 @@ impl RunArgs {
             stream_idle_timeout: self.stream_idle_timeout,
             audit_queue_capacity: self.audit_queue_capacity as usize,
             backoff: Backoff::default(),
+            references,
         })
     }
 }
@@ -255,6 +281,43 @@ mod tests {
         assert!(parse(&[]).is_err());
         assert!(parse(&["--config", "a.yaml", "--control-plane", "http://x:1"]).is_err());
         assert!(parse(&["--config", "a.yaml", "--state-dir", "/tmp/s"]).is_err());
+    }
+
+    #[test]
+    fn secret_flags() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = dir.path().display().to_string();
+        let args = parse(&[
+            "--config",
+            "a.yaml",
+            "--secret-dir",
+            &dir,
+            "--secret-dir",
+            &dir,
+            "--secret-env-prefix",
+            "APP_",
+            "--secret-max-bytes",
+            "4096",
+            "--secret-read-timeout",
+            "2s",
+        ])
+        .expect("parses");
+        assert_eq!(args.secret_dirs.len(), 2);
+        assert_eq!(args.secret_env_prefixes, ["APP_"]);
+        assert_eq!(args.secret_max_bytes, 4096);
+        assert_eq!(args.secret_read_timeout, Duration::from_secs(2));
+        assert!(args.settings(None).is_ok());
+        let defaults = parse(&["--config", "a.yaml"]).expect("parses");
+        assert!(defaults.secret_dirs.is_empty());
+        assert_eq!(defaults.secret_max_bytes, 1024 * 1024);
+        assert_eq!(defaults.secret_read_timeout, Duration::from_secs(5));
+        // A directory that does not exist stops the start, naming the flag.
+        let missing = parse(&["--config", "a.yaml", "--secret-dir", "/surely/not/here"])
+            .expect("parses")
+            .settings(None)
+            .expect_err("refused");
+        assert!(missing.to_string().contains("--secret-dir"), "{missing}");
+        assert!(parse(&["--config", "a.yaml", "--secret-max-bytes", "0"]).is_err());
     }
 
     #[test]

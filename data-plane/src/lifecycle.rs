@@ -24,6 +24,7 @@ use crate::balancer::metrics::ReplicaMetrics;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::public_tls;
+use crate::references::ReferencePolicy;
 use crate::runtime::{ConfigSource, Runtime};
 use crate::server::{self, ListenerSettings};
 use crate::source::backoff::Backoff;
@@ -70,6 +71,8 @@ pub struct Settings {
     /// dropped.
     pub audit_queue_capacity: usize,
     pub backoff: Backoff,
+    /// What `${file:}` / `${env:}` references may read (`--secret-dir`, …).
+    pub references: ReferencePolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +127,8 @@ impl DataPlane {
         let telemetry = Telemetry::new(settings.node_id.clone());
         let applier = Applier::new(Arc::clone(&runtime), Arc::clone(&metrics))
             .with_webhooks(webhooks)
-            .with_telemetry(telemetry.clone());
+            .with_telemetry(telemetry.clone())
+            .with_references(settings.references.clone());
         metrics
             .register(Box::new(ReplicaMetrics::new(Arc::clone(&runtime))))
             .expect("replica metric names are unique");

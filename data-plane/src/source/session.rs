@@ -1,5 +1,7 @@
 //! One session on the config stream, after it is open: receive snapshots, verify and apply
-//! each one, answer every snapshot with an Ack (applied) or a Nack (every error), take
+//! each one (in order, while the loop goes on: heartbeats, grant sets, audit batches and
+//! acks keep flowing while a snapshot's references resolve), answer every snapshot with an
+//! Ack (applied) or a Nack (every error), take
 //! verified grant sets, send the approval requests the request path queued, ship the audit
 //! records in batches (every second, or as soon as a batch is full; unacked ones again on
 //! each new stream, the last ones on shutdown), and notice when the control plane goes
@@ -9,6 +11,8 @@
 //! only sees a stream of messages and a sender for replies, which keeps it testable with
 //! paused time and no network.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +47,9 @@ pub struct SessionContext {
     pub audit: Arc<crate::audit::Queue>,
 }
 
+/// A snapshot being verified and applied: its reply, and the snapshot when applied.
+type Applying<'a> = Pin<Box<dyn Future<Output = (DataPlaneMessage, Option<Snapshot>)> + Send + 'a>>;
+
 /// Drive one open stream until it ends.
 pub async fn drive<S>(
     context: &SessionContext,
@@ -66,6 +73,11 @@ where
     // Only messages from the control plane push the silence deadline back.
     let mut silent_at = tokio::time::Instant::now() + context.idle_timeout;
     let mut flush = false;
+    // One snapshot applies at a time, off this loop; the newest one arriving meanwhile
+    // waits (each carries the whole configuration and key set, so it supersedes any
+    // other still waiting).
+    let mut applying: Option<Applying<'_>> = None;
+    let mut waiting: Option<v1::Snapshot> = None;
     loop {
         let closed = || SessionReport {
             end: SessionEnd::Failed("the config stream closed while sending".into()),
@@ -100,6 +112,26 @@ where
                 flush = true;
                 continue;
             }
+            (reply, applied) = async { applying.as_mut().expect("guarded by is_some").await },
+                if applying.is_some() =>
+            {
+                applying = waiting
+                    .take()
+                    .map(|next| Box::pin(context.handle_snapshot(next)) as Applying<'_>);
+                if outbound.send(reply).await.is_err() {
+                    return SessionReport {
+                        end: SessionEnd::Failed("the config stream closed while replying".into()),
+                        progressed,
+                    };
+                }
+                // Persisted after the ACK is on its way and off this loop: the ACK reports
+                // what serves, and the disk only matters for a restart while the control
+                // plane is away.
+                if let Some(snapshot) = applied {
+                    context.persist(snapshot);
+                }
+                continue;
+            }
             next = tokio::time::timeout_at(silent_at, inbound.next()) => next,
         };
         silent_at = tokio::time::Instant::now() + context.idle_timeout;
@@ -132,18 +164,13 @@ where
         contact.heard();
         match message.kind {
             Some(control_plane_message::Kind::Snapshot(snapshot)) => {
-                let (reply, applied) = context.handle_snapshot(snapshot).await;
-                if outbound.send(reply).await.is_err() {
-                    return SessionReport {
-                        end: SessionEnd::Failed("the config stream closed while replying".into()),
-                        progressed,
-                    };
-                }
-                // Persisted after the ACK is on its way and off this loop: the ACK reports
-                // what serves, and the disk only matters for a restart while the control
-                // plane is away.
-                if let Some(snapshot) = applied {
-                    context.persist(snapshot);
+                if applying.is_none() {
+                    applying = Some(Box::pin(context.handle_snapshot(snapshot)));
+                } else if let Some(superseded) = waiting.replace(snapshot) {
+                    tracing::debug!(
+                        version = superseded.version,
+                        "snapshot superseded by a newer one before it was applied"
+                    );
                 }
             }
             Some(control_plane_message::Kind::GrantSet(set)) => {

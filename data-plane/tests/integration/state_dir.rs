@@ -3,6 +3,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use conduit_data_plane::references::ReferencePolicy;
+
 use serde_json::json;
 
 use super::support::control_plane::{FakeControlPlane, Report};
@@ -22,8 +24,21 @@ async fn persisted_snapshot_serves_after_a_restart_without_the_control_plane() {
         url_file.display()
     );
 
+    // `${file:}` reads only under a --secret-dir.
+    let with_secrets = |source| {
+        let mut settings = settings(source);
+        settings.references = ReferencePolicy::new(
+            &[temp.path().to_path_buf()],
+            Vec::new(),
+            conduit_data_plane::references::DEFAULT_MAX_BYTES,
+            std::time::Duration::from_secs(5),
+        )
+        .expect("policy");
+        settings
+    };
+
     let control_plane = FakeControlPlane::start(None).await;
-    let first = start(settings(control_plane_source(
+    let first = start(with_secrets(control_plane_source(
         control_plane.addr,
         Some(&state_dir),
     )))
@@ -50,7 +65,8 @@ async fn persisted_snapshot_serves_after_a_restart_without_the_control_plane() {
     control_plane.stop();
 
     // Restart with the control plane gone: ready from the state directory alone.
-    let restarted_settings = settings(control_plane_source(dead_addr().await, Some(&state_dir)));
+    let restarted_settings =
+        with_secrets(control_plane_source(dead_addr().await, Some(&state_dir)));
     let restarted = start(restarted_settings).await;
     assert_eq!(
         http::get(restarted.admin_addr(), "/readyz").await.status,
@@ -72,7 +88,7 @@ async fn persisted_snapshot_serves_after_a_restart_without_the_control_plane() {
 
     // Back with a control plane: the Hello carries the restored version.
     let control_plane = FakeControlPlane::start(None).await;
-    let reconnected = start(settings(control_plane_source(
+    let reconnected = start(with_secrets(control_plane_source(
         control_plane.addr,
         Some(&state_dir),
     )))

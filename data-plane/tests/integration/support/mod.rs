@@ -40,6 +40,7 @@ pub fn settings(source: SourceSettings) -> Settings {
         audit_queue_capacity: conduit_data_plane::audit::queue::CAPACITY,
         backoff: Backoff::try_new(Duration::from_millis(20), Duration::from_millis(200))
             .expect("valid backoff"),
+        references: conduit_data_plane::references::ReferencePolicy::default(),
     }
 }
 
