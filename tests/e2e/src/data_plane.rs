@@ -36,6 +36,8 @@ pub struct DataPlaneOptions {
     pub wait_ready: bool,
     /// `--header-read-timeout` (humantime, like `1s`).
     pub header_read_timeout: Option<String>,
+    /// Extra `run` arguments (e.g. `--secret-dir DIR`).
+    pub args: Vec<String>,
 }
 
 impl DataPlaneOptions {
@@ -60,6 +62,12 @@ impl DataPlaneOptions {
 
     pub fn label(mut self, name: &str, value: &str) -> Self {
         self.labels.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Adds `run` arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -260,6 +268,7 @@ impl DataPlane {
         if let Some(timeout) = &o.header_read_timeout {
             args.extend(["--header-read-timeout".to_owned(), timeout.clone()]);
         }
+        args.extend(o.args.iter().cloned());
         let mut env = o.env.clone();
         if let Some(token) = &o.dp_token {
             env.push(("CONDUIT_DP_TOKEN".into(), token.clone()));

@@ -29,6 +29,7 @@ mod integration {
     mod resilience;
     mod rollback;
     mod rollout;
+    mod secret_references;
     mod sessions;
     mod standalone;
     mod stdio;

@@ -81,7 +81,7 @@ fn data_plane(config: &std::path::Path, node_id: &str) -> anyhow::Result<DataPla
             wait_ready: true,
             ..DataPlaneOptions::default()
         }
-        .env("E2E_SESSION_KEY", SHARED_KEY),
+        .env("CONDUIT_SECRET_E2E_SESSION_KEY", SHARED_KEY),
     )
 }
 
@@ -198,7 +198,7 @@ fn the_aggregate_merges_lists_and_routes_each_call_to_its_member() -> anyhow::Re
 
 #[test]
 fn sessions_continue_on_another_data_plane_with_the_same_member_sessions() -> anyhow::Result<()> {
-    let keys = "gateway:\n  session_keys:\n    - id: shared-1\n      key: ${env:E2E_SESSION_KEY}\n";
+    let keys = "gateway:\n  session_keys:\n    - id: shared-1\n      key: ${env:CONDUIT_SECRET_E2E_SESSION_KEY}\n";
     let gateway = Gateway::start(keys)?;
     let other = gateway.another_data_plane("aggregate-2")?;
     let mut client = gateway.client("/mcp");

@@ -79,7 +79,7 @@ fn invalid_config_is_refused_with_every_error_and_creates_no_version() -> anyhow
 
 #[test]
 fn snapshot_a_data_plane_cannot_resolve_is_nacked_and_it_keeps_serving() -> anyhow::Result<()> {
-    const VAR: &str = "CONDUIT_E2E_UPSTREAM_SECRET";
+    const VAR: &str = "CONDUIT_SECRET_E2E_UPSTREAM";
     // dp-1 and dp-2 have the variable, dp-3 does not.
     let fleet = Fleet::start_with(
         DEFAULT_FLEET,
