@@ -180,7 +180,10 @@ impl<'a> RolloutReport<'a> {
                 NodeState::Pending => format!("pending (at version {})", node.applied_version),
                 NodeState::Disconnected => "disconnected (not waited for)".to_string(),
             };
-            out.push_str(&format!("{:width$}   {what}\n", escape_controls(&node.node_id)));
+            out.push_str(&format!(
+                "{:width$}   {what}\n",
+                escape_controls(&node.node_id)
+            ));
         }
         out
     }

@@ -197,14 +197,14 @@ mod tests {
     #[test]
     fn table_cells_cannot_drive_the_terminal_or_add_lines() {
         let mut table = Table::new(&["TOOL", "STATUS"]);
-        table.row(vec!["x\x1b]0;t\x07\nFORGED\u{9b}1m\u{202e}".into(), "ok".into()]);
+        table.row(vec![
+            "x\x1b]0;t\x07\nFORGED\u{9b}1m\u{202e}".into(),
+            "ok".into(),
+        ]);
         let text = table.render();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
-        assert_eq!(
-            lines[1],
-            "x\\x1b]0;t\\x07\\nFORGED\\u{9b}1m\\u{202e}   ok"
-        );
+        assert_eq!(lines[1], "x\\x1b]0;t\\x07\\nFORGED\\u{9b}1m\\u{202e}   ok");
         assert_eq!(lines[0].find("STATUS"), lines[1].find("ok"), "{text}");
     }
 

@@ -95,7 +95,8 @@ mod tests {
         let lines = warnings(&local);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(
-            lines[0].starts_with("warning: c.yaml: servers[0].headers.Authorization: literal secret"),
+            lines[0]
+                .starts_with("warning: c.yaml: servers[0].headers.Authorization: literal secret"),
             "{lines:?}"
         );
         assert!(!lines[0].contains("t0ken"));

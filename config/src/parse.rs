@@ -221,7 +221,9 @@ mod tests {
     fn aliases_are_refused_with_their_line() {
         let errors = parse_text("a: &x [1, 2]\nb: *x\n").unwrap_err();
         assert!(
-            errors.to_string().starts_with("line 1, column 4: YAML anchor"),
+            errors
+                .to_string()
+                .starts_with("line 1, column 4: YAML anchor"),
             "{errors}"
         );
     }

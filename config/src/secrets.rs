@@ -80,7 +80,11 @@ pub(crate) fn for_each_secret(value: &mut Value, visit: &mut dyn FnMut(Slot<'_>)
                 }
             }
         }
-        each_env(server.get_mut("env"), &path::key(&server_path, "env"), visit);
+        each_env(
+            server.get_mut("env"),
+            &path::key(&server_path, "env"),
+            visit,
+        );
         for (index, release) in array_mut(server, "/managed_runtime/releases").enumerate() {
             let release_path = path::index(
                 &path::key(&path::key(&server_path, "managed_runtime"), "releases"),

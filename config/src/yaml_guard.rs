@@ -113,10 +113,7 @@ impl Scanner {
                     plain_parent = continues;
                 }
             }
-            if i == 0
-                && (line.starts_with(b"---") || line.starts_with(b"..."))
-                && ends_token(3)
-            {
+            if i == 0 && (line.starts_with(b"---") || line.starts_with(b"...")) && ends_token(3) {
                 i = 3;
             } else if i == 0 && at(0) == Some(b'%') {
                 return None;
@@ -281,6 +278,9 @@ mod tests {
     #[test]
     fn message_names_line_and_column() {
         let message = find("a: 1\nb: *x\n").unwrap().message();
-        assert!(message.starts_with("line 2, column 4: YAML alias"), "{message}");
+        assert!(
+            message.starts_with("line 2, column 4: YAML alias"),
+            "{message}"
+        );
     }
 }

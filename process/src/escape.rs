@@ -81,14 +81,16 @@ fn push_escaped(out: &mut String, ch: char) {
 /// [`escape_controls`]. Without it a `%value` field (a tool name, a client id) is written
 /// raw, and a newline in it starts a line that looks like any other log line.
 pub fn escaped_fields() -> impl for<'writer> FormatFields<'writer> + Send + Sync + 'static {
-    debug_fn(|writer: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn fmt::Debug| {
-        let text = format!("{value:?}");
-        let text = escape_controls(&text);
-        match field.name() {
-            "message" => write!(writer, "{text}"),
-            name => write!(writer, "{}={text}", name.strip_prefix("r#").unwrap_or(name)),
-        }
-    })
+    debug_fn(
+        |writer: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn fmt::Debug| {
+            let text = format!("{value:?}");
+            let text = escape_controls(&text);
+            match field.name() {
+                "message" => write!(writer, "{text}"),
+                name => write!(writer, "{}={text}", name.strip_prefix("r#").unwrap_or(name)),
+            }
+        },
+    )
     .delimited(" ")
 }
 

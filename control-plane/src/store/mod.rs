@@ -171,7 +171,11 @@ pub(crate) fn open_private(
     // At every start, not only at creation: a directory made by hand, restored from a
     // backup or loosened later would otherwise expose the databases' names and let other
     // users read files SQLite creates in it.
-    let mode = fs::metadata(data_dir).map_err(dir_error)?.permissions().mode() & 0o7777;
+    let mode = fs::metadata(data_dir)
+        .map_err(dir_error)?
+        .permissions()
+        .mode()
+        & 0o7777;
     if mode != 0o700 {
         fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700)).map_err(dir_error)?;
         tracing::warn!(
