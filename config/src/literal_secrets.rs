@@ -87,14 +87,14 @@ pub fn literal_secret_warnings(document: &Document) -> Vec<ConfigError> {
 
 fn url_warnings(value: &Value, path: &str, warnings: &mut Vec<ConfigError>) {
     match value {
-        Value::String(text) if text.contains("://") && literal_text(text).is_some() => {
-            if mask_url(text) != *text {
-                warnings.push(ConfigError::new(
-                    path,
-                    "literal credential in a URL (user info or a sensitive query parameter): \
-                     prefer a `${env:NAME}` or `${file:PATH}` reference for that part",
-                ));
-            }
+        Value::String(text)
+            if text.contains("://") && literal_text(text).is_some() && mask_url(text) != *text =>
+        {
+            warnings.push(ConfigError::new(
+                path,
+                "literal credential in a URL (user info or a sensitive query parameter): \
+                 prefer a `${env:NAME}` or `${file:PATH}` reference for that part",
+            ));
         }
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {

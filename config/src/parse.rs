@@ -233,7 +233,7 @@ mod tests {
         let mut text = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
         for level in 1..9 {
             let previous = format!("*l{}", level - 1);
-            let items = vec![previous.as_str(); 9].join(", ");
+            let items = [previous.as_str(); 9].join(", ");
             text.push_str(&format!("l{level}: &l{level} [{items}]\n"));
         }
         let errors = parse_text(&text).unwrap_err();

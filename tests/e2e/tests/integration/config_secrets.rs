@@ -100,7 +100,7 @@ fn viewers_and_operators_read_masked_configs_and_no_plain_key_is_stored() -> any
         "rate_limits.redis_url",
     ] {
         ensure!(
-            validated.stderr.contains(&format!("warning: ")) && validated.stderr.contains(path),
+            validated.stderr.contains("warning: ") && validated.stderr.contains(path),
             "no warning for {path}: {validated}"
         );
     }

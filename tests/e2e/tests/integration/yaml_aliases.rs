@@ -26,7 +26,7 @@ fn billion_laughs() -> String {
     text.push_str("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for level in 1..10 {
         let alias = format!("*l{}", level - 1);
-        let items = vec![alias.as_str(); 10].join(", ");
+        let items = [alias.as_str(); 10].join(", ");
         text.push_str(&format!("l{level}: &l{level} [{items}]\n"));
     }
     text
