@@ -12,13 +12,14 @@ use conduit_proto::v1::{
 use crate::cli::{ApplyArgs, ConnectionArgs, RollbackArgs};
 use crate::client::{CALL_TIMEOUT, Session};
 use crate::exit::{CliError, Exit};
-use crate::output::short_hash;
+use crate::output::{escape_controls, short_hash};
 use crate::validate;
 
 /// `conduitctl apply -f FILE`.
 pub async fn apply(connection: &ConnectionArgs, args: &ApplyArgs) -> Result<Exit, CliError> {
     // Local validation first: an invalid file fails the same way with or without a server.
     let local = validate::load(&args.file.file)?;
+    validate::print_warnings(&local);
     let session = Session::connect(connection).await?;
     let request = ApplyRequest {
         document: local.text,
@@ -168,7 +169,7 @@ impl<'a> RolloutReport<'a> {
         let width = self
             .nodes
             .iter()
-            .map(|(n, _)| n.node_id.len())
+            .map(|(n, _)| escape_controls(&n.node_id).len())
             .max()
             .unwrap_or(0);
         let mut out = String::new();
@@ -179,7 +180,10 @@ impl<'a> RolloutReport<'a> {
                 NodeState::Pending => format!("pending (at version {})", node.applied_version),
                 NodeState::Disconnected => "disconnected (not waited for)".to_string(),
             };
-            out.push_str(&format!("{:width$}   {what}\n", node.node_id));
+            out.push_str(&format!(
+                "{:width$}   {what}\n",
+                escape_controls(&node.node_id)
+            ));
         }
         out
     }

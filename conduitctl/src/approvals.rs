@@ -12,7 +12,7 @@ use crate::cli::ConnectionArgs;
 use crate::cli::{ApprovalStatusFilter, ApprovalsListArgs, DecideArgs};
 use crate::client::{CALL_TIMEOUT, Session};
 use crate::exit::{CliError, Exit};
-use crate::output::{RecordFormat, Table, age, json, or_dash, yaml_of_json};
+use crate::output::{RecordFormat, Table, age, escape_controls, json, or_dash, yaml_of_json};
 
 /// `conduitctl approvals list [--status S] [--limit N] [-o table|json|yaml]`.
 pub async fn list(connection: &ConnectionArgs, args: &ApprovalsListArgs) -> Result<Exit, CliError> {
@@ -182,6 +182,7 @@ pub fn render_decision(approval: &Approval, format: RecordFormat) -> String {
                     approval.id, approval.expires_at
                 ));
             }
+            let mut line = escape_controls(&line).into_owned();
             line.push('\n');
             line
         }

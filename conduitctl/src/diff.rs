@@ -91,7 +91,25 @@ pub async fn run(connection: &ConnectionArgs, args: &FileArgs) -> Result<Exit, C
         Err(status) if status.code() == Code::NotFound => Side::empty(),
         Err(status) => return Err(session.status_error(status)),
     };
-    let new = Side::of_document(local.name, &local.document);
+    // Compare what the control plane would store: plain API keys as their hashes. A
+    // principal below admin reads the stored side masked; then the file is masked alike,
+    // so only differences it may see show (and its secrets are not printed either).
+    let mut document = local.document;
+    conduit_config::hash_plain_api_keys(&mut document);
+    let stored_is_masked = current
+        .canonical
+        .to_string()
+        .contains(conduit_config::REDACTED);
+    let new = if stored_is_masked {
+        let masked = conduit_config::mask_secrets(&document);
+        Side {
+            label: local.name,
+            yaml: yaml_of_json(&masked),
+            canonical: masked,
+        }
+    } else {
+        Side::of_document(local.name, &document)
+    };
     match unified(&current, &new) {
         Some(diff) => {
             print!("{diff}");

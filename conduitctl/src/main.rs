@@ -49,7 +49,12 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(exit) => exit.into(),
         Err(error) => {
-            eprintln!("{}", error.message());
+            // Messages quote servers and data planes; keep their text off the terminal's
+            // control path.
+            eprintln!(
+                "{}",
+                conduit_process::escape_controls_keep_newlines(error.message())
+            );
             error.exit().into()
         }
     }

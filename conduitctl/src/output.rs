@@ -3,9 +3,15 @@
 //!
 //! Commands build plain values here and decide what goes to stdout; nothing in this module
 //! prints.
+//!
+//! Every table cell is passed through [`escape_controls`]: cells hold text from outside
+//! (tool names of unauthenticated requests, client ids, node ids), and a control character
+//! in one must neither drive the terminal nor start a line of its own. JSON output is left
+//! to its encoder, which escapes control characters itself.
 
 use chrono::{DateTime, Utc};
 use clap::ValueEnum;
+pub use conduit_process::escape_controls;
 use serde::Serialize;
 
 /// `-o` for commands that print a config document.
@@ -53,10 +59,19 @@ impl Table {
         }
     }
 
-    /// Adds a row; missing trailing cells render empty, extra cells are a bug.
+    /// Adds a row; missing trailing cells render empty, extra cells are a bug. Control
+    /// characters in cells are escaped here, before widths are measured.
     pub fn row(&mut self, cells: Vec<String>) {
         debug_assert!(cells.len() <= self.headers.len(), "more cells than columns");
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|cell| match escape_controls(&cell) {
+                    std::borrow::Cow::Borrowed(_) => cell,
+                    std::borrow::Cow::Owned(escaped) => escaped,
+                })
+                .collect(),
+        );
     }
 
     pub fn render(&self) -> String {
@@ -177,6 +192,20 @@ mod tests {
         let mut table = Table::new(&["A", "B"]);
         table.row(vec!["ünï".into(), "x".into()]);
         assert_eq!(table.render(), "A     B\nünï   x\n");
+    }
+
+    #[test]
+    fn table_cells_cannot_drive_the_terminal_or_add_lines() {
+        let mut table = Table::new(&["TOOL", "STATUS"]);
+        table.row(vec![
+            "x\x1b]0;t\x07\nFORGED\u{9b}1m\u{202e}".into(),
+            "ok".into(),
+        ]);
+        let text = table.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[1], "x\\x1b]0;t\\x07\\nFORGED\\u{9b}1m\\u{202e}   ok");
+        assert_eq!(lines[0].find("STATUS"), lines[1].find("ok"), "{text}");
     }
 
     #[test]

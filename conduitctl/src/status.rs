@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::cli::{ConnectionArgs, StatusArgs};
 use crate::client::{CALL_TIMEOUT, Session};
 use crate::exit::{CliError, Exit};
-use crate::output::{ListFormat, Table, age, json, labels, or_dash};
+use crate::output::{ListFormat, Table, age, escape_controls, json, labels, or_dash};
 
 pub async fn run(connection: &ConnectionArgs, args: &StatusArgs) -> Result<Exit, CliError> {
     let session = Session::connect(connection).await?;
@@ -90,11 +90,12 @@ fn table(current_version: u64, nodes: &[&DataPlaneStatus], now: DateTime<Utc>) -
         }
         out.push_str(&format!(
             "\n{} rejected version {}:\n",
-            node.node_id, node.rejected_version
+            escape_controls(&node.node_id),
+            node.rejected_version
         ));
         for error in &node.rejected_errors {
-            let error = conduit_config::ConfigError::from(error.clone());
-            out.push_str(&format!("  {error}\n"));
+            let error = conduit_config::ConfigError::from(error.clone()).to_string();
+            out.push_str(&format!("  {}\n", escape_controls(&error)));
         }
     }
     out

@@ -49,8 +49,26 @@ pub fn load(path: &Path) -> Result<LocalConfig, CliError> {
 /// `conduitctl validate -f FILE`.
 pub fn run(args: &FileArgs) -> Result<Exit, CliError> {
     let local = load(&args.file)?;
+    print_warnings(&local);
     println!("{}: valid", local.name);
     Ok(Exit::Ok)
+}
+
+/// The warnings of a valid document, one line each on stderr (`validate` and `apply`):
+/// literal secrets, which stay valid (a small setup may want them) but should be
+/// references. They name paths, never values.
+pub fn print_warnings(local: &LocalConfig) {
+    for warning in warnings(local) {
+        eprintln!("{}", conduit_process::escape_controls(&warning));
+    }
+}
+
+/// The lines [`print_warnings`] writes.
+pub fn warnings(local: &LocalConfig) -> Vec<String> {
+    conduit_config::literal_secret_warnings(&local.document)
+        .into_iter()
+        .map(|warning| format!("warning: {}: {warning}", local.name))
+        .collect()
 }
 
 /// `schema`: the JSON Schema the config crate publishes, generated from the same types
@@ -65,6 +83,24 @@ pub fn print_schema() -> Result<Exit, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_secrets_are_warnings_naming_paths() {
+        let text = "servers:\n- id: a\n  url: http://127.0.0.1:9/mcp\n  headers: {Authorization: Bearer t0ken}\n";
+        let local = LocalConfig {
+            name: "c.yaml".into(),
+            text: text.into(),
+            document: Document::from_text(text).unwrap(),
+        };
+        let lines = warnings(&local);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0]
+                .starts_with("warning: c.yaml: servers[0].headers.Authorization: literal secret"),
+            "{lines:?}"
+        );
+        assert!(!lines[0].contains("t0ken"));
+    }
 
     #[test]
     fn unreadable_file_is_a_usage_error() {

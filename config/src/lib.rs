@@ -7,13 +7,17 @@
 //! - [`Document::resolve_references`] with a [`ReferenceResolver`] (the data plane, with
 //!   its own restricted resolver): replaces `${env:NAME}` / `${file:PATH}` and validates
 //!   again; [`Provenance`] keeps the resolved values out of errors.
-//! - [`mask_secrets`]: the document as JSON with secrets replaced, for `/config_dump`.
+//! - [`mask_secrets`]: the document as JSON with secrets replaced, for `/config_dump` and for
+//!   Admin API principals below `admin`.
+//! - [`literal_secret_warnings`] and [`hash_plain_api_keys`]: secrets written into the
+//!   document itself rather than referenced.
 //! - [`json_schema`]: the JSON Schema of the document, for editors.
 #![forbid(unsafe_code)]
 
 mod canonical;
 mod document;
 mod error;
+mod literal_secrets;
 pub mod model;
 mod parse;
 mod path;
@@ -24,8 +28,10 @@ mod secrets;
 mod suggest;
 mod superseded;
 mod validate;
+mod yaml_guard;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use literal_secrets::{hash_plain_api_keys, literal_secret_warnings};
 pub use model::*;
 pub use provenance::Provenance;
 pub use references::{ProcessResolver, ReferenceResolver};

@@ -18,7 +18,7 @@
 use serde_json::Value;
 
 use crate::model::Document;
-use crate::references;
+use crate::{path, references};
 
 /// The replacement of every masked value.
 pub const REDACTED: &str = "[REDACTED]";
@@ -41,32 +41,7 @@ const SENSITIVE_WORDS: &[&str] = &[
 pub fn mask_secrets(document: &Document) -> Value {
     let mut value = serde_json::to_value(document).expect("config model serializes");
     mask_urls(&mut value);
-    for server in array_mut(&mut value, "/servers") {
-        if let Some(headers) = server.get_mut("headers").and_then(Value::as_object_mut) {
-            for (name, header) in headers.iter_mut() {
-                if is_sensitive(name) {
-                    redact(header);
-                }
-            }
-        }
-        redact_all(server.get_mut("env"));
-        for release in array_mut(server, "/managed_runtime/releases") {
-            redact_all(release.get_mut("env"));
-        }
-    }
-    for key in array_mut(&mut value, "/auth/api_keys") {
-        if let Some(key) = key.get_mut("key") {
-            redact(key);
-        }
-    }
-    if let Some(secret) = value.pointer_mut("/auth/secret") {
-        redact(secret);
-    }
-    for key in array_mut(&mut value, "/gateway/session_keys") {
-        if let Some(key) = key.get_mut("key") {
-            redact(key);
-        }
-    }
+    for_each_secret(&mut value, &mut |slot| redact(slot.value));
     for rule in array_mut(&mut value, "/guardrails/rules") {
         if let Some(Value::String(webhook)) = rule.get_mut("webhook")
             && !references::contains_reference(webhook)
@@ -74,12 +49,100 @@ pub fn mask_secrets(document: &Document) -> Value {
             *webhook = origin_only(webhook);
         }
     }
-    for plugin in array_mut(&mut value, "/plugins") {
-        if let Some(config) = plugin.get_mut("config") {
-            redact_sensitive_keys(config);
+    value
+}
+
+/// One value that holds (or may hold) a secret, as [`for_each_secret`] finds it.
+pub(crate) struct Slot<'v> {
+    /// Its path, as in config errors.
+    pub path: String,
+    pub value: &'v mut Value,
+    /// False for values masked only to be safe (an `env` entry whose name does not look
+    /// sensitive): they are not warned about as literal secrets.
+    pub surely_secret: bool,
+}
+
+/// Call `visit` with every secret-bearing value of the document `value` (the serialized
+/// [`Document`]): the one list of what [`mask_secrets`] hides and
+/// [`crate::literal_secret_warnings`] warns about. URLs (user info, query parameters) and
+/// webhook paths are handled by the callers, since only part of such a string is secret.
+pub(crate) fn for_each_secret(value: &mut Value, visit: &mut dyn FnMut(Slot<'_>)) {
+    for (index, server) in array_mut(value, "/servers").enumerate() {
+        let server_path = path::index("servers", index);
+        if let Some(headers) = server.get_mut("headers").and_then(Value::as_object_mut) {
+            for (name, header) in headers.iter_mut() {
+                if is_sensitive(name) {
+                    visit(Slot {
+                        path: path::key(&path::key(&server_path, "headers"), name),
+                        value: header,
+                        surely_secret: true,
+                    });
+                }
+            }
+        }
+        each_env(
+            server.get_mut("env"),
+            &path::key(&server_path, "env"),
+            visit,
+        );
+        for (index, release) in array_mut(server, "/managed_runtime/releases").enumerate() {
+            let release_path = path::index(
+                &path::key(&path::key(&server_path, "managed_runtime"), "releases"),
+                index,
+            );
+            each_env(
+                release.get_mut("env"),
+                &path::key(&release_path, "env"),
+                visit,
+            );
         }
     }
-    value
+    for (index, key) in array_mut(value, "/auth/api_keys").enumerate() {
+        if let Some(key) = key.get_mut("key") {
+            visit(Slot {
+                path: path::key(&path::index("auth.api_keys", index), "key"),
+                value: key,
+                surely_secret: true,
+            });
+        }
+    }
+    if let Some(secret) = value.pointer_mut("/auth/secret") {
+        visit(Slot {
+            path: "auth.secret".to_owned(),
+            value: secret,
+            surely_secret: true,
+        });
+    }
+    for (index, key) in array_mut(value, "/gateway/session_keys").enumerate() {
+        if let Some(key) = key.get_mut("key") {
+            visit(Slot {
+                path: path::key(&path::index("gateway.session_keys", index), "key"),
+                value: key,
+                surely_secret: true,
+            });
+        }
+    }
+    for (index, plugin) in array_mut(value, "/plugins").enumerate() {
+        if let Some(config) = plugin.get_mut("config") {
+            sensitive_keys(
+                config,
+                &path::key(&path::index("plugins", index), "config"),
+                visit,
+            );
+        }
+    }
+}
+
+fn each_env(map: Option<&mut Value>, parent: &str, visit: &mut dyn FnMut(Slot<'_>)) {
+    if let Some(map) = map.and_then(Value::as_object_mut) {
+        for (name, value) in map.iter_mut() {
+            visit(Slot {
+                path: path::key(parent, name),
+                surely_secret: is_sensitive(name),
+                value,
+            });
+        }
+    }
 }
 
 fn array_mut<'v>(value: &'v mut Value, pointer: &str) -> impl Iterator<Item = &'v mut Value> {
@@ -104,24 +167,28 @@ fn redact(value: &mut Value) {
     }
 }
 
-fn redact_all(map: Option<&mut Value>) {
-    if let Some(map) = map.and_then(Value::as_object_mut) {
-        map.values_mut().for_each(redact);
-    }
-}
-
-fn redact_sensitive_keys(value: &mut Value) {
+/// Every value under a sensitive key, at any depth (plugin settings).
+fn sensitive_keys(value: &mut Value, parent: &str, visit: &mut dyn FnMut(Slot<'_>)) {
     match value {
         Value::Object(map) => {
             for (key, item) in map.iter_mut() {
+                let item_path = path::key(parent, key);
                 if is_sensitive(key) {
-                    redact(item);
+                    visit(Slot {
+                        path: item_path,
+                        value: item,
+                        surely_secret: true,
+                    });
                 } else {
-                    redact_sensitive_keys(item);
+                    sensitive_keys(item, &item_path, visit);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact_sensitive_keys),
+        Value::Array(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                sensitive_keys(item, &path::index(parent, index), visit);
+            }
+        }
         _ => {}
     }
 }

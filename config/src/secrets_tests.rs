@@ -46,9 +46,20 @@ fn sensitive_names() {
 fn plugin_settings_are_masked_by_key_at_any_depth() {
     let mut value =
         serde_json::json!({"a": 1, "nested": {"apiKey": "x", "list": [{"password": "p"}]}});
-    redact_sensitive_keys(&mut value);
+    let mut paths = Vec::new();
+    sensitive_keys(&mut value, "plugins[0].config", &mut |slot| {
+        paths.push(slot.path);
+        redact(slot.value);
+    });
     assert_eq!(
         value,
         serde_json::json!({"a": 1, "nested": {"apiKey": REDACTED, "list": [{"password": REDACTED}]}})
+    );
+    assert_eq!(
+        paths,
+        [
+            "plugins[0].config.nested.apiKey",
+            "plugins[0].config.nested.list[0].password"
+        ]
     );
 }

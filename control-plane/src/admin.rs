@@ -4,6 +4,7 @@
 //!
 //! Every RPC first checks the calling principal's role (`principals`): reads (audit
 //! records included) need `viewer`, apply, rollback and approval decisions `operator`.
+//! Config documents are shown with their secrets masked to principals below `admin`.
 //!
 //! This module only translates between the wire and [`Versions`]/[`Fleet`]; the rules live
 //! there. Errors map to gRPC codes here, including the `ConfigErrors` status details that
@@ -182,9 +183,10 @@ impl Admin for AdminService {
         &self,
         request: Request<GetConfigRequest>,
     ) -> Result<Response<ConfigVersion>, Status> {
-        self.gate(AdminMethod::GetConfig, &request, AdminRole::Viewer)?;
+        let principal = self.gate(AdminMethod::GetConfig, &request, AdminRole::Viewer)?;
         let version = request.into_inner().version;
-        let result = match self.versions.get(version).await {
+        // Below `admin` the document comes masked (also for `diff`, which reads it here).
+        let result = match self.versions.get_as(version, principal.role).await {
             Ok(row) => Ok(to_proto_version(row)),
             Err(VersionsError::NotFound(0)) => {
                 Err(Status::not_found("no configuration has been applied yet"))

@@ -62,6 +62,12 @@ pub enum ServeError {
          --listen address"
     )]
     Unauthenticated(SocketAddr),
+    #[error(
+        "CONDUIT_DP_TOKEN is also the Admin API token of principal {principal:?} (role \
+         {role}): a data plane, or whoever reads its token, would hold that role; give data \
+         planes a token of their own"
+    )]
+    TokenReuse { principal: String, role: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -117,6 +123,18 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         config.admin_tokens_file.as_deref(),
     )?;
     check_exposure(&config, !principals.is_empty())?;
+    // Data planes present their token on every stream; one that also opens the Admin API
+    // would turn any data plane host into an admin console.
+    if let Some(principal) = config
+        .dp_token
+        .as_deref()
+        .and_then(|token| principals.authenticate(token))
+    {
+        return Err(ServeError::TokenReuse {
+            principal: principal.name.to_string(),
+            role: principal.role.to_string(),
+        });
+    }
     let tls = config
         .tls
         .as_ref()

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::auth::{approval_key_signature, snapshot_signature};
 use crate::metrics::Metrics;
+use crate::principals::AdminRole;
 use crate::session_keys::SessionKeySet;
 use crate::store::{ApplyOutcome, NewVersion, Store, StoreError, VersionRow};
 
@@ -199,8 +200,10 @@ impl Versions {
     }
 
     /// Validate `input.document` and store it as a new version unless it equals the current.
+    /// Plain API keys are stored as `sha256:<hex>` (data planes accept both), so the literal
+    /// key never reaches the database, the history or a principal reading the config.
     pub async fn apply(&self, input: ApplyInput) -> Result<Applied, VersionsError> {
-        let document = Document::from_text(&input.document).map_err(VersionsError::Invalid)?;
+        let document = parse_off_thread(input.document).await?;
         let new = NewVersion {
             hash: document.content_hash(),
             config_json: document.canonical_json(),
@@ -225,7 +228,7 @@ impl Versions {
         let old = self.get(to).await?;
         // Validate again: the model may have become stricter since `to` was stored, and an
         // invalid document must never become current.
-        let document = Document::from_text(&old.config_json).map_err(VersionsError::Invalid)?;
+        let document = parse_off_thread(old.config_json).await?;
         let message = if message.is_empty() {
             format!("rollback to version {to}")
         } else {
@@ -254,6 +257,35 @@ impl Versions {
         })
         .await??;
         row.ok_or(VersionsError::NotFound(version))
+    }
+
+    /// [`get`](Self::get) for a principal with `role`: below `admin`, every secret of the
+    /// document is masked as on a data plane's `/config_dump` (API keys, even hashed ones,
+    /// the JWT secret, sensitive headers, `env` values, URL credentials, webhook paths).
+    /// A stored document that no longer validates is not shown to them at all, since it
+    /// could not be masked with certainty.
+    pub async fn get_as(&self, version: u64, role: AdminRole) -> Result<VersionRow, VersionsError> {
+        let mut row = self.get(version).await?;
+        if role >= AdminRole::Admin {
+            return Ok(row);
+        }
+        let text = std::mem::take(&mut row.config_json);
+        let number = row.version;
+        row.config_json = tokio::task::spawn_blocking(move || {
+            let document = Document::from_text(&text).map_err(|_| {
+                VersionsError::Invalid(ConfigErrors::single(
+                    "",
+                    format!(
+                        "stored version {} no longer validates, so its secrets cannot be masked \
+                         with certainty; only an admin may read it",
+                        number
+                    ),
+                ))
+            })?;
+            Ok::<_, VersionsError>(conduit_config::mask_secrets(&document).to_string())
+        })
+        .await??;
+        Ok(row)
     }
 
     /// Versions newest first, without documents; `limit` 0 means all.
@@ -344,6 +376,18 @@ impl Versions {
                 .set(i64::try_from(version).unwrap_or(i64::MAX));
         }
     }
+}
+
+/// Parse and validate `text` on a blocking thread (parsing is CPU work proportional to a
+/// document of up to the gRPC message limit; it must not hold an async worker), with plain
+/// API keys replaced by their hashes.
+async fn parse_off_thread(text: String) -> Result<Document, VersionsError> {
+    tokio::task::spawn_blocking(move || {
+        let mut document = Document::from_text(&text).map_err(VersionsError::Invalid)?;
+        conduit_config::hash_plain_api_keys(&mut document);
+        Ok(document)
+    })
+    .await?
 }
 
 fn author_or_unknown(author: String) -> String {

@@ -5,11 +5,15 @@
 //! It owns no configuration and no state; each binary keeps its own flags and lifecycle.
 #![forbid(unsafe_code)]
 
+mod escape;
+
 use std::error::Error;
 use std::io::IsTerminal as _;
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
+
+pub use escape::{escape_controls, escape_controls_keep_newlines, escaped_fields, needs_escape};
 
 /// How log lines are written (always to stderr, so stdout stays free for command output).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -30,7 +34,9 @@ pub fn install_crypto_provider() {
 
 /// Set up `tracing`: `RUST_LOG` filters (default `info`), `format` shapes the lines.
 /// Colours only on a terminal: a log file or journal gets plain text (and the proxy does
-/// not pay for styling every request span).
+/// not pay for styling every request span). Text lines escape control characters in every
+/// field ([`escaped_fields`]), so a logged value can neither forge a line nor drive the
+/// terminal; JSON lines are escaped by their encoder.
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -38,7 +44,7 @@ pub fn init_tracing(format: LogFormat) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(escaped_fields()).init(),
         LogFormat::Json => builder.json().init(),
     }
 }

@@ -150,7 +150,7 @@ impl Store {
 }
 
 /// Open (creating if needed) `DIR/FILE` as a private SQLite database: the directory is made
-/// 0700, the file and its WAL companions 0600, WAL mode is on and `migrations` are applied.
+/// 0700 (also when it already existed), the file and its WAL companions 0600, WAL mode is on and `migrations` are applied.
 /// Shared by the config store and the audit database (`crate::audit`).
 pub(crate) fn open_private(
     data_dir: &Path,
@@ -167,6 +167,22 @@ pub(crate) fn open_private(
             .mode(0o700)
             .create(data_dir)
             .map_err(dir_error)?;
+    }
+    // At every start, not only at creation: a directory made by hand, restored from a
+    // backup or loosened later would otherwise expose the databases' names and let other
+    // users read files SQLite creates in it.
+    let mode = fs::metadata(data_dir)
+        .map_err(dir_error)?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode != 0o700 {
+        fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700)).map_err(dir_error)?;
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            was = format!("{mode:o}"),
+            "data directory was not private; set its mode to 700"
+        );
     }
     let path = data_dir.join(file);
     // Creating the file ourselves fixes its mode before SQLite writes anything into it;
@@ -239,6 +255,17 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |row| row.get(0))
             .unwrap();
         assert_eq!(journal, "wal");
+    }
+
+    #[test]
+    fn an_existing_open_directory_is_made_private() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        drop(Store::open(&dir).unwrap());
+        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700);
     }
 
     #[test]

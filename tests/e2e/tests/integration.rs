@@ -13,6 +13,7 @@ mod integration {
     mod audit;
 
     mod auth;
+    mod config_secrets;
     mod edge;
     mod faults;
     mod golden;
@@ -34,7 +35,9 @@ mod integration {
     mod standalone;
     mod stdio;
     mod stdio_lifecycle;
+    mod terminal_injection;
     mod traces;
     mod transport;
     mod webhooks;
+    mod yaml_aliases;
 }
