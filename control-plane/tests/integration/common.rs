@@ -78,6 +78,7 @@ impl TestServer {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse()?,
             http_listen: "127.0.0.1:0".parse()?,
+            http_settings: Default::default(),
             data_dir: dir.path().join("data"),
             tls,
             heartbeat_interval: options.heartbeat.unwrap_or(Duration::from_secs(30)),

@@ -36,6 +36,8 @@ pub struct DataPlaneOptions {
     pub wait_ready: bool,
     /// `--header-read-timeout` (humantime, like `1s`).
     pub header_read_timeout: Option<String>,
+    /// Extra `run` arguments (e.g. `--max-connections 4`).
+    pub args: Vec<String>,
 }
 
 impl DataPlaneOptions {
@@ -260,6 +262,7 @@ impl DataPlane {
         if let Some(timeout) = &o.header_read_timeout {
             args.extend(["--header-read-timeout".to_owned(), timeout.clone()]);
         }
+        args.extend(o.args.iter().cloned());
         let mut env = o.env.clone();
         if let Some(token) = &o.dp_token {
             env.push(("CONDUIT_DP_TOKEN".into(), token.clone()));

@@ -14,8 +14,10 @@ mod integration {
 
     mod auth;
     mod edge;
+    mod exhaustion;
     mod faults;
     mod golden;
+    mod internal_listeners;
     mod observability_assets;
     mod policy_acl;
     mod policy_auth;
