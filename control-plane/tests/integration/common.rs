@@ -210,7 +210,8 @@ impl TestServer {
         let mut stream = tokio::net::TcpStream::connect(self.running().http_addr).await?;
         stream
             .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: cp\r\nConnection: close\r\n\r\n").as_bytes(),
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
             )
             .await?;
         let mut response = String::new();
