@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 pub use conduit_process::LogFormat;
+use conduit_process::internal_http::{AllowedHosts, InternalSettings};
 
 use crate::server::ServeConfig;
 use crate::session_keys::KeyPolicy;
@@ -47,6 +48,15 @@ pub struct ServeArgs {
     /// Internal HTTP listen address for /healthz, /readyz and /metrics.
     #[arg(long, default_value = "127.0.0.1:7701")]
     pub http_listen: SocketAddr,
+    /// Host names the --http-listen listener answers to besides IP addresses and
+    /// `localhost` (comma-separated, `name`, `*.domain` or `*`); other `Host` headers get
+    /// 403.
+    #[arg(long, value_name = "HOST,...", value_parser = AllowedHosts::parse_list)]
+    pub http_allowed_hosts: Option<AllowedHosts>,
+    /// Time a client of the --http-listen listener has to send a request head; also how
+    /// long an idle connection is kept.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub header_read_timeout: std::time::Duration,
     /// Directory for the SQLite database (created with mode 0700).
     #[arg(long, default_value = "./conduit-data")]
     pub data_dir: PathBuf,
@@ -91,6 +101,10 @@ impl ServeArgs {
         ServeConfig {
             listen: self.listen,
             http_listen: self.http_listen,
+            http_settings: InternalSettings {
+                header_read_timeout: self.header_read_timeout,
+                allowed_hosts: self.http_allowed_hosts.unwrap_or_default(),
+            },
             data_dir: self.data_dir,
             tls: self
                 .tls_cert
@@ -156,5 +170,15 @@ mod tests {
         assert!(parse(&["--session-key-rotation", "0s"]).is_err());
         assert!(parse(&["--tls-cert", "cert.pem"]).is_err());
         assert!(parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_ok());
+        let http = parse(&[
+            "--header-read-timeout",
+            "2s",
+            "--http-allowed-hosts",
+            "cp.internal",
+        ])
+        .unwrap();
+        assert_eq!(http.header_read_timeout, std::time::Duration::from_secs(2));
+        assert!(parse(&["--header-read-timeout", "0s"]).is_err());
+        assert!(parse(&["--http-allowed-hosts", "no spaces"]).is_err());
     }
 }

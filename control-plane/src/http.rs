@@ -1,5 +1,8 @@
 //! The internal HTTP listener (`--http-listen`): `/healthz`, `/readyz` and `/metrics`.
 //! Nothing here changes state; it is meant for probes and scrapers on a private network.
+//! Served like the data plane's admin listener (`conduit_process::internal_http`): a
+//! foreign `Host` is refused, request heads have the header read timeout, bodies are never
+//! read.
 
 use std::sync::Arc;
 
@@ -8,6 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use conduit_process::internal_http::{self, InternalSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -37,11 +41,10 @@ pub fn router(state: HttpState) -> Router {
 pub async fn serve(
     listener: TcpListener,
     state: HttpState,
+    settings: InternalSettings,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    internal_http::serve(listener, router(state), settings, shutdown).await
 }
 
 async fn healthz() -> &'static str {

@@ -27,6 +27,8 @@ use crate::fleet::Fleet;
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
 use crate::principals::{AdminAuth, Principals, PrincipalsError};
+use conduit_process::internal_http::InternalSettings;
+
 use crate::session_keys::{self, KeyPolicy};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsFiles};
@@ -43,6 +45,8 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub http_listen: SocketAddr,
+    /// Host policy and header read timeout of the `--http-listen` listener.
+    pub http_settings: InternalSettings,
     pub data_dir: PathBuf,
     pub tls: Option<TlsFiles>,
     pub heartbeat_interval: Duration,
@@ -234,6 +238,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
             fleet: fleet.clone(),
             metrics,
         },
+        config.http_settings.clone(),
         shutdown.clone(),
     ));
     let rotation = tokio::spawn(session_keys::run_rotation(
@@ -320,6 +325,7 @@ mod tests {
         ServeConfig {
             listen: listen.parse().unwrap(),
             http_listen: "127.0.0.1:0".parse().unwrap(),
+            http_settings: Default::default(),
             data_dir: PathBuf::from("unused"),
             tls: None,
             heartbeat_interval: Duration::from_secs(5),

@@ -1,5 +1,7 @@
 //! The internal admin listener (`--admin-listen`): health, readiness, metrics and the
-//! applied configuration. Never served on the public MCP port.
+//! applied configuration. Never served on the public MCP port. It is served like the
+//! control plane's internal listener (`conduit_process::internal_http`): a foreign `Host`
+//! is refused, request heads have the header read timeout, bodies are never read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use conduit_process::internal_http::{self, InternalSettings};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,11 +41,10 @@ pub fn router(state: AdminState) -> Router {
 pub async fn serve(
     listener: TcpListener,
     state: AdminState,
+    settings: InternalSettings,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    internal_http::serve(listener, router(state), settings, shutdown).await
 }
 
 async fn healthz() -> &'static str {

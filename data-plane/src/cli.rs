@@ -13,6 +13,7 @@ use conduit_data_plane::references::ReferencePolicy;
 use conduit_data_plane::source::backoff::Backoff;
 use conduit_data_plane::source::file::DEFAULT_POLL_INTERVAL;
 pub use conduit_process::LogFormat;
+use conduit_process::internal_http::AllowedHosts;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,10 +63,36 @@ pub struct RunArgs {
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
-    /// Time a client has to send a complete request head on the public listener (guards
-    /// against slow-loris clients); also how long an idle HTTP/1.1 connection is kept.
+    /// Time a client has to send a complete request head on the public and the admin
+    /// listener (guards against slow-loris clients); also how long an idle HTTP/1.1
+    /// connection is kept.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
     pub header_read_timeout: Duration,
+    /// Time a client has to send a whole request body on the public listener once it is
+    /// being read (after authentication); a slower body is answered 408.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub body_read_timeout: Duration,
+    /// Connections the public listener holds at once; more are closed as they arrive.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = conduit_data_plane::connection_limit::DEFAULT_MAX_CONNECTIONS,
+        value_parser = parse_positive
+    )]
+    pub max_connections: usize,
+    /// Connections the public listener holds at once from one client address (an IPv6
+    /// client by its /64). Behind a load balancer, leave room for its whole pool.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = conduit_data_plane::connection_limit::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+        value_parser = parse_positive
+    )]
+    pub max_connections_per_address: usize,
+    /// Host names the admin listener answers to besides IP addresses and `localhost`
+    /// (comma-separated, `name`, `*.domain` or `*`); other `Host` headers get 403.
+    #[arg(long, value_name = "HOST,...", value_parser = AllowedHosts::parse_list)]
+    pub admin_allowed_hosts: Option<AllowedHosts>,
     /// Reconnect when the control plane sends nothing, not even a heartbeat, for this long.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub stream_idle_timeout: Duration,
@@ -141,6 +168,10 @@ impl RunArgs {
             token: token.filter(|token| !token.is_empty()),
             drain_timeout: self.drain_timeout,
             header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            admin_allowed_hosts: self.admin_allowed_hosts.unwrap_or_default(),
             stream_idle_timeout: self.stream_idle_timeout,
             audit_queue_capacity: self.audit_queue_capacity as usize,
             backoff: Backoff::default(),
@@ -174,6 +205,15 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(duration) if duration.is_zero() => Err("must be greater than zero".into()),
         Ok(duration) => Ok(duration),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// A count of at least 1.
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(count) => Ok(count),
         Err(error) => Err(error.to_string()),
     }
 }
@@ -237,8 +277,19 @@ mod tests {
             "1",
             "--audit-queue-capacity",
             "5",
+            "--body-read-timeout",
+            "3s",
+            "--max-connections",
+            "10",
+            "--max-connections-per-address",
+            "4",
+            "--admin-allowed-hosts",
+            "metrics.internal,*.svc",
         ])
         .expect("parses");
+        assert_eq!(args.body_read_timeout, Duration::from_secs(3));
+        assert_eq!(args.max_connections, 10);
+        assert_eq!(args.max_connections_per_address, 4);
         assert_eq!(args.drain_timeout, Duration::from_millis(500));
         assert_eq!(args.header_read_timeout, Duration::from_secs(2));
         assert_eq!(args.log_format, LogFormat::Json);
@@ -268,6 +319,12 @@ mod tests {
             args.header_read_timeout,
             conduit_data_plane::server::DEFAULT_HEADER_READ_TIMEOUT
         );
+        assert_eq!(
+            args.body_read_timeout,
+            conduit_data_plane::proxy::DEFAULT_BODY_READ_TIMEOUT
+        );
+        assert_eq!(args.max_connections, 1024);
+        assert_eq!(args.max_connections_per_address, 128);
         assert_eq!(args.log_format, LogFormat::Text);
         assert_eq!(args.worker_threads, None);
         assert_eq!(args.audit_queue_capacity, 10_000);
@@ -324,6 +381,14 @@ mod tests {
     fn rejects_a_zero_header_read_timeout() {
         assert!(parse(&["--config", "a.yaml", "--header-read-timeout", "0s"]).is_err());
         assert!(parse(&["--config", "a.yaml", "--header-read-timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn rejects_zero_limits_and_bad_host_names() {
+        assert!(parse(&["--config", "a.yaml", "--body-read-timeout", "0s"]).is_err());
+        assert!(parse(&["--config", "a.yaml", "--max-connections", "0"]).is_err());
+        assert!(parse(&["--config", "a.yaml", "--max-connections-per-address", "0"]).is_err());
+        assert!(parse(&["--config", "a.yaml", "--admin-allowed-hosts", "a b"]).is_err());
     }
 
     #[test]

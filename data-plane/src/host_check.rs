@@ -9,6 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use conduit_config::{Gateway, HostPattern, OriginPattern};
+use conduit_process::internal_http::split_authority;
 use http::Uri;
 use http::header::{self, HeaderMap};
 
@@ -89,31 +90,6 @@ impl HostPolicy {
         }
         Ok(())
     }
-}
-
-/// `host[:port]` → (lower-case host, IPv6 without brackets; port). `None` when malformed.
-fn split_authority(authority: &str) -> Option<(String, Option<u16>)> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after {
-            "" => None,
-            after => Some(after.strip_prefix(':')?),
-        };
-        (host, port)
-    } else {
-        match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        Some(port) => Some(port.parse::<u16>().ok()?),
-        None => None,
-    };
-    if host.is_empty() || host.contains(['/', '@', ' ']) {
-        return None;
-    }
-    Some((host.to_ascii_lowercase(), port))
 }
 
 /// Loopback names and addresses, and the address the client connected to.

@@ -10,6 +10,8 @@ use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::{Number, Value, json};
 
+use crate::json_array::{self, SplitError};
+
 /// Invalid JSON was received.
 pub const PARSE_ERROR: i64 = -32700;
 /// The message is not a valid request (also used for an oversized body).
@@ -69,7 +71,7 @@ pub struct Batch {
 /// One entry of a batch.
 #[derive(Debug)]
 pub enum BatchEntry {
-    /// A valid message, re-serialized on its own.
+    /// A valid message: its text as it came in the batch.
     Valid {
         message: Bytes,
         /// The id of a request; `None` for a notification or a response, which get no reply.
@@ -250,11 +252,7 @@ pub struct ParseError(#[from] serde_json::Error);
 /// envelope (else −32600 with the id when it can be read), batch limits. The body itself is
 /// never rewritten; batch entries are split apart.
 pub fn check(body: &[u8]) -> Result<Envelope, Rejection> {
-    let parse_error = |error: serde_json::Error| Rejection {
-        code: PARSE_ERROR,
-        id: RequestId::null(),
-        message: ParseError(error).to_string(),
-    };
+    let parse_error = parse_rejection;
     let invalid = |id: RequestId, message: String| Rejection {
         code: INVALID_REQUEST,
         id,
@@ -272,10 +270,7 @@ pub fn check(body: &[u8]) -> Result<Envelope, Rejection> {
             )),
             Err(error) => Err(parse_error(error)),
         },
-        Some(b'[') => {
-            let entries = serde_json::from_slice::<Vec<Value>>(body).map_err(parse_error)?;
-            check_batch(entries)
-        }
+        Some(b'[') => check_batch(body),
         _ => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(parse_error)?;
             Err(invalid(
@@ -286,50 +281,74 @@ pub fn check(body: &[u8]) -> Result<Envelope, Rejection> {
     }
 }
 
-fn check_batch(entries: Vec<Value>) -> Result<Envelope, Rejection> {
+/// A batch: counted and cut into entries by scanning its text (`json_array`), so one over
+/// the limit is refused before any entry is parsed, then each entry checked on its own.
+/// An entry that is not JSON makes the whole body a parse error, as it would be parsed
+/// whole.
+fn check_batch(body: &[u8]) -> Result<Envelope, Rejection> {
     let reject = |message: String| Rejection {
         code: INVALID_REQUEST,
         id: RequestId::null(),
         message,
     };
-    if entries.is_empty() {
+    let ranges = match json_array::split(body, MAX_BATCH) {
+        Ok(ranges) => ranges,
+        Err(SplitError::TooMany) => {
+            return Err(reject(format!(
+                "batch of more than {MAX_BATCH} messages exceeds the limit of {MAX_BATCH}"
+            )));
+        }
+        // serde_json says where the text stops being JSON.
+        Err(SplitError::Malformed) => {
+            let error = serde_json::from_slice::<serde::de::IgnoredAny>(body)
+                .err()
+                .unwrap_or_else(|| serde::de::Error::custom("not a JSON array"));
+            return Err(parse_rejection(error));
+        }
+    };
+    if ranges.is_empty() {
         return Err(reject("empty batch".into()));
     }
-    if entries.len() > MAX_BATCH {
-        return Err(reject(format!(
-            "batch of {} messages exceeds the limit of {MAX_BATCH}",
-            entries.len()
-        )));
-    }
-    let entries = entries
-        .into_iter()
-        .map(|entry| {
-            let verdict = if entry.is_object() {
-                match Probe::deserialize(&entry) {
-                    Ok(probe) => match probe.check() {
-                        Ok(()) => Ok(probe),
-                        Err(message) => Err((probe.reply_id(), message.to_owned())),
-                    },
-                    Err(error) => Err((RequestId::null(), format!("invalid message: {error}"))),
+    let mut entries = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let text = &body[range];
+        let verdict = match text.iter().find(|byte| !byte.is_ascii_whitespace()) {
+            Some(b'{') => match serde_json::from_slice::<Probe<'_>>(text) {
+                Ok(probe) => match probe.check() {
+                    Ok(()) => Ok(probe),
+                    Err(message) => Err((probe.reply_id(), message.to_owned())),
+                },
+                Err(error) if error.is_data() => {
+                    Err((RequestId::null(), format!("invalid message: {error}")))
                 }
-            } else {
+                Err(error) => return Err(parse_rejection(error)),
+            },
+            _ => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(parse_rejection)?;
                 Err((
                     RequestId::null(),
                     "a batch entry must be a JSON-RPC message (an object)".to_owned(),
                 ))
-            };
-            match verdict {
-                Ok(probe) => BatchEntry::Valid {
-                    id: (probe.method.is_some() && probe.id.is_some()).then(|| probe.reply_id()),
-                    message: Bytes::from(entry.to_string()),
-                },
-                Err((id, message)) => {
-                    BatchEntry::Invalid(error_object(&id, INVALID_REQUEST, message))
-                }
             }
-        })
-        .collect();
+        };
+        entries.push(match verdict {
+            Ok(probe) => BatchEntry::Valid {
+                id: (probe.method.is_some() && probe.id.is_some()).then(|| probe.reply_id()),
+                message: Bytes::copy_from_slice(text.trim_ascii()),
+            },
+            Err((id, message)) => BatchEntry::Invalid(error_object(&id, INVALID_REQUEST, message)),
+        });
+    }
     Ok(Envelope::Batch(Batch { entries }))
+}
+
+/// The −32700 answer to a body that is not JSON.
+fn parse_rejection(error: serde_json::Error) -> Rejection {
+    Rejection {
+        code: PARSE_ERROR,
+        id: RequestId::null(),
+        message: ParseError(error).to_string(),
+    }
 }
 
 /// A JSON-RPC error message.
@@ -497,6 +516,39 @@ mod tests {
         assert!(check(full.as_bytes()).is_ok());
         let over = format!("[{}]", vec![entry; MAX_BATCH + 1].join(","));
         assert!(rejected(&over).message.contains("limit"));
+    }
+
+    #[test]
+    fn batches_are_counted_before_entries_are_parsed() {
+        // Five million entries: refused as over the limit, not parsed into values first.
+        let mut zeros = b"[0".to_vec();
+        zeros.extend(std::iter::repeat_n(b",0".as_slice(), 5_000_000).flatten());
+        zeros.push(b']');
+        let rejection = check(&zeros).expect_err("over the limit");
+        assert_eq!(rejection.code, INVALID_REQUEST);
+        assert!(rejection.message.contains("limit"), "{}", rejection.message);
+
+        // An entry that is not JSON makes the whole body a parse error.
+        for body in [
+            r#"[{"jsonrpc":"2.0","method":"n"},{"jsonrpc":}]"#,
+            r#"[{"jsonrpc":"2.0","method":"n"},]"#,
+            r#"[{"jsonrpc":"2.0","method":"n"}"#,
+            r#"[{"jsonrpc":"2.0","method":"n"}] x"#,
+        ] {
+            assert_eq!(rejected(body).code, PARSE_ERROR, "{body}");
+        }
+        // An entry naming a field twice is invalid, as a single message would be.
+        let twice = entries(r#"[{"jsonrpc":"2.0","id":1,"id":2,"method":"x"}]"#);
+        assert!(matches!(&twice[0], BatchEntry::Invalid(_)), "{twice:?}");
+        // Entries are passed on as they came.
+        let kept = entries(r#"[ {"jsonrpc":"2.0", "method":"n", "params":{"a":[1, 2]}} ]"#);
+        let BatchEntry::Valid { message, .. } = &kept[0] else {
+            panic!("{kept:?}");
+        };
+        assert_eq!(
+            &message[..],
+            br#"{"jsonrpc":"2.0", "method":"n", "params":{"a":[1, 2]}}"#
+        );
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use conduit_process::internal_http::{AllowedHosts, InternalSettings};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,7 @@ use crate::admin::{self, AdminState};
 use crate::apply::{Applier, SharedRuntime};
 use crate::audit::{self, Auditor};
 use crate::balancer::metrics::ReplicaMetrics;
+use crate::connection_limit::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::public_tls;
@@ -63,8 +65,15 @@ pub struct Settings {
     /// `CONDUIT_DP_TOKEN`: authenticates the stream and verifies snapshot signatures.
     pub token: Option<String>,
     pub drain_timeout: Duration,
-    /// Time a client has to send a request head on the public listener.
+    /// Time a client has to send a request head, on the public and the admin listener.
     pub header_read_timeout: Duration,
+    /// Time a client has to send a whole request body on the public listener.
+    pub body_read_timeout: Duration,
+    /// Connections the public listener holds at most, in all and per client address.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Host names the admin listener answers to besides addresses and `localhost`.
+    pub admin_allowed_hosts: AllowedHosts,
     /// Reconnect when the control plane sends nothing (not even a heartbeat) for this long.
     pub stream_idle_timeout: Duration,
     /// Audit records held for the control plane (waiting or unacked) before new ones are
@@ -204,7 +213,13 @@ impl DataPlane {
             Proxy::new(Arc::clone(&runtime), Arc::clone(&metrics))
                 .with_key_ring(key_ring)
                 .with_telemetry(telemetry.clone())
-                .with_audit(Arc::new(auditor)),
+                .with_audit(Arc::new(auditor))
+                .with_body_read_timeout(settings.body_read_timeout),
+        );
+        let limits = ConnectionLimits::new(
+            settings.max_connections,
+            settings.max_connections_per_address,
+            &metrics,
         );
         traffic_tasks.spawn(server::serve(
             proxy_listener,
@@ -215,6 +230,7 @@ impl DataPlane {
                 drain_timeout: settings.drain_timeout,
                 header_read_timeout: settings.header_read_timeout,
             },
+            limits,
         ));
         traffic_tasks.spawn(public_tls::reload_on_change(
             Arc::clone(&runtime),
@@ -226,10 +242,15 @@ impl DataPlane {
             metrics: Arc::clone(&metrics),
             draining: Arc::clone(&draining),
         };
+        let admin_settings = InternalSettings {
+            header_read_timeout: settings.header_read_timeout,
+            allowed_hosts: settings.admin_allowed_hosts,
+        };
         let admin_task = tokio::spawn({
             let stop_admin = stop_admin.clone();
             async move {
-                if let Err(error) = admin::serve(admin_listener, admin_state, stop_admin).await {
+                let served = admin::serve(admin_listener, admin_state, admin_settings, stop_admin);
+                if let Err(error) = served.await {
                     tracing::error!(%error, "admin listener failed");
                 }
             }

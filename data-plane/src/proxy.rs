@@ -4,11 +4,13 @@
 //! share the transport checks.
 //!
 //! A request takes one `Arc<Runtime>` at its start and uses it to the end, so a config swap
-//! never changes a request midway. POST bodies are read (bounded) before forwarding so that
-//! gateway errors can carry the JSON-RPC request id, then checked: the `Host`/`Origin` guard
-//! against DNS rebinding (403), the JSON-RPC envelope (400) and batch limits, then the
-//! caller is authenticated (`auth`: 401, before anything is routed). Responses,
-//! SSE included, stream back as they arrive. Every request ends in [`Proxy::finish`], the one place that records it.
+//! never changes a request midway. What the request head decides comes first, before any
+//! of the body is read: the `Host`/`Origin` guard against DNS rebinding (403), then the
+//! caller is authenticated (`auth`: 401). Only then is a POST body read, bounded in size
+//! and in time (`--body-read-timeout`, 408), so that later gateway errors can carry the
+//! JSON-RPC request id, and checked: the JSON-RPC envelope (400) and batch limits (counted
+//! before any entry is parsed). Responses, SSE included, stream back as they arrive. Every
+//! request ends in [`Proxy::finish`], the one place that records it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub const SERVER_ID_HEADER: &str = "x-conduit-server-id";
 const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for `--body-read-timeout`.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub type ProxyBody = BoxBody<Bytes, BodyError>;
 pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -77,6 +81,8 @@ pub struct Proxy {
     telemetry: Telemetry,
     /// Writes every request's audit records.
     audit: Arc<Auditor>,
+    /// Time a client has to send a whole request body once it is being read.
+    body_read_timeout: Duration,
 }
 
 impl Proxy {
@@ -90,7 +96,14 @@ impl Proxy {
             metrics,
             key_ring: Arc::new(KeyRing::new()),
             telemetry: Telemetry::new(""),
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
+    }
+
+    /// Give clients `timeout` to send a whole request body (408 after it).
+    pub fn with_body_read_timeout(mut self, timeout: Duration) -> Proxy {
+        self.body_read_timeout = timeout;
+        self
     }
 
     /// Export the spans of requests through `telemetry` (the applier's).
@@ -198,9 +211,46 @@ impl Proxy {
             return before_auth(&runtime, known, server_id, response);
         }
 
-        // The body is read before anything can fail, so every error carries the request id.
+        // DNS rebinding: refused before anything else is said about the request.
+        if let Err(reason) = runtime
+            .host_policy()
+            .check(request.headers(), request.uri(), local)
+        {
+            tracing::debug!(%reason, "request refused");
+            let response = error(
+                StatusCode::FORBIDDEN,
+                &RequestId::null(),
+                jsonrpc::INVALID_REQUEST,
+                format!("forbidden: {reason}"),
+            );
+            return before_auth(&runtime, known, server_id, response);
+        }
         let (mut parts, body) = request.into_parts();
-        let body = match read_body(&parts, body).await {
+        // Authentication: on the headers alone, before the body is read (a caller without
+        // credentials costs no memory for it), before a session is opened or anything is
+        // routed, and before an unknown server or profile is reported, so unauthenticated
+        // callers learn nothing about the configuration. Its refusal carries no request
+        // id: the body that holds it is never read.
+        if let Some(auth) = runtime.auth() {
+            let span = telemetry::child(&parts, telemetry::AUTH);
+            match auth.authenticate(&parts.headers).await {
+                Ok(caller) => {
+                    telemetry::authenticated(span, &parts, &caller);
+                    if let Some(ledger) = Ledger::of(&parts.extensions) {
+                        ledger.caller(&caller);
+                    }
+                    parts.extensions.insert(caller);
+                }
+                Err(reason) => {
+                    telemetry::failed(span, &parts, reason.as_str());
+                    let response = self.refuse(reason, &RequestId::null());
+                    return (metrics_label(known, server_id), response);
+                }
+            }
+        }
+
+        // The body is read before anything else can fail, so later errors carry the id.
+        let body = match read_body(&parts, body, self.body_read_timeout).await {
             Ok(body) => body,
             Err(response) => return before_auth(&runtime, known, server_id, response),
         };
@@ -215,20 +265,6 @@ impl Proxy {
             _ => RequestId::null(),
         };
         audit::begin(&mut parts, &body, envelope.as_ref());
-        // DNS rebinding: refused before anything else is said about the request.
-        if let Err(reason) = runtime
-            .host_policy()
-            .check(&parts.headers, &parts.uri, local)
-        {
-            tracing::debug!(%reason, "request refused");
-            let response = error(
-                StatusCode::FORBIDDEN,
-                &id,
-                jsonrpc::INVALID_REQUEST,
-                format!("forbidden: {reason}"),
-            );
-            return before_auth(&runtime, known, server_id, response);
-        }
         if let Some(Err(rejection)) = envelope {
             let response = error(
                 StatusCode::BAD_REQUEST,
@@ -246,26 +282,6 @@ impl Proxy {
                 "the gateway has no configuration yet",
             );
             return ("none".into(), response);
-        }
-        // Authentication: before a session is opened or anything is routed, and before an
-        // unknown server or profile is reported, so unauthenticated callers learn nothing
-        // about the configuration.
-        if let Some(auth) = runtime.auth() {
-            let span = telemetry::child(&parts, telemetry::AUTH);
-            match auth.authenticate(&parts.headers).await {
-                Ok(caller) => {
-                    telemetry::authenticated(span, &parts, &caller);
-                    if let Some(ledger) = Ledger::of(&parts.extensions) {
-                        ledger.caller(&caller);
-                    }
-                    parts.extensions.insert(caller);
-                }
-                Err(reason) => {
-                    telemetry::failed(span, &parts, reason.as_str());
-                    let response = self.refuse(reason, &id);
-                    return (metrics_label(known, server_id), response);
-                }
-            }
         }
         if let Some(scope) = scope {
             let keys = self.key_ring.keys(runtime.session_keys());
@@ -605,8 +621,14 @@ fn mcp_server_id(path: &str) -> Option<&str> {
         .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
-/// Read a POST body (bounded); other methods carry no body.
-async fn read_body(parts: &Parts, body: Incoming) -> Result<Bytes, Response<ProxyBody>> {
+/// Read a POST body, bounded in size and in time: a client that sends it slower than
+/// `timeout` allows (a trickle holding the connection) gets 408. Other methods carry no
+/// body.
+async fn read_body(
+    parts: &Parts,
+    body: Incoming,
+    timeout: Duration,
+) -> Result<Bytes, Response<ProxyBody>> {
     if parts.method != Method::POST {
         return Ok(Bytes::new());
     }
@@ -626,15 +648,26 @@ async fn read_body(parts: &Parts, body: Incoming) -> Result<Bytes, Response<Prox
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(failure) if failure.is::<LengthLimitError>() => Err(too_large()),
-        Err(failure) => Err(error(
+    let collected = tokio::time::timeout(timeout, Limited::new(body, MAX_BODY_BYTES).collect());
+    match collected.await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(failure)) if failure.is::<LengthLimitError>() => Err(too_large()),
+        Ok(Err(failure)) => Err(error(
             StatusCode::BAD_REQUEST,
             &RequestId::null(),
             jsonrpc::INVALID_REQUEST,
             format!("cannot read the request body: {failure}"),
         )),
+        Err(_) => {
+            let timeout = humantime::format_duration(timeout);
+            tracing::debug!(%timeout, "request body not received in time");
+            Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                &RequestId::null(),
+                jsonrpc::INVALID_REQUEST,
+                format!("the request body did not arrive within {timeout}"),
+            ))
+        }
     }
 }
 

@@ -8,7 +8,14 @@
 //! handshake has [`TLS_HANDSHAKE_TIMEOUT`], the first request must arrive within the header
 //! read timeout, and HTTP/1.1 gets the same timeout for every later request head (hyper
 //! starts it whenever a keep-alive connection waits for a request, so idle connections are
-//! closed too). HTTP/2 connections are kept honest by keep-alive pings.
+//! closed too). HTTP/2 connections are kept honest by keep-alive pings. The body of a
+//! request has its own deadline (`proxy`, `--body-read-timeout`).
+//!
+//! What one connection may hold is bounded: [`ConnectionLimits`] caps the connections in
+//! all and per client address, an HTTP/1.1 connection buffers at most
+//! [`MAX_HEADER_BUFFER_BYTES`] of request head, an HTTP/2 connection at most
+//! [`MAX_HEADER_BUFFER_BYTES`] of headers per request and [`HTTP2_MAX_STREAMS`] requests
+//! at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::SharedRuntime;
+use crate::connection_limit::{ConnectionLimits, Slot};
 use crate::proxy::Proxy;
 
 /// Default for `--header-read-timeout`.
@@ -33,6 +41,11 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// An HTTP/2 client that does not answer a ping within this time is gone.
 const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Largest request head buffered per connection (HTTP/1.1 read buffer, HTTP/2 header
+/// list): a larger head is refused (431) instead of growing the buffer.
+pub const MAX_HEADER_BUFFER_BYTES: usize = 64 * 1024;
+/// Requests one HTTP/2 connection may have in flight.
+pub const HTTP2_MAX_STREAMS: u32 = 100;
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
@@ -47,13 +60,15 @@ pub struct ListenerSettings {
 }
 
 /// Serve `listener` until `shutdown`, then drain for at most `drain_timeout`. Whether a
-/// connection uses TLS comes from `runtime` when it is accepted.
+/// connection uses TLS comes from `runtime` when it is accepted; connections over `limits`
+/// are closed at once.
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     runtime: SharedRuntime,
     shutdown: CancellationToken,
     settings: ListenerSettings,
+    limits: Arc<ConnectionLimits>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper enforces the header read timeout only when it has a timer.
@@ -61,10 +76,13 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BUFFER_BYTES)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BUFFER_BYTES as u32)
+        .max_concurrent_streams(HTTP2_MAX_STREAMS)
         .keep_alive_interval(HTTP2_KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
     let builder = Arc::new(builder);
@@ -81,6 +99,14 @@ pub async fn serve(
                     continue;
                 }
             },
+        };
+        let slot = match limits.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                tracing::debug!(%peer, limit = refusal.as_str(), "connection refused");
+                drop(stream);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         // The address the client connected to is always an allowed `Host`.
@@ -99,6 +125,7 @@ pub async fn serve(
             // Taken now, before any shutdown signal, so the connection is told to drain.
             watcher: graceful.watcher(),
             header_read_timeout: settings.header_read_timeout,
+            _slot: slot,
         };
         let tls = runtime.load().tls().map(|tls| tls.acceptor());
         tokio::spawn(connection.run(stream, tls));
@@ -130,6 +157,8 @@ struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
     header_read_timeout: Duration,
+    /// Its place under the connection limits, freed when the connection ends.
+    _slot: Slot,
 }
 
 impl Connection {
@@ -162,6 +191,7 @@ impl Connection {
             builder,
             watcher,
             header_read_timeout,
+            _slot,
         } = self;
         // Set by the first request. Until then hyper-util is still reading the protocol
         // preface, where hyper's own header timeout does not run yet.

@@ -1,11 +1,13 @@
 //! What every Conduit binary does the same way at start and stop: install the one rustls
 //! crypto provider, set up `tracing` from `--log-format` and `RUST_LOG`, wait for SIGTERM or
-//! SIGINT, and print an error with its causes on one line.
+//! SIGINT, and print an error with its causes on one line. The servers also share how they
+//! serve their internal HTTP listener (`internal_http`).
 //!
 //! It owns no configuration and no state; each binary keeps its own flags and lifecycle.
 #![forbid(unsafe_code)]
 
 mod escape;
+pub mod internal_http;
 
 use std::error::Error;
 use std::io::IsTerminal as _;

@@ -37,6 +37,7 @@ impl ControlPlane {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             http_listen: "127.0.0.1:0".parse().unwrap(),
+            http_settings: Default::default(),
             data_dir: data_dir.path().join("cp"),
             tls: None,
             heartbeat_interval: Duration::from_millis(200),

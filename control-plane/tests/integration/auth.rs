@@ -65,6 +65,7 @@ async fn refuses_an_exposed_listener_without_both_tokens() -> anyhow::Result<()>
     let config = ServeConfig {
         listen: "0.0.0.0:0".parse()?,
         http_listen: "127.0.0.1:0".parse()?,
+        http_settings: Default::default(),
         data_dir: dir.path().join("data"),
         tls: None,
         heartbeat_interval: Duration::from_secs(5),

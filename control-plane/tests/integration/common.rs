@@ -78,6 +78,7 @@ impl TestServer {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse()?,
             http_listen: "127.0.0.1:0".parse()?,
+            http_settings: Default::default(),
             data_dir: dir.path().join("data"),
             tls,
             heartbeat_interval: options.heartbeat.unwrap_or(Duration::from_secs(30)),
@@ -209,7 +210,8 @@ impl TestServer {
         let mut stream = tokio::net::TcpStream::connect(self.running().http_addr).await?;
         stream
             .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: cp\r\nConnection: close\r\n\r\n").as_bytes(),
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
             )
             .await?;
         let mut response = String::new();

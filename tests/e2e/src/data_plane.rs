@@ -36,7 +36,7 @@ pub struct DataPlaneOptions {
     pub wait_ready: bool,
     /// `--header-read-timeout` (humantime, like `1s`).
     pub header_read_timeout: Option<String>,
-    /// Extra `run` arguments (e.g. `--secret-dir DIR`).
+    /// Extra `run` arguments (e.g. `--secret-dir DIR`, `--max-connections 4`).
     pub args: Vec<String>,
 }
 

@@ -1,5 +1,5 @@
 //! Processes seen through `/proc` (Linux): the children a data plane started, whether a
-//! process is still alive, and the environment it was started with.
+//! process is still alive, the environment it was started with and its memory.
 
 use std::path::Path;
 
@@ -44,6 +44,40 @@ pub fn environ(pid: u32) -> anyhow::Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// Resident memory of a process, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// `VmRSS`: resident now.
+    pub rss: u64,
+    /// `VmHWM`: the most that was ever resident.
+    pub peak: u64,
+}
+
+/// The resident memory of `pid` (from `/proc/<pid>/status`).
+pub fn memory(pid: u32) -> anyhow::Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        let line = text
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .with_context(|| format!("no {name} in {path}"))?;
+        let kib = line
+            .trim_start_matches(':')
+            .trim()
+            .trim_end_matches("kB")
+            .trim();
+        Ok(kib
+            .parse::<u64>()
+            .with_context(|| format!("{name}: {line}"))?
+            * 1024)
+    };
+    Ok(Memory {
+        rss: field("VmRSS")?,
+        peak: field("VmHWM")?,
+    })
+}
+
 /// State letter and parent pid of `pid`.
 fn stat(pid: u32) -> Option<(char, u32)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -72,5 +106,7 @@ mod tests {
         child.wait().unwrap();
         assert!(!is_alive(child.id()));
         assert!(environ(me).unwrap().iter().any(|(name, _)| name == "PATH"));
+        let memory = memory(me).unwrap();
+        assert!(memory.rss > 0 && memory.peak >= memory.rss, "{memory:?}");
     }
 }

@@ -15,8 +15,10 @@ mod integration {
     mod auth;
     mod config_secrets;
     mod edge;
+    mod exhaustion;
     mod faults;
     mod golden;
+    mod internal_listeners;
     mod observability_assets;
     mod policy_acl;
     mod policy_auth;

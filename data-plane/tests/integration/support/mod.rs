@@ -36,6 +36,11 @@ pub fn settings(source: SourceSettings) -> Settings {
         token: None,
         drain_timeout: Duration::from_secs(5),
         header_read_timeout: conduit_data_plane::server::DEFAULT_HEADER_READ_TIMEOUT,
+        body_read_timeout: conduit_data_plane::proxy::DEFAULT_BODY_READ_TIMEOUT,
+        max_connections: conduit_data_plane::connection_limit::DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_address:
+            conduit_data_plane::connection_limit::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+        admin_allowed_hosts: Default::default(),
         stream_idle_timeout: Duration::from_secs(60),
         audit_queue_capacity: conduit_data_plane::audit::queue::CAPACITY,
         backoff: Backoff::try_new(Duration::from_millis(20), Duration::from_millis(200))

@@ -1,7 +1,8 @@
 //! Authentication on the public MCP port, against a standalone data plane in front of the
 //! fixture: API keys in both headers (plain and hashed), JWTs verified with a key set the
 //! test serves over HTTP (rotation picked up through the unknown-`kid` refetch), 401s with
-//! the Bearer challenge and the request id on every method and endpoint, failures counted
+//! the Bearer challenge on every method and endpoint (decided on the headers, so without
+//! the request id of a body never read), failures counted
 //! by reason on the admin `/metrics`, and a key removed by a config change refused on the
 //! next request.
 
@@ -84,8 +85,8 @@ fn post_initialize(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<Respon
     )
 }
 
-/// A 401 with the Bearer challenge (`invalid_token` when a credential was sent) and, for a
-/// POST, the JSON-RPC error with the request id.
+/// A 401 with the Bearer challenge (`invalid_token` when a credential was sent) and the
+/// JSON-RPC error with `id` (null: the body is not read before authentication).
 fn assert_refused(response: &Response, presented: bool, id: Value) -> anyhow::Result<()> {
     let body = response.text();
     if response.status != 401 {
@@ -162,12 +163,12 @@ fn api_keys_guard_every_method_and_endpoint() -> anyhow::Result<()> {
             ("X-API-Key", "alice-key"),
         ],
     )?;
-    assert_refused(&response, true, json!(42))?;
+    assert_refused(&response, true, Value::Null)?;
 
     // Missing, wrong and malformed credentials.
-    assert_refused(&post_initialize(&url, &[])?, false, json!(42))?;
+    assert_refused(&post_initialize(&url, &[])?, false, Value::Null)?;
     let wrong = post_initialize(&url, &[("X-API-Key", "not-a-key-1234")])?;
-    assert_refused(&wrong, true, json!(42))?;
+    assert_refused(&wrong, true, Value::Null)?;
     assert!(!wrong.text().contains("not-a-key-1234"), "{}", wrong.text());
     for bad in [
         "bearer ci-key",
@@ -176,7 +177,7 @@ fn api_keys_guard_every_method_and_endpoint() -> anyhow::Result<()> {
         "Bearer ci-key2",
     ] {
         let response = post_initialize(&url, &[("Authorization", bad)])?;
-        assert_refused(&response, true, json!(42)).with_context(|| bad.to_owned())?;
+        assert_refused(&response, true, Value::Null).with_context(|| bad.to_owned())?;
     }
 
     // The GET stream and DELETE are guarded too.
@@ -195,7 +196,7 @@ fn api_keys_guard_every_method_and_endpoint() -> anyhow::Result<()> {
     assert_refused(
         &post_initialize(&dp.mcp_url("no-such-server"), &[])?,
         false,
-        json!(42),
+        Value::Null,
     )?;
     let known_only_with_a_key =
         post_initialize(&dp.mcp_url("no-such-server"), &[("X-API-Key", "alice-key")])?;
@@ -203,12 +204,12 @@ fn api_keys_guard_every_method_and_endpoint() -> anyhow::Result<()> {
     assert_refused(
         &post_initialize(&dp.public_url("/mcp"), &[])?,
         false,
-        json!(42),
+        Value::Null,
     )?;
     assert_refused(
         &post_initialize(&dp.public_url("/mcp/profile/p"), &[])?,
         false,
-        json!(42),
+        Value::Null,
     )?;
 
     assert!(failures(&dp, "missing")? >= 6);
@@ -369,14 +370,14 @@ fn jwts_from_a_served_key_set_with_rotation() -> anyhow::Result<()> {
         (&none, "algorithm"),
     ] {
         let response = post_initialize(&url, &[("Authorization", &format!("Bearer {bad}"))])?;
-        assert_refused(&response, true, json!(42)).with_context(|| reason.to_owned())?;
+        assert_refused(&response, true, Value::Null).with_context(|| reason.to_owned())?;
         assert!(!response.text().contains(bad.as_str()));
         assert_eq!(failures(&dp, reason)?, 1, "{reason}");
     }
     assert_refused(
         &post_initialize(&url, &[("X-API-Key", &good)])?,
         false,
-        json!(42),
+        Value::Null,
     )?;
 
     // Rotation: key-2 appears at the endpoint; a token signed with it makes the data plane
