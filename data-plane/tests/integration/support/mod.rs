@@ -38,6 +38,7 @@ pub fn settings(source: SourceSettings) -> Settings {
         header_read_timeout: conduit_data_plane::server::DEFAULT_HEADER_READ_TIMEOUT,
         stream_idle_timeout: Duration::from_secs(60),
         audit_queue_capacity: conduit_data_plane::audit::queue::CAPACITY,
+        audit_queue_bytes: conduit_data_plane::audit::queue::CAPACITY_BYTES,
         backoff: Backoff::try_new(Duration::from_millis(20), Duration::from_millis(200))
             .expect("valid backoff"),
     }
