@@ -13,12 +13,19 @@
 //!
 //! So do audit records: each `AuditBatch` goes to the stream's ingest worker
 //! ([`crate::audit::ingest`]), which answers `AuditAck` once the batch is committed.
+//!
+//! A message of the data plane's larger than `MAX_MESSAGE_BYTES` (32 MiB, set on the
+//! service in `server`) or one that does not decode ends the stream with a status that
+//! starts with [`REFUSED_DATA_PLANE_MESSAGE`]: the data plane then sends the audit batches
+//! it had on the way one at a time and drops the one that is refused alone, instead of
+//! sending it first on every new stream.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use conduit_proto::limits::REFUSED_DATA_PLANE_MESSAGE;
 use conduit_proto::v1::config_discovery_server::ConfigDiscovery;
 use conduit_proto::v1::{
     self as pb, ControlPlaneMessage, DataPlaneMessage, control_plane_message, data_plane_message,
@@ -44,6 +51,8 @@ const MAX_NODE_ID_LEN: usize = 256;
 const REMEMBERED_SENDS: usize = 16;
 /// Outbound messages buffered per stream before the stream task waits for the data plane.
 const OUTBOUND_BUFFER: usize = 4;
+/// Longest wait for room to send the status that ends a failed stream.
+const STATUS_GRACE: Duration = Duration::from_secs(1);
 
 /// The service; one per server.
 pub struct Discovery {
@@ -154,6 +163,16 @@ impl ConfigDiscovery for Discovery {
     }
 }
 
+/// The status that ends a stream whose next message failed to arrive as `status` (a
+/// decode error, a size over the limit, or a transport error): said to come from the
+/// control plane, so the data plane knows its own message was refused.
+fn refused(status: &Status) -> Status {
+    Status::new(
+        status.code(),
+        format!("{REFUSED_DATA_PLANE_MESSAGE}: {}", status.message()),
+    )
+}
+
 /// A snapshot sent on this stream, awaiting its ACK or NACK.
 struct Sent {
     nonce: String,
@@ -224,7 +243,9 @@ impl StreamTask {
             }
             End::Failed(status) => {
                 tracing::info!(node_id = %session.node_id, %status, "config stream failed");
-                let _ = self.outbound.try_send(Err(status));
+                // The data plane acts on this status (a refused message); wait briefly for
+                // room rather than lose it behind a full buffer.
+                let _ = tokio::time::timeout(STATUS_GRACE, self.outbound.send(Err(status))).await;
             }
         }
         self.fleet.disconnect(&session);
@@ -262,7 +283,7 @@ impl StreamTask {
                 _ = &mut session.replaced => return Err(End::Replaced),
                 message = inbound.next() => match message {
                     None => return Err(End::Closed),
-                    Some(Err(status)) => return Err(End::Failed(status)),
+                    Some(Err(status)) => return Err(End::Failed(refused(&status))),
                     Some(Ok(message)) => self.handle(session, message)?,
                 },
                 changed = self.snapshots.changed() => {

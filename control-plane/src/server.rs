@@ -34,8 +34,10 @@ use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsFiles};
 use crate::versions::Versions;
 
-/// Largest gRPC message accepted or sent: whole config documents travel in one message.
-pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+/// Largest gRPC message accepted or sent, on the config stream and the Admin API: whole
+/// config documents travel in one message. Data planes keep their audit batches far under
+/// it and decode twice as much themselves (`conduit_proto::limits`).
+pub const MAX_MESSAGE_BYTES: usize = conduit_proto::limits::MAX_STREAM_MESSAGE_BYTES;
 /// HTTP/2 pings keep idle config streams open through middleboxes and detect dead peers.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -124,6 +124,17 @@ pub struct RunArgs {
     /// hung file system); the configuration is then rejected.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
     pub secret_read_timeout: Duration,
+    /// Encoded bytes of the audit records held while the control plane is away (waiting
+    /// or sent and not yet acknowledged); beyond it new records are dropped and counted.
+    /// At least 65536.
+    #[arg(
+        long,
+        env = "CONDUIT_AUDIT_QUEUE_BYTES",
+        value_name = "BYTES",
+        default_value_t = conduit_data_plane::audit::queue::CAPACITY_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(65_536..=(1 << 40))
+    )]
+    pub audit_queue_bytes: u64,
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -174,6 +185,7 @@ impl RunArgs {
             admin_allowed_hosts: self.admin_allowed_hosts.unwrap_or_default(),
             stream_idle_timeout: self.stream_idle_timeout,
             audit_queue_capacity: self.audit_queue_capacity as usize,
+            audit_queue_bytes: usize::try_from(self.audit_queue_bytes).unwrap_or(usize::MAX),
             backoff: Backoff::default(),
             references,
         })
@@ -285,6 +297,8 @@ mod tests {
             "4",
             "--admin-allowed-hosts",
             "metrics.internal,*.svc",
+            "--audit-queue-bytes",
+            "1048576",
         ])
         .expect("parses");
         assert_eq!(args.body_read_timeout, Duration::from_secs(3));
@@ -295,6 +309,7 @@ mod tests {
         assert_eq!(args.log_format, LogFormat::Json);
         assert_eq!(args.worker_threads, NonZeroUsize::new(1));
         assert_eq!(args.audit_queue_capacity, 5);
+        assert_eq!(args.audit_queue_bytes, 1_048_576);
         let settings = args.settings(Some("t".into())).expect("settings");
         assert_eq!(settings.node_id, "dp-1");
         assert_eq!(settings.labels["zone"], "a");
@@ -328,6 +343,7 @@ mod tests {
         assert_eq!(args.log_format, LogFormat::Text);
         assert_eq!(args.worker_threads, None);
         assert_eq!(args.audit_queue_capacity, 10_000);
+        assert_eq!(args.audit_queue_bytes, 32 * 1024 * 1024);
         // An empty token means none.
         let settings = args.settings(Some(String::new())).expect("settings");
         assert_eq!(settings.token, None);

@@ -79,6 +79,8 @@ pub struct Settings {
     /// Audit records held for the control plane (waiting or unacked) before new ones are
     /// dropped.
     pub audit_queue_capacity: usize,
+    /// Encoded bytes of those records before new ones are dropped.
+    pub audit_queue_bytes: usize,
     pub backoff: Backoff,
     /// What `${file:}` / `${env:}` references may read (`--secret-dir`, …).
     pub references: ReferencePolicy,
@@ -170,9 +172,10 @@ impl DataPlane {
                 let state = state_dir.map(StateDir::open).transpose()?;
                 applier.approvals().use_control_plane();
                 metrics.contact.use_control_plane();
-                let queue = Arc::new(audit::Queue::with_capacity(
+                let queue = Arc::new(audit::Queue::with_limits(
                     &metrics,
                     settings.audit_queue_capacity,
+                    settings.audit_queue_bytes,
                 ));
                 let context = SessionContext {
                     applier,

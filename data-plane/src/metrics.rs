@@ -61,8 +61,13 @@ pub struct Metrics {
     pub approval_grants: IntGauge,
     /// `conduit_audit_dropped_total`: audit records dropped because the queue was full.
     pub audit_dropped: IntCounter,
+    /// `conduit_dp_audit_undeliverable_total`: audit records dropped because they could
+    /// never be delivered (too large for a batch, or refused by the control plane).
+    pub audit_undeliverable: IntCounter,
     /// `conduit_dp_audit_queue_depth`: audit records waiting or sent and not yet acked.
     pub audit_queue_depth: IntGauge,
+    /// `conduit_dp_audit_queue_bytes`: encoded bytes of those records.
+    pub audit_queue_bytes: IntGauge,
     /// `conduit_dp_audit_records_total`: audit records written.
     pub audit_records: IntCounter,
     /// `conduit_dp_snapshot_apply_seconds`: verify, compile and swap of an applied config.
@@ -213,9 +218,21 @@ impl Metrics {
             "Audit records dropped because the queue to the control plane was full.",
         )
         .expect("valid metric");
+        let audit_undeliverable = IntCounter::new(
+            "conduit_dp_audit_undeliverable_total",
+            "Audit records dropped because they could never be delivered (too large for a \
+             batch, or refused by the control plane as too large).",
+        )
+        .expect("valid metric");
         let audit_queue_depth = IntGauge::new(
             "conduit_dp_audit_queue_depth",
             "Audit records waiting for the control plane or sent and not yet acked.",
+        )
+        .expect("valid metric");
+        let audit_queue_bytes = IntGauge::new(
+            "conduit_dp_audit_queue_bytes",
+            "Encoded bytes of the audit records waiting for the control plane or sent and \
+             not yet acked.",
         )
         .expect("valid metric");
         let audit_records = IntCounter::new(
@@ -256,7 +273,9 @@ impl Metrics {
             Box::new(approval_requests_dropped.clone()),
             Box::new(approval_grants.clone()),
             Box::new(audit_dropped.clone()),
+            Box::new(audit_undeliverable.clone()),
             Box::new(audit_queue_depth.clone()),
+            Box::new(audit_queue_bytes.clone()),
             Box::new(audit_records.clone()),
             Box::new(snapshot_apply.clone()),
             Box::new(StaleSeconds::new(Arc::clone(&contact))),
@@ -306,7 +325,9 @@ impl Metrics {
             approval_requests_dropped,
             approval_grants,
             audit_dropped,
+            audit_undeliverable,
             audit_queue_depth,
+            audit_queue_bytes,
             audit_records,
             snapshot_apply,
             contact,
@@ -427,7 +448,9 @@ mod tests {
             "conduit_dp_approval_requests_dropped_total",
             "conduit_dp_approval_grants",
             "conduit_audit_dropped_total 0",
+            "conduit_dp_audit_undeliverable_total 0",
             "conduit_dp_audit_queue_depth 0",
+            "conduit_dp_audit_queue_bytes 0",
             "conduit_dp_audit_records_total 0",
             "conduit_dp_config_stale_seconds 0",
             "conduit_dp_snapshot_apply_seconds_count 0",

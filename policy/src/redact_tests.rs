@@ -34,17 +34,53 @@ fn sensitive_names() {
         "Authorization",
         "ssn",
         "bearerToken",
+        // Added after the external review.
+        "auth",
+        "auth_header",
+        "X-Auth",
+        "cookie",
+        "Set-Cookie",
+        "credential",
+        "credentials",
+        "aws_credentials",
+        "passwd",
+        "db_passwd",
+        "pwd",
+        "passphrase",
+        "keyPassphrase",
+        "session",
+        "sessionId",
+        "Mcp-Session-Id",
+        "private",
+        "privateKey",
+        // Plurals of the last word.
+        "tokens",
+        "accessTokens",
+        "secrets",
+        "passwords",
+        "api_keys",
+        "apiKeys",
+        "apikeys",
+        "private_keys",
+        "cookies",
+        "passphrases",
     ] {
         assert!(r.is_sensitive(name), "{name} should be redacted");
     }
     for name in [
         "tokenizer",
-        "passwords",
         "username",
         "key",
+        "keys",
         "api",
         "pass",
         "secretary",
+        "author",
+        "authority",
+        "sessionize",
+        "privacy",
+        "cookbook",
+        "tokensmith",
         "",
     ] {
         assert!(!r.is_sensitive(name), "{name} should not be redacted");
@@ -107,4 +143,88 @@ fn a_document_without_observability_uses_the_default_list() {
         conduit_config::Document::from_text("observability: {redact_fields: [pin]}\n").unwrap();
     let redactor = Redactor::for_document(&custom);
     assert!(redactor.is_sensitive("userPin") && !redactor.is_sensitive("password"));
+}
+
+#[test]
+fn secrets_inside_strings_are_redacted() {
+    let r = default();
+    let cases = [
+        (
+            "https://alice:hunter2@db.example.com:5432/app",
+            "https://[REDACTED]@db.example.com:5432/app",
+        ),
+        (
+            "clone git://x-access-token:ghp_abc@github.com/o/r.git now",
+            "clone git://[REDACTED]@github.com/o/r.git now",
+        ),
+        (
+            "https://api.example.com/v1?user=bob&token=t0k3n&api_key=k3y#top",
+            "https://api.example.com/v1?user=bob&token=[REDACTED]&api_key=[REDACTED]#top",
+        ),
+        (
+            "/callback?code=1;session=abc, next",
+            "/callback?code=1;session=[REDACTED], next",
+        ),
+        (
+            "run --password=hunter2 --verbose",
+            "run --password=[REDACTED] --verbose",
+        ),
+        ("DB_PASSWORD=s3cr3t psql", "DB_PASSWORD=[REDACTED] psql"),
+        (
+            "postgres://u:p@h/db?sslmode=require&passwd=x",
+            "postgres://[REDACTED]@h/db?sslmode=require&passwd=[REDACTED]",
+        ),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(r.redact_text(input), expected, "{input}");
+    }
+    // Nothing secret: left alone, borrowed.
+    for plain in [
+        "https://example.com/users/@alice?page=2&sort=name",
+        "mailto:alice@example.com",
+        "a == b, x=1",
+        "token",
+        "tokenizer=bpe",
+        "https://example.com/path/with/segments",
+        "user@example.com",
+        "=token",
+        "token=",
+    ] {
+        assert!(
+            matches!(r.redact_text(plain), std::borrow::Cow::Borrowed(_)),
+            "{plain} changed to {}",
+            r.redact_text(plain)
+        );
+    }
+    // In arguments, at any depth, as well as by field name.
+    let input = json!({
+        "url": "https://u:p@host/x?token=abc",
+        "list": ["see ?secret=s1 here"],
+        "cookies": {"a": 1},
+    });
+    assert_eq!(
+        r.redact(&input),
+        json!({
+            "url": "https://[REDACTED]@host/x?token=[REDACTED]",
+            "list": ["see ?secret=[REDACTED] here"],
+            "cookies": "[REDACTED]",
+        })
+    );
+}
+
+#[test]
+fn a_huge_string_of_separators_stays_linear() {
+    let r = default();
+    let text = "a=".repeat(50_000)
+        + &"passwordish=".repeat(20_000)
+        + &"x".repeat(100_000)
+        + "=1 "
+        + &"=".repeat(50_000)
+        + "token=x";
+    let redacted = r.redact_text(&text);
+    assert!(redacted.ends_with("token=[REDACTED]"));
+    assert_eq!(redacted.len(), text.len() - 1 + REDACTED.len());
+    // A listed word outside ASCII is still found whatever its case.
+    let custom = Redactor::new(&["contraseña"]);
+    assert!(custom.is_sensitive("CONTRASEÑA") && custom.is_sensitive("mi_contraseña"));
 }

@@ -1,8 +1,11 @@
 //! Generated prost/tonic code for `conduit.v1`. Nothing else lives here but the `Debug` of
-//! `SessionKey`, which hides the key, and the closed set of values of a string field that
-//! three crates check: other crates convert these wire types into their own domain types
-//! at the boundary.
+//! `SessionKey`, which hides the key, the closed set of values of a string field that
+//! three crates check, and the size limits both ends of the config stream keep
+//! ([`limits`]): other crates convert these wire types into their own domain types at the
+//! boundary.
 #![forbid(unsafe_code)]
+
+pub mod limits;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, rust_2018_idioms)]
 pub mod v1 {

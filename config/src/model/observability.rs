@@ -20,11 +20,15 @@ pub struct Observability {
     /// Record tool results in audit records (same truncation and redaction). Default: `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_responses: Option<bool>,
-    /// Argument names whose values are replaced by `[REDACTED]` in audit records and webhook
-    /// payloads. A name matches when its words (split on `_`, `-` and camelCase) contain the
-    /// listed word: `token` matches `access_token` and `userToken`, not `tokenizer`.
-    /// Default: `ssn`, `password`, `api_key`, `apikey`, `token`, `secret`, `authorization`,
-    /// `bearer`, `private_key`, `privatekey`. Setting the list replaces the default.
+    /// Argument names whose values are replaced by `[REDACTED]` in audit records, webhook
+    /// payloads and approval requests. A name matches when its words (split on `_`, `-` and
+    /// camelCase) contain the listed word, the last one possibly plural: `token` matches
+    /// `access_token`, `userToken` and `tokens`, not `tokenizer`. Inside any string value,
+    /// URL userinfo (`https://user:pass@host`) and the value of a `name=value` pair with a
+    /// matching name (`?api_key=…`) are replaced too. Default: `ssn`, `password`, `passwd`,
+    /// `pwd`, `passphrase`, `api_key`, `apikey`, `token`, `secret`, `credential`, `auth`,
+    /// `authorization`, `bearer`, `cookie`, `session`, `private`, `private_key`,
+    /// `privatekey`. Setting the list replaces the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redact_fields: Option<Vec<String>>,
     /// Days the control plane keeps audit records. Default: 30.
@@ -69,12 +73,20 @@ pub struct Metrics {
 pub const DEFAULT_REDACT_FIELDS: &[&str] = &[
     "ssn",
     "password",
+    "passwd",
+    "pwd",
+    "passphrase",
     "api_key",
     "apikey",
     "token",
     "secret",
+    "credential",
+    "auth",
     "authorization",
     "bearer",
+    "cookie",
+    "session",
+    "private",
     "private_key",
     "privatekey",
 ];

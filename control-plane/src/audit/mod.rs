@@ -4,7 +4,8 @@
 //! `observability.retention_days` of the current config version.
 //!
 //! Records arrive already redacted; the control plane only verifies them (the node id is
-//! the stream's, whatever the record says; ids must be 32 lowercase hex digits). Every
+//! the stream's, whatever the record says; ids must be 32 lowercase hex digits; strings
+//! are cut to the caps of `conduit_proto::limits`, as the data plane should have done). Every
 //! SQLite call runs on the blocking pool; [`ingest`] keeps the config streams from ever
 //! waiting on it.
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conduit_config::Document;
+use conduit_proto::limits::bound_audit_record;
 use conduit_proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
@@ -88,12 +90,16 @@ impl Audit {
     ) -> Result<Ingested, AuditError> {
         let mut invalid = 0;
         let mut relabelled = 0;
+        let mut cut = 0;
         let mut records = Vec::with_capacity(batch.records.len());
         for mut record in batch.records {
             if !valid_id(&record.id) {
                 invalid += 1;
                 continue;
             }
+            // A data plane cuts every string to its cap before sending; one that did not
+            // still cannot store more.
+            cut += bound_audit_record(&mut record);
             // The stream is authenticated as `node_id`; a data plane cannot write records
             // in another node's name.
             if record.node_id != node_id {
@@ -108,6 +114,14 @@ impl Audit {
                 invalid,
                 sequence = batch.sequence,
                 "ignoring audit records with a malformed id"
+            );
+        }
+        if cut > 0 {
+            tracing::warn!(
+                node_id,
+                fields = cut,
+                sequence = batch.sequence,
+                "audit record fields over their cap were cut"
             );
         }
         if relabelled > 0 {

@@ -6,11 +6,17 @@
 //! caller that failed authentication), arguments and responses are redacted with the
 //! configuration's redactor and their strings cut to [`MAX_STRING_CHARS`], and a JSON answer is
 //! parsed for a JSON-RPC error only when its bytes contain `"error"`.
+//!
+//! Last, every string of a record is cut to its cap (`conduit_proto::limits`, with a
+//! visible `…[N bytes truncated]`): method, target and error message are the client's own
+//! text, also for a request that failed authentication, and one unbounded record could
+//! otherwise outgrow any batch the control plane accepts.
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 use conduit_policy::truncate_strings;
+use conduit_proto::limits::bound_audit_record;
 use conduit_proto::v1::AuditRecord;
 use http::StatusCode;
 use serde::Deserialize;
@@ -49,8 +55,21 @@ pub(super) struct Origin<'a> {
     pub server: &'a str,
 }
 
-/// The records of one request.
+/// The records of one request, every string within its cap.
 pub(super) fn build(
+    origin: &Origin<'_>,
+    shared: &Shared,
+    facts: Facts,
+    ending: &Ending,
+) -> Vec<AuditRecord> {
+    let mut records = assemble(origin, shared, facts, ending);
+    for record in &mut records {
+        bound_audit_record(record);
+    }
+    records
+}
+
+fn assemble(
     origin: &Origin<'_>,
     shared: &Shared,
     facts: Facts,

@@ -22,8 +22,10 @@ use super::session::{self, SessionContext};
 use crate::metrics::Metrics;
 
 /// Snapshots carry whole documents; tonic's 4 MiB default is too small for large fleets'
-/// configs, and the control plane is trusted.
+/// configs, and the control plane is trusted. Twice what the control plane encodes at
+/// most, so nothing it sends on the stream can be refused here.
 const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+const _: () = assert!(MAX_MESSAGE_SIZE >= 2 * conduit_proto::limits::MAX_STREAM_MESSAGE_BYTES);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 

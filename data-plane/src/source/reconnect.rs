@@ -4,7 +4,12 @@
 //!   reconnects at once;
 //! * errors (cannot connect, stream reset, idle timeout) back off exponentially with jitter;
 //! * refused credentials are not transient: wait the longest delay and log an error;
-//! * any message from the control plane proves the stream works and resets the backoff.
+//! * a stream that ended because a message on it was refused (a decode or size error, on
+//!   either side) backs off without a reset, whatever came before: the next stream would
+//!   likely meet the same message, and resetting made a wedged stream reconnect several
+//!   times a second;
+//! * otherwise any message from the control plane proves the stream works and resets the
+//!   backoff.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,6 +28,9 @@ pub enum SessionEnd {
     Failed(String),
     /// The control plane refused this data plane (UNAUTHENTICATED / PERMISSION_DENIED).
     Refused(String),
+    /// A message on the stream was refused: too large or undecodable (OUT_OF_RANGE,
+    /// RESOURCE_EXHAUSTED, or a decode error).
+    Rejected(String),
     /// The data plane is shutting down.
     Shutdown,
 }
@@ -47,7 +55,8 @@ pub async fn run<F, Fut>(
 {
     loop {
         let report = session().await;
-        if report.progressed {
+        let rejected = matches!(report.end, SessionEnd::Rejected(_));
+        if report.progressed && !rejected {
             backoff.reset();
         }
         let delay = match &report.end {
@@ -67,6 +76,15 @@ pub async fn run<F, Fut>(
             SessionEnd::Failed(reason) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(%reason, ?delay, "config stream failed; retrying");
+                delay
+            }
+            SessionEnd::Rejected(reason) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    %reason,
+                    ?delay,
+                    "a message on the config stream was refused; retrying, still backing off"
+                );
                 delay
             }
             SessionEnd::Refused(reason) => {
@@ -182,6 +200,26 @@ mod tests {
         let gaps = gaps(&starts);
         assert!(gaps[2] >= Duration::from_millis(200), "{gaps:?}");
         assert!(gaps[3] <= Duration::from_millis(100), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_message_never_resets_the_backoff() {
+        // Each stream works (snapshot, heartbeats) until the same message is refused.
+        let rejected = || report(SessionEnd::Rejected("OutOfRange: too large".into()), true);
+        let (starts, reconnects) = start_times(vec![rejected(); 8]).await;
+        let gaps = gaps(&starts);
+        let mut ceiling = Duration::from_millis(100);
+        for gap in &gaps[..8] {
+            assert!(
+                *gap >= ceiling / 2 && *gap <= ceiling,
+                "{gap:?} not in [{:?}, {ceiling:?}]: {gaps:?}",
+                ceiling / 2
+            );
+            ceiling = (ceiling * 2).min(Duration::from_secs(30));
+        }
+        assert_eq!(reconnects, 8);
+        // Nine attempts take at least 12.75 s, where a reset made it about 7 a second.
+        assert!(starts[8] >= Duration::from_millis(12_750), "{starts:?}");
     }
 
     #[tokio::test(start_paused = true)]

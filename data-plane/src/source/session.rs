@@ -5,7 +5,8 @@
 //! verified grant sets, send the approval requests the request path queued, ship the audit
 //! records in batches (every second, or as soon as a batch is full; unacked ones again on
 //! each new stream, the last ones on shutdown), and notice when the control plane goes
-//! silent.
+//! silent. Nothing larger than the control plane decodes is sent: one such message ended
+//! every stream it was resent on.
 //!
 //! Transport concerns (connecting, TLS, credentials) live in `control_plane`; this module
 //! only sees a stream of messages and a sender for replies, which keeps it testable with
@@ -17,10 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conduit_config::{ConfigError, ConfigErrors};
+use conduit_proto::limits::REFUSED_DATA_PLANE_MESSAGE;
 use conduit_proto::v1::{
     self, Ack, ControlPlaneMessage, DataPlaneMessage, Nack, control_plane_message,
     data_plane_message,
 };
+use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -79,16 +82,16 @@ where
     let mut applying: Option<Applying<'_>> = None;
     let mut waiting: Option<v1::Snapshot> = None;
     loop {
-        let closed = || SessionReport {
-            end: SessionEnd::Failed("the config stream closed while sending".into()),
-            progressed,
-        };
         while let Some(request) = approvals.outbox().pop() {
+            let Some(request) = fit_approval_request(request) else {
+                context.applier.metrics().approval_requests_dropped.inc();
+                continue;
+            };
             let message = DataPlaneMessage {
                 kind: Some(data_plane_message::Kind::ApprovalRequest(request)),
             };
             if outbound.send(message).await.is_err() {
-                return closed();
+                return ended_while_sending(context, &mut inbound, progressed).await;
             }
         }
         // Full batches at once; what waits, on the tick.
@@ -98,7 +101,7 @@ where
                 kind: Some(data_plane_message::Kind::AuditBatch(batch)),
             };
             if outbound.send(message).await.is_err() {
-                return closed();
+                return ended_while_sending(context, &mut inbound, progressed).await;
             }
         }
         let next = tokio::select! {
@@ -154,7 +157,7 @@ where
             }
             Ok(Some(Err(status))) => {
                 return SessionReport {
-                    end: classify(&status),
+                    end: stream_error(context, &status),
                     progressed,
                 };
             }
@@ -233,11 +236,107 @@ async fn last_audit_batches<S>(
     }
 }
 
+/// Largest message this side sends on the stream: what the control plane decodes.
+const MAX_OUTBOUND_BYTES: usize = conduit_proto::limits::MAX_STREAM_MESSAGE_BYTES;
+
+/// `request`, cut to fit the stream when it would not: the control plane would refuse it
+/// and end the stream, and the outbox sends it again first on every new one. Its
+/// fingerprint still binds the whole arguments; the approver sees them cut, with a marker.
+/// `None` (dropped) only if even the cut request does not fit.
+fn fit_approval_request(mut request: v1::ApprovalRequest) -> Option<v1::ApprovalRequest> {
+    use conduit_proto::limits::{
+        AUDIT_ERROR_MAX_BYTES, AUDIT_ID_MAX_BYTES, AUDIT_JSON_MAX_BYTES, AUDIT_TARGET_MAX_BYTES,
+        truncate_text,
+    };
+    // The stream message adds a tag and a length prefix.
+    let fits = |request: &v1::ApprovalRequest| request.encoded_len() + 16 <= MAX_OUTBOUND_BYTES;
+    if fits(&request) {
+        return Some(request);
+    }
+    let bytes = request.encoded_len();
+    truncate_text(&mut request.arguments_json, AUDIT_JSON_MAX_BYTES);
+    truncate_text(&mut request.tool, AUDIT_TARGET_MAX_BYTES);
+    truncate_text(&mut request.reason, AUDIT_ERROR_MAX_BYTES);
+    for field in [
+        &mut request.client_id,
+        &mut request.tenant_id,
+        &mut request.server_id,
+        &mut request.rule,
+        &mut request.source,
+        &mut request.trace_id,
+    ] {
+        truncate_text(field, AUDIT_ID_MAX_BYTES);
+    }
+    if fits(&request) {
+        tracing::warn!(
+            bytes,
+            id = %request.id,
+            "an approval request too large for the config stream was cut"
+        );
+        Some(request)
+    } else {
+        tracing::warn!(
+            bytes,
+            "an approval request too large for the config stream was dropped"
+        );
+        None
+    }
+}
+
+/// How long a session whose sender closed waits for the status that says why.
+const WHY_CLOSED_WAIT: Duration = Duration::from_secs(1);
+
+/// The stream took no more messages: it ended. Its status (a moment later on the inbound
+/// side) says why, and a refused message must be told from a broken connection.
+async fn ended_while_sending<S>(
+    context: &SessionContext,
+    inbound: &mut S,
+    progressed: bool,
+) -> SessionReport
+where
+    S: Stream<Item = Result<ControlPlaneMessage, tonic::Status>> + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + WHY_CLOSED_WAIT;
+    let end = loop {
+        match tokio::time::timeout_at(deadline, inbound.next()).await {
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(status))) => break stream_error(context, &status),
+            Ok(None) | Err(_) => {
+                break SessionEnd::Failed("the config stream closed while sending".into());
+            }
+        }
+    };
+    SessionReport { end, progressed }
+}
+
+/// The end of a stream that failed with `status`; when the control plane refused a
+/// message of ours as too large, the audit batches on the way become suspects (see
+/// `audit::queue`), so none can wedge the stream for good.
+fn stream_error(context: &SessionContext, status: &tonic::Status) -> SessionEnd {
+    if too_large(status) && status.message().starts_with(REFUSED_DATA_PLANE_MESSAGE) {
+        context.audit.stream_refused();
+    }
+    classify(status)
+}
+
+/// Whether `status` says a message was larger than its receiver accepts.
+fn too_large(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+    )
+}
+
 /// Map a gRPC status that ended a stream (or refused to open it) to a session end.
 pub fn classify(status: &tonic::Status) -> SessionEnd {
     let reason = format!("{:?}: {}", status.code(), status.message());
     match status.code() {
         tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => SessionEnd::Refused(reason),
+        _ if too_large(status) => SessionEnd::Rejected(reason),
+        // A message that does not decode (either side) comes again on the next stream.
+        tonic::Code::Internal if status.message().contains("decode") => {
+            SessionEnd::Rejected(reason)
+        }
         _ => SessionEnd::Failed(reason),
     }
 }

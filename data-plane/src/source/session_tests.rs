@@ -492,3 +492,104 @@ async fn on_shutdown_the_last_records_go_out_and_their_ack_is_awaited_briefly() 
     assert_eq!(next_audit_batch(&mut replies).await.records.len(), 1);
     assert_eq!(context.audit.depth(), 1, "kept, though the process ends");
 }
+
+/// The status with which the control plane ends a stream whose message it cannot take.
+fn refused_as_too_large() -> tonic::Status {
+    tonic::Status::out_of_range(format!(
+        "{}: Error, decoded message length too large: found 37748736 bytes, the limit is: \
+         33554432 bytes",
+        conduit_proto::limits::REFUSED_DATA_PLANE_MESSAGE
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_the_control_plane_refuses_is_dropped_after_a_few_streams_not_resent_forever() {
+    let context = context(None);
+    let queue = Arc::clone(&context.audit);
+    let metrics = Arc::clone(context.applier.metrics());
+    queue.push(audit_record(1));
+    queue.push(audit_record(2));
+    // A control plane that refuses whatever batch comes first, as it did with a batch of
+    // huge records: a stream per attempt, each ending in the refusal.
+    let mut streams = 0;
+    while metrics.audit_undeliverable.get() < 2 {
+        streams += 1;
+        assert!(streams <= 4, "still resending after {streams} streams");
+        let (inbound, mut replies, session) = start(context.clone());
+        let batch = next_audit_batch(&mut replies).await;
+        inbound.send(Ok(heartbeat())).await.unwrap();
+        inbound.send(Err(refused_as_too_large())).await.unwrap();
+        let report = session.await.unwrap();
+        assert!(
+            matches!(&report.end, SessionEnd::Rejected(reason) if reason.contains("too large")),
+            "{report:?}"
+        );
+        assert!(report.progressed, "a heartbeat came first");
+        assert!(
+            replies.try_recv().is_err(),
+            "batch {} went alone",
+            batch.sequence
+        );
+    }
+    // Marked, split, then each half refused alone: four streams, both records counted.
+    assert_eq!(streams, 4);
+    assert_eq!(queue.depth(), 0);
+    assert_eq!(metrics.audit_queue_depth.get(), 0);
+
+    // The next stream works again, and reports the drops with the next records.
+    queue.push(audit_record(3));
+    let (inbound, mut replies, _session) = start(context);
+    let batch = next_audit_batch(&mut replies).await;
+    assert_eq!((batch.records.len(), batch.dropped), (1, 2));
+    inbound.send(Ok(audit_ack(batch.sequence))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(queue.depth(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_of_the_control_plane_own_makes_no_batch_a_suspect() {
+    let context = context(None);
+    let queue = Arc::clone(&context.audit);
+    let metrics = Arc::clone(context.applier.metrics());
+    for n in 0..crate::audit::queue::BATCH_RECORDS * 2 {
+        queue.push(audit_record(n));
+    }
+    for _ in 0..3 {
+        let (inbound, mut replies, session) = start(context.clone());
+        next_audit_batch(&mut replies).await;
+        next_audit_batch(&mut replies).await;
+        // Its own snapshot did not fit: no message of this data plane was refused.
+        inbound
+            .send(Err(tonic::Status::out_of_range(
+                "Error, encoded message length too large",
+            )))
+            .await
+            .unwrap();
+        let report = session.await.unwrap();
+        assert!(matches!(report.end, SessionEnd::Rejected(_)), "{report:?}");
+    }
+    assert_eq!(metrics.audit_undeliverable.get(), 0);
+    assert_eq!(queue.depth(), crate::audit::queue::BATCH_RECORDS * 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_approval_request_too_large_for_the_stream_goes_cut() {
+    let context = context(None);
+    let applier = context.applier.clone();
+    applier.approvals().outbox().push(v1::ApprovalRequest {
+        id: "apr_huge".into(),
+        tool: "t".repeat(conduit_proto::limits::MAX_STREAM_MESSAGE_BYTES),
+        arguments_json: "{}".into(),
+        expires_at: i64::MAX / 2,
+        ..Default::default()
+    });
+    let (_inbound, mut replies, _session) = start(context);
+    let Some(data_plane_message::Kind::ApprovalRequest(sent)) = replies.recv().await.unwrap().kind
+    else {
+        panic!("expected the approval request");
+    };
+    assert_eq!(sent.id, "apr_huge");
+    assert!(sent.tool.len() <= conduit_proto::limits::AUDIT_TARGET_MAX_BYTES);
+    assert!(sent.tool.ends_with(" bytes truncated]"), "{}", sent.tool);
+    assert_eq!(applier.metrics().approval_requests_dropped.get(), 0);
+}

@@ -11,6 +11,7 @@ mod integration {
     mod aggregate;
     mod approvals;
     mod audit;
+    mod audit_limits;
 
     mod auth;
     mod config_secrets;

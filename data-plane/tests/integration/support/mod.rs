@@ -43,6 +43,7 @@ pub fn settings(source: SourceSettings) -> Settings {
         admin_allowed_hosts: Default::default(),
         stream_idle_timeout: Duration::from_secs(60),
         audit_queue_capacity: conduit_data_plane::audit::queue::CAPACITY,
+        audit_queue_bytes: conduit_data_plane::audit::queue::CAPACITY_BYTES,
         backoff: Backoff::try_new(Duration::from_millis(20), Duration::from_millis(200))
             .expect("valid backoff"),
         references: conduit_data_plane::references::ReferencePolicy::default(),

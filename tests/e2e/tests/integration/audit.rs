@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use super::common::{Fleet, RECONNECT_TIMEOUT, apply};
 
-const AGENT_ONE_KEY: &str = "agent-one-key-7f3a";
-const AGENT_TWO_KEY: &str = "agent-two-key-91bc";
+pub(super) const AGENT_ONE_KEY: &str = "agent-one-key-7f3a";
+pub(super) const AGENT_TWO_KEY: &str = "agent-two-key-91bc";
 /// Secrets the callers put in their arguments; none may reach the control plane.
 const SECRETS: [&str; 4] = [
     "hunter2-password-value",
@@ -26,7 +26,7 @@ const SECRETS: [&str; 4] = [
     "nested-secret-value",
 ];
 
-fn audit_config(fixture_url: &str) -> String {
+pub(super) fn audit_config(fixture_url: &str) -> String {
     format!(
         "servers:\n  - id: fixture\n    url: {fixture_url}\n    timeout_ms: 10000\n\
          auth:\n  method: api-key\n  api_keys:\n    - key: {AGENT_ONE_KEY}\n      \
@@ -42,7 +42,7 @@ fn audit_config(fixture_url: &str) -> String {
     )
 }
 
-fn client(url: String, key: &str) -> McpClient {
+pub(super) fn client(url: String, key: &str) -> McpClient {
     McpClient::new(url).with_header("Authorization", &format!("Bearer {key}"))
 }
 
@@ -66,14 +66,14 @@ fn call(client: &mut McpClient, tool: &str, arguments: Value) -> anyhow::Result<
 }
 
 /// `conduitctl logs -o json` with `args`, parsed.
-fn logs(cp: &ControlPlane, args: &[&str]) -> anyhow::Result<Vec<Value>> {
+pub(super) fn logs(cp: &ControlPlane, args: &[&str]) -> anyhow::Result<Vec<Value>> {
     let mut command = vec!["logs", "-o", "json", "--limit", "1000"];
     command.extend_from_slice(args);
     cp.ctl().run(command)?.expect_code(0)?.json()
 }
 
 /// Waits until `conduitctl logs` shows `count` records, then checks it stays there.
-fn wait_for_records(cp: &ControlPlane, count: usize) -> anyhow::Result<Vec<Value>> {
+pub(super) fn wait_for_records(cp: &ControlPlane, count: usize) -> anyhow::Result<Vec<Value>> {
     wait_until(DEFAULT_TIMEOUT, &format!("{count} audit records"), || {
         let records = logs(cp, &[])?;
         ensure!(records.len() >= count, "{} records", records.len());
@@ -90,7 +90,7 @@ fn wait_for_records(cp: &ControlPlane, count: usize) -> anyhow::Result<Vec<Value
 
 /// The value of the series `name` whose labels include every pair of `labels`, summed
 /// over the series that match; 0 when none does.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(super) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
@@ -110,16 +110,16 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-fn dp_metrics(dp: &DataPlane) -> anyhow::Result<String> {
+pub(super) fn dp_metrics(dp: &DataPlane) -> anyhow::Result<String> {
     Ok(dp.admin_get("/metrics")?.text())
 }
 
-fn cp_metrics(cp: &ControlPlane) -> anyhow::Result<String> {
+pub(super) fn cp_metrics(cp: &ControlPlane) -> anyhow::Result<String> {
     Ok(conduit_e2e::http::get(&cp.http_url("/metrics"), DEFAULT_TIMEOUT)?.text())
 }
 
 /// Every byte of the audit database and its write-ahead log.
-fn audit_files(data_dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+pub(super) fn audit_files(data_dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(data_dir)? {
         let path = entry?.path();
