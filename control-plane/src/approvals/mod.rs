@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::principals::Principal;
 use crate::store::{
-    ApprovalRow, ApprovalStatus, Decision, NewApproval, PendingLimits, Recorded, Store,
-    StoreError, ValidGrant,
+    ApprovalRow, ApprovalStatus, Decision, NewApproval, PendingLimits, Recorded, Store, StoreError,
+    ValidGrant,
 };
 use crate::versions::Versions;
 use authorize::DecisionRules;
@@ -386,11 +386,16 @@ fn grant_list(grants: Vec<pb::Grant>) -> pb::GrantList {
 
 /// `governance.approvals.max_pending_per_client` of the current config version, read once
 /// per version (`cache`). Blocking: it may parse the document.
-fn max_pending_per_client(versions: &Versions, cache: &std::sync::Mutex<Option<(u64, u32)>>) -> u32 {
+fn max_pending_per_client(
+    versions: &Versions,
+    cache: &std::sync::Mutex<Option<(u64, u32)>>,
+) -> u32 {
     let Some(snapshot) = versions.current() else {
         return DEFAULT_APPROVAL_MAX_PENDING_PER_CLIENT;
     };
-    let mut cache = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((version, limit)) = *cache
         && version == snapshot.version
     {

@@ -183,14 +183,31 @@ async fn reported_uses_are_published_until_the_grant_is_used_up() {
     let temp = tempfile::tempdir().unwrap();
     let approvals = approvals(temp.path()).await;
     let mut receiver = approvals.subscribe();
-    approvals.record(request("apr_three", "agent"), "dp-1").await;
+    approvals
+        .record(request("apr_three", "agent"), "dp-1")
+        .await;
     let too_many = approvals
-        .decide(&principal("sec-bob"), "apr_three", true, String::new(), Some(1001))
+        .decide(
+            &principal("sec-bob"),
+            "apr_three",
+            true,
+            String::new(),
+            Some(1001),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(too_many, DecideError::InvalidArgument(_)), "{too_many}");
+    assert!(
+        matches!(too_many, DecideError::InvalidArgument(_)),
+        "{too_many}"
+    );
     let approved = approvals
-        .decide(&principal("sec-bob"), "apr_three", true, String::new(), Some(3))
+        .decide(
+            &principal("sec-bob"),
+            "apr_three",
+            true,
+            String::new(),
+            Some(3),
+        )
         .await
         .unwrap();
     assert_eq!((approved.max_uses, approved.uses), (3, 0));
@@ -217,7 +234,10 @@ async fn reported_uses_are_published_until_the_grant_is_used_up() {
     approvals.record_use(used(1), "dp-2").await;
     let list = grants(&receiver.borrow_and_update(), approvals.public_key());
     assert!(list.grants.is_empty(), "{list:?}");
-    let listed = approvals.list(Some(ApprovalStatus::Approved), 0).await.unwrap();
+    let listed = approvals
+        .list(Some(ApprovalStatus::Approved), 0)
+        .await
+        .unwrap();
     assert_eq!((listed[0].max_uses, listed[0].uses), (3, 3));
 }
 

@@ -137,10 +137,7 @@ mod tests {
         assert_eq!(ids, ["apr_1", "apr_3"]);
         let three = &grants[1];
         assert_eq!((three.row.max_uses, three.row.uses), (3, 2));
-        assert_eq!(
-            three.uses,
-            [("dp-1".to_owned(), 1), ("dp-2".to_owned(), 1)]
-        );
+        assert_eq!(three.uses, [("dp-1".to_owned(), 1), ("dp-2".to_owned(), 1)]);
 
         // A count past max_uses is stored as max_uses.
         assert!(store.record_use("apr_3", "dp-2", 50).unwrap());

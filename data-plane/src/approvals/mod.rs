@@ -28,8 +28,8 @@ pub mod outbox;
 pub mod throttle;
 pub mod usage;
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use conduit_config::Document;
@@ -402,7 +402,11 @@ impl Approvals {
         let Some(grant) = grant else {
             self.count(Outcome::Invalid);
             // The header is the client's: only an id of the right shape is logged.
-            let id = if ids::is_well_formed(id) { id } else { "(malformed)" };
+            let id = if ids::is_well_formed(id) {
+                id
+            } else {
+                "(malformed)"
+            };
             tracing::info!(approval_id = %id, rule = need.rule, client_id = %call.caller.client_id, "approval id refused");
             return Err(Refusal::held(
                 INVALID_MESSAGE.to_owned(),

@@ -296,9 +296,8 @@ async fn a_grant_allows_max_uses_calls_counting_other_data_planes() {
     let key = Ed25519KeyPair::generate().unwrap();
     approvals.set_key(Some(key.public_key().as_ref().to_vec()));
     let expires_at = approvals.now() + 600;
-    let retry = |id: &str| {
-        approvals.check(&settings, &headers(Some(id)), &call(&caller, &args), &NEED)
-    };
+    let retry =
+        |id: &str| approvals.check(&settings, &headers(Some(id)), &call(&caller, &args), &NEED);
 
     // A set from a sender without max_uses (0): one call.
     let once = held(&approvals, &caller, &args);
@@ -320,11 +319,7 @@ async fn a_grant_allows_max_uses_calls_counting_other_data_planes() {
     approvals
         .apply_grant_set(&grant_uses(&key, &three, expires_at, 3, &[("dp-2", 1)], 2))
         .unwrap();
-    assert_eq!(
-        approvals.grant_count(),
-        1,
-        "the used-up grant left the set"
-    );
+    assert_eq!(approvals.grant_count(), 1, "the used-up grant left the set");
     retry(&three.id).unwrap();
     retry(&three.id).unwrap();
     assert!(retry(&three.id).is_err());
@@ -360,22 +355,27 @@ async fn a_flood_of_new_requests_is_refused_past_the_rate() {
     };
     let caller = Caller::authenticated("agent", Some("acme"));
     let args = json!({});
-    let new_request = |caller: &Caller| {
-        approvals.check(&settings, &headers(None), &call(caller, &args), &NEED)
-    };
+    let new_request =
+        |caller: &Caller| approvals.check(&settings, &headers(None), &call(caller, &args), &NEED);
     for _ in 0..2 {
         assert_eq!(new_request(&caller).unwrap_err().data["status"], "pending");
     }
     let refused = new_request(&caller).unwrap_err();
     assert_eq!(refused.code(), -32029);
     assert!(
-        refused.message.starts_with("too many approval requests from this client"),
+        refused
+            .message
+            .starts_with("too many approval requests from this client"),
         "{}",
         refused.message
     );
     assert_eq!(refused.data["bucket"], "approval_requests");
     assert_eq!(refused.retry_after, Some(30));
-    assert_eq!(approvals.outbox().len(), 2, "no request for the refused call");
+    assert_eq!(
+        approvals.outbox().len(),
+        2,
+        "no request for the refused call"
+    );
     assert_eq!(outcome(&metrics, Outcome::Throttled), 1);
     // Another client is not affected.
     let other = Caller::authenticated("other", Some("acme"));

@@ -106,10 +106,7 @@ mod tests {
         assert!(usage.consume("apr_3", &later, "dp-1").is_err());
         let mut counts = usage.counts();
         counts.sort();
-        assert_eq!(
-            counts,
-            [("apr_1".to_owned(), 1), ("apr_3".to_owned(), 2)]
-        );
+        assert_eq!(counts, [("apr_1".to_owned(), 1), ("apr_3".to_owned(), 2)]);
         usage.retain(&GrantTable::default());
         assert!(usage.counts().is_empty());
     }

@@ -140,7 +140,11 @@ fn metric(dp: &DataPlane, name: &str) -> anyhow::Result<i64> {
 fn wait_metric(dp: &DataPlane, name: &str, value: i64) -> anyhow::Result<()> {
     wait_until(DEFAULT_TIMEOUT, name, || {
         let seen = metric(dp, name)?;
-        ensure!(seen == value, "{name} on {} is {seen}, not {value}", dp.node_id());
+        ensure!(
+            seen == value,
+            "{name} on {} is {seen}, not {value}",
+            dp.node_id()
+        );
         Ok(())
     })
 }
@@ -281,21 +285,28 @@ fn a_client_flooding_approval_requests_is_refused_past_the_limits() -> anyhow::R
     let cp_metrics = || -> anyhow::Result<String> {
         Ok(http::get(&setup.fleet.cp.http_url("/metrics"), DEFAULT_TIMEOUT)?.text())
     };
-    wait_until(DEFAULT_TIMEOUT, "the control plane decides on every request", || {
-        let text = cp_metrics()?;
-        for expected in [
-            "conduit_cp_approval_requests_total{outcome=\"inserted\"} 5",
-            "conduit_cp_approval_requests_total{outcome=\"client_full\"} 2",
-        ] {
-            ensure!(text.contains(expected), "no {expected} yet");
-        }
-        Ok(())
-    })?;
+    wait_until(
+        DEFAULT_TIMEOUT,
+        "the control plane decides on every request",
+        || {
+            let text = cp_metrics()?;
+            for expected in [
+                "conduit_cp_approval_requests_total{outcome=\"inserted\"} 5",
+                "conduit_cp_approval_requests_total{outcome=\"client_full\"} 2",
+            ] {
+                ensure!(text.contains(expected), "no {expected} yet");
+            }
+            Ok(())
+        },
+    )?;
     let listed: Vec<Value> = setup
         .bob
         .run(["approvals", "list", "--status", "pending", "-o", "json"])?
         .json()?;
-    let of_agent = listed.iter().filter(|a| a["client_id"] == "agent-1").count();
+    let of_agent = listed
+        .iter()
+        .filter(|a| a["client_id"] == "agent-1")
+        .count();
     assert_eq!(of_agent, 4, "{listed:?}");
 
     // A refused flood does not touch grants: a retry with an approved id passes although

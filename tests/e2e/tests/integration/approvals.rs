@@ -273,7 +273,10 @@ fn a_held_call_is_approved_by_an_approver_and_retried_on_another_data_plane() ->
     };
     assert_eq!(status(&id), Some(json!("approved")));
     let granted = all.iter().find(|a| a["id"] == json!(id)).unwrap();
-    assert_eq!((&granted["max_uses"], &granted["uses"]), (&json!(1), &json!(1)));
+    assert_eq!(
+        (&granted["max_uses"], &granted["uses"]),
+        (&json!(1), &json!(1))
+    );
     assert_eq!(status(&second_id), Some(json!("rejected")));
     Ok(())
 }
