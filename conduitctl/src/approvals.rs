@@ -9,7 +9,7 @@ use conduit_proto::v1::{
 use serde::Serialize;
 
 use crate::cli::ConnectionArgs;
-use crate::cli::{ApprovalStatusFilter, ApprovalsListArgs, DecideArgs};
+use crate::cli::{ApprovalStatusFilter, ApprovalsListArgs, ApproveArgs, DecideArgs};
 use crate::client::{CALL_TIMEOUT, Session};
 use crate::exit::{CliError, Exit};
 use crate::output::{RecordFormat, Table, age, escape_controls, json, or_dash, yaml_of_json};
@@ -28,17 +28,20 @@ pub async fn list(connection: &ConnectionArgs, args: &ApprovalsListArgs) -> Resu
     Ok(Exit::Ok)
 }
 
-/// `conduitctl approvals approve|reject ID [--note TEXT] [-o table|json|yaml]`.
+/// `conduitctl approvals approve ID [--max-uses N]` (`approve` given) or `approvals reject
+/// ID`, with `[--note TEXT] [-o table|json|yaml]`.
 pub async fn decide(
     connection: &ConnectionArgs,
     args: &DecideArgs,
-    approve: bool,
+    approve: Option<&ApproveArgs>,
 ) -> Result<Exit, CliError> {
     let session = Session::connect(connection).await?;
     let request = DecideApprovalRequest {
         id: args.id.clone(),
-        approve,
+        approve: approve.is_some(),
         note: args.note.clone().unwrap_or_default(),
+        // 0: the control plane's default (governance.approvals.max_uses).
+        max_uses: approve.and_then(|approve| approve.max_uses).unwrap_or(0),
     };
     let decided = session
         .call(CALL_TIMEOUT, session.admin.clone().decide_approval(request))
@@ -88,6 +91,9 @@ struct ApprovalJson<'a> {
     decided_at: Option<&'a str>,
     approver: Option<&'a str>,
     note: Option<&'a str>,
+    /// Calls an approved request allows, and how many the data planes reported.
+    max_uses: Option<u32>,
+    uses: u32,
 }
 
 impl<'a> From<&'a Approval> for ApprovalJson<'a> {
@@ -112,6 +118,8 @@ impl<'a> From<&'a Approval> for ApprovalJson<'a> {
             decided_at: some(&approval.decided_at),
             approver: some(&approval.approver),
             note: some(&approval.note),
+            max_uses: (approval.max_uses != 0).then_some(approval.max_uses),
+            uses: approval.uses,
         }
     }
 }
@@ -178,8 +186,11 @@ pub fn render_decision(approval: &Approval, format: RecordFormat) -> String {
             );
             if status_word(approval) == "approved" {
                 line.push_str(&format!(
-                    "; retry the call with X-Conduit-Approval-Id: {} (valid until {})",
-                    approval.id, approval.expires_at
+                    "; retry the call with X-Conduit-Approval-Id: {} (for {} call{}, until {})",
+                    approval.id,
+                    approval.max_uses.max(1),
+                    if approval.max_uses > 1 { "s" } else { "" },
+                    approval.expires_at
                 ));
             }
             let mut line = escape_controls(&line).into_owned();
@@ -252,16 +263,20 @@ mod tests {
     fn decisions_say_how_to_retry() {
         let mut approved = approval(WireStatus::Approved);
         approved.approver = "sec-bob".into();
+        approved.max_uses = 3;
+        approved.uses = 1;
         let line = render_decision(&approved, RecordFormat::Table);
         assert!(
             line.starts_with("approval apr_abc approved by sec-bob"),
             "{line}"
         );
         assert!(line.contains("X-Conduit-Approval-Id: apr_abc"), "{line}");
+        assert!(line.contains("for 3 calls"), "{line}");
         let rejected = render_decision(&approval(WireStatus::Rejected), RecordFormat::Table);
         assert_eq!(rejected, "approval apr_abc rejected by -\n");
         let value: serde_json::Value =
             serde_json::from_str(&render_decision(&approved, RecordFormat::Json)).unwrap();
         assert_eq!(value["approver"], "sec-bob");
+        assert_eq!((&value["max_uses"], &value["uses"]), (&3.into(), &1.into()));
     }
 }

@@ -104,8 +104,9 @@ pub enum ApprovalsCommand {
     /// List approval requests, newest first (pending ones by default).
     List(ApprovalsListArgs),
     /// Approve a pending request as the principal of --token; the client then retries
-    /// with `X-Conduit-Approval-Id: ID` until the approval expires.
-    Approve(DecideArgs),
+    /// with `X-Conduit-Approval-Id: ID`, for at most --max-uses calls until the approval
+    /// expires.
+    Approve(ApproveArgs),
     /// Reject a pending request as the principal of --token.
     Reject(DecideArgs),
 }
@@ -142,6 +143,16 @@ pub struct DecideArgs {
     pub note: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value_t = RecordFormat::Table)]
     pub output: RecordFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    pub decide: DecideArgs,
+    /// Calls the approval lets through (1 to 1000); default
+    /// `governance.approvals.max_uses` (1 unless set).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_uses: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,12 +391,28 @@ mod tests {
         match cli.command {
             Command::Approvals(ApprovalsCommand::Approve(args)) => {
                 assert_eq!(
-                    (args.id.as_str(), args.note.as_deref()),
+                    (args.decide.id.as_str(), args.decide.note.as_deref()),
                     ("apr_x", Some("ok"))
                 );
+                assert_eq!(args.max_uses, None);
             }
             other => panic!("unexpected {other:?}"),
         }
+        let cli = parse(&["approvals", "approve", "apr_x", "--max-uses", "3"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Approvals(ApprovalsCommand::Approve(ApproveArgs {
+                max_uses: Some(3),
+                ..
+            }))
+        ));
+        for bad in ["0", "1001"] {
+            assert!(parse(&["approvals", "approve", "apr_x", "--max-uses", bad]).is_err());
+        }
+        assert!(
+            parse(&["approvals", "reject", "apr_x", "--max-uses", "2"]).is_err(),
+            "only an approval has uses"
+        );
         assert!(
             parse(&["approvals", "reject"]).is_err(),
             "the id is required"

@@ -86,10 +86,10 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
                 approvals::list(connection, args).await
             }
             Command::Approvals(ApprovalsCommand::Approve(args)) => {
-                approvals::decide(connection, args, true).await
+                approvals::decide(connection, &args.decide, Some(args)).await
             }
             Command::Approvals(ApprovalsCommand::Reject(args)) => {
-                approvals::decide(connection, args, false).await
+                approvals::decide(connection, args, None).await
             }
             Command::Logs(args) => logs::run(connection, args).await,
             Command::Stats(args) => stats::run(connection, args).await,

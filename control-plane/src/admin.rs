@@ -284,7 +284,13 @@ impl Admin for AdminService {
             Err(Status::invalid_argument("id must name an approval request"))
         } else {
             self.approvals
-                .decide(&principal, &request.id, request.approve, request.note)
+                .decide(
+                    &principal,
+                    &request.id,
+                    request.approve,
+                    request.note,
+                    (request.max_uses != 0).then_some(request.max_uses),
+                )
                 .await
                 .map(to_proto_approval)
                 .map_err(decide_status)
@@ -355,6 +361,7 @@ fn decide_status(error: DecideError) -> Status {
         DecideError::NotFound(_) => Status::not_found(error.to_string()),
         DecideError::NotPending { .. } => Status::failed_precondition(error.to_string()),
         DecideError::Forbidden(reason) => Status::permission_denied(reason),
+        DecideError::InvalidArgument(reason) => Status::invalid_argument(reason),
         error @ (DecideError::Store(_) | DecideError::Task(_)) => {
             tracing::error!(%error, "approval request failed");
             Status::internal(error.to_string())
@@ -388,6 +395,12 @@ fn to_proto_approval(row: ApprovalRow) -> pb::Approval {
         decided_at: row.decided_at.map(rfc3339).unwrap_or_default(),
         approver: row.approver.unwrap_or_default(),
         note: row.note.unwrap_or_default(),
+        max_uses: if row.status == ApprovalStatus::Approved {
+            row.max_uses
+        } else {
+            0
+        },
+        uses: row.uses,
     }
 }
 

@@ -8,8 +8,9 @@
 //! data plane that is slow to read skips straight to the newest version.
 //!
 //! Approvals ride the same stream: the data plane reports the calls it held for approval
-//! (`ApprovalRequest`), and the control plane sends the signed set of valid grants after the
-//! first snapshot or heartbeat and again whenever it changes (`GrantSet`).
+//! (`ApprovalRequest`) and how often they used each grant (`ApprovalUse`), and the control
+//! plane sends the signed set of valid grants after the first snapshot or heartbeat and
+//! again whenever it changes (`GrantSet`).
 //!
 //! So do audit records: each `AuditBatch` goes to the stream's ingest worker
 //! ([`crate::audit::ingest`]), which answers `AuditAck` once the batch is committed.
@@ -358,6 +359,11 @@ impl StreamTask {
                 let approvals = self.approvals.clone();
                 let node_id = session.node_id.clone();
                 tokio::spawn(async move { approvals.record(request, &node_id).await });
+            }
+            Some(data_plane_message::Kind::ApprovalUse(used)) => {
+                let approvals = self.approvals.clone();
+                let node_id = session.node_id.clone();
+                tokio::spawn(async move { approvals.record_use(used, &node_id).await });
             }
             Some(data_plane_message::Kind::AuditBatch(batch)) => self.audit.offer(batch),
             Some(data_plane_message::Kind::Hello(_)) => {

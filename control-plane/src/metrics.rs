@@ -26,6 +26,8 @@ pub struct Metrics {
     /// Snapshots sent to data planes.
     pub snapshots_sent: IntCounter,
     admin_requests: IntCounterVec,
+    /// Approval requests data planes reported, by what became of them.
+    approval_requests: IntCounterVec,
     /// Time from publishing a version to each data plane's ACK of it.
     pub propagation_seconds: Histogram,
     /// Audit records stored (a resent record is not counted again).
@@ -132,6 +134,15 @@ impl Metrics {
             &["method", "outcome"],
         )
         .expect("valid metric");
+        let approval_requests = IntCounterVec::new(
+            Opts::new(
+                "conduit_cp_approval_requests_total",
+                "Approval requests data planes reported, by outcome (inserted, duplicate, \
+                 client_full, node_full: not stored past a pending bound; invalid).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let propagation_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "conduit_cp_propagation_seconds",
@@ -168,6 +179,7 @@ impl Metrics {
             Box::new(snapshot_nacks.clone()),
             Box::new(snapshots_sent.clone()),
             Box::new(admin_requests.clone()),
+            Box::new(approval_requests.clone()),
             Box::new(propagation_seconds.clone()),
             Box::new(audit_records.clone()),
             Box::new(audit_dropped.clone()),
@@ -187,6 +199,7 @@ impl Metrics {
             snapshot_nacks,
             snapshots_sent,
             admin_requests,
+            approval_requests,
             propagation_seconds,
             audit_records,
             audit_dropped,
@@ -204,6 +217,11 @@ impl Metrics {
         self.admin_requests
             .with_label_values(&[method.as_str(), outcome])
             .inc();
+    }
+
+    /// Count one reported approval request by `outcome`.
+    pub fn approval_request(&self, outcome: &str) {
+        self.approval_requests.with_label_values(&[outcome]).inc();
     }
 
     /// Set the fleet gauges from a census taken at scrape time.

@@ -113,7 +113,12 @@ impl Versions {
         self.snapshots.subscribe()
     }
 
-    /// The current snapshot, if any version exists.
+    /// The control plane's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The current version's snapshot, if any version exists.
     pub fn current(&self) -> Option<Arc<Snapshot>> {
         self.snapshots.borrow().clone()
     }

@@ -170,7 +170,7 @@ impl DataPlane {
                     None => None,
                 };
                 let state = state_dir.map(StateDir::open).transpose()?;
-                applier.approvals().use_control_plane();
+                applier.approvals().use_control_plane(&node_id);
                 metrics.contact.use_control_plane();
                 let queue = Arc::new(audit::Queue::with_limits(
                     &metrics,

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub approval_requests_dropped: IntCounter,
     /// Grants in the grant set in use.
     pub approval_grants: IntGauge,
+    /// Uses of those grants as the control plane counted them (all data planes).
+    pub approval_grant_uses: IntGauge,
     /// `conduit_audit_dropped_total`: audit records dropped because the queue was full.
     pub audit_dropped: IntCounter,
     /// `conduit_dp_audit_undeliverable_total`: audit records dropped because they could
@@ -172,7 +174,9 @@ impl Metrics {
             Opts::new(
                 "conduit_approvals_total",
                 "Approvals phase outcomes: requested (a new request, -32011 pending), granted \
-                 (a grant let the call through), invalid (the presented id was refused).",
+                 (a grant let the call through), invalid (the presented id was refused), \
+                 used_up (the grant had no use left), throttled (too many new requests \
+                 from the client: -32029).",
             ),
             &["outcome"],
         )
@@ -185,6 +189,11 @@ impl Metrics {
         let approval_grants = IntGauge::new(
             "conduit_dp_approval_grants",
             "Grants in the verified grant set this data plane holds.",
+        )
+        .expect("valid metric");
+        let approval_grant_uses = IntGauge::new(
+            "conduit_dp_approval_grant_uses",
+            "Uses of the grants in that set, as the control plane counted them fleet-wide.",
         )
         .expect("valid metric");
 
@@ -272,6 +281,7 @@ impl Metrics {
             Box::new(approvals.clone()),
             Box::new(approval_requests_dropped.clone()),
             Box::new(approval_grants.clone()),
+            Box::new(approval_grant_uses.clone()),
             Box::new(audit_dropped.clone()),
             Box::new(audit_undeliverable.clone()),
             Box::new(audit_queue_depth.clone()),
@@ -324,6 +334,7 @@ impl Metrics {
             approvals,
             approval_requests_dropped,
             approval_grants,
+            approval_grant_uses,
             audit_dropped,
             audit_undeliverable,
             audit_queue_depth,
@@ -445,8 +456,11 @@ mod tests {
             "conduit_approvals_total{outcome=\"requested\"}",
             "conduit_approvals_total{outcome=\"granted\"}",
             "conduit_approvals_total{outcome=\"invalid\"}",
+            "conduit_approvals_total{outcome=\"used_up\"}",
+            "conduit_approvals_total{outcome=\"throttled\"}",
             "conduit_dp_approval_requests_dropped_total",
             "conduit_dp_approval_grants",
+            "conduit_dp_approval_grant_uses",
             "conduit_audit_dropped_total 0",
             "conduit_dp_audit_undeliverable_total 0",
             "conduit_dp_audit_queue_depth 0",

@@ -122,6 +122,8 @@ pub struct ApprovalSettings {
     pub required_roles: RoleSet,
     /// Whether a client may approve its own request. Default false.
     pub allow_self_approval: bool,
+    /// Calls a grant allows when the approver does not say. Default 1.
+    pub max_uses: u32,
 }
 
 /// The compiled `governance` section.
@@ -200,6 +202,9 @@ impl TryFrom<&model::Governance> for Governance {
                 allow_self_approval: approvals
                     .and_then(|a| a.allow_self_approval)
                     .unwrap_or(false),
+                max_uses: approvals
+                    .and_then(|a| a.max_uses)
+                    .unwrap_or(model::DEFAULT_APPROVAL_MAX_USES),
             },
         })
     }

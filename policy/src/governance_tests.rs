@@ -103,12 +103,17 @@ fn approvers_and_settings() {
     assert!(!g.may_approve("alice", "platform"));
     let settings = g.approval_settings();
     assert_eq!(
-        (settings.ttl_seconds, settings.allow_self_approval),
-        (3600, false)
+        (
+            settings.ttl_seconds,
+            settings.allow_self_approval,
+            settings.max_uses
+        ),
+        (3600, false, 1)
     );
     let custom = governance(&format!(
-        "{GOVERNANCE}  approvals: {{ttl_seconds: 60, required_roles: [developer], allow_self_approval: true}}\n"
+        "{GOVERNANCE}  approvals: {{ttl_seconds: 60, required_roles: [developer], allow_self_approval: true, max_uses: 3}}\n"
     ));
+    assert_eq!(custom.approval_settings().max_uses, 3);
     assert!(custom.may_approve("dev-1", "acme") && !custom.may_approve("ops-9", "platform"));
     assert_eq!(custom.approval_settings().ttl_seconds, 60);
     assert!(custom.approval_settings().allow_self_approval);

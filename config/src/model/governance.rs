@@ -205,7 +205,31 @@ pub struct Approvals {
     /// Whether a client may approve its own request. Default: `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_self_approval: Option<bool>,
+    /// Calls one granted approval lets through when the approver does not say
+    /// (`conduitctl approvals approve --max-uses N`). Default: 1, at most 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_uses: Option<u32>,
+    /// New approval requests one client may cause per minute on one data plane; beyond
+    /// that its held calls are refused with −32029 and no request is made. Default: 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub requests_per_minute: Option<u32>,
+    /// Pending requests one client (in one workspace) may have on the control plane,
+    /// fleet-wide; further requests are not recorded (and cannot be approved). Default: 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_pending_per_client: Option<u32>,
 }
+
+/// Default of `governance.approvals.max_uses`.
+pub const DEFAULT_APPROVAL_MAX_USES: u32 = 1;
+/// Largest `max_uses` of a grant.
+pub const MAX_APPROVAL_USES: u32 = 1000;
+/// Default of `governance.approvals.requests_per_minute`.
+pub const DEFAULT_APPROVAL_REQUESTS_PER_MINUTE: u32 = 10;
+/// Default of `governance.approvals.max_pending_per_client`.
+pub const DEFAULT_APPROVAL_MAX_PENDING_PER_CLIENT: u32 = 20;
 
 impl Governance {
     /// Whether governance is on (a present section is, unless `enabled: false`).

@@ -166,10 +166,33 @@ fn policy_rules() {
             "governance.quotas.workspaces[0].requests_per_day",
             "must be at least 1",
         ),
+        (
+            "governance: {approvals: {max_uses: 0}}\n",
+            "governance.approvals.max_uses",
+            "must be at least 1",
+        ),
+        (
+            "governance: {approvals: {max_uses: 1001}}\n",
+            "governance.approvals.max_uses",
+            "1000",
+        ),
+        (
+            "governance: {approvals: {requests_per_minute: 0}}\n",
+            "governance.approvals.requests_per_minute",
+            "must be at least 1",
+        ),
+        (
+            "governance: {approvals: {max_pending_per_client: 0}}\n",
+            "governance.approvals.max_pending_per_client",
+            "must be at least 1",
+        ),
     ];
     for (text, path, needle) in cases {
         assert_error(text, path, needle);
     }
+    assert_valid(
+        "governance: {approvals: {max_uses: 1000, requests_per_minute: 1, max_pending_per_client: 1}}\n",
+    );
     assert_valid(
         "governance: {}\nguardrails: {default_action: block, rules: [{name: r, action: require_approval, conditions: [{field: q, operator: matches, value: '^a+$'}]}]}\n",
     );

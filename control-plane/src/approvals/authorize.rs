@@ -42,6 +42,11 @@ impl DecisionRules {
         Ok(DecisionRules { governance })
     }
 
+    /// Calls a grant allows when the approver does not say (`governance.approvals.max_uses`).
+    pub fn max_uses(&self) -> u32 {
+        self.governance.approval_settings().max_uses
+    }
+
     /// Whether `approver` may decide a request of `requester` in `workspace`; the refusal
     /// says why.
     pub fn check(&self, approver: &str, workspace: &str, requester: &str) -> Result<(), String> {

@@ -7,6 +7,14 @@
 //! decision, and any data plane checks the retry against the grant set it holds. The grant
 //! set lives in a `watch` (like snapshots), so a slow stream just sends the newest set.
 //!
+//! A grant allows `max_uses` calls (`--max-uses` at the decision, else
+//! `governance.approvals.max_uses`, default 1). Data planes report their running count per
+//! grant over the stream ([`Approvals::record_use`]); each report that raises a count
+//! publishes a new set carrying the counts per data plane, and a grant whose counts add up
+//! to `max_uses` leaves the set. Reported requests are bounded: per client and workspace
+//! (`governance.approvals.max_pending_per_client`, fleet-wide) and per data plane
+//! ([`MAX_PENDING_PER_NODE`]); requests past a bound are not stored.
+//!
 //! [`authorize`] holds the governance rules of a decision, [`signing`] the grant-set key.
 
 pub mod authorize;
@@ -20,9 +28,14 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::principals::Principal;
-use crate::store::{ApprovalRow, ApprovalStatus, Decision, NewApproval, Store, StoreError};
+use crate::store::{
+    ApprovalRow, ApprovalStatus, Decision, NewApproval, PendingLimits, Recorded, Store, StoreError,
+    ValidGrant,
+};
 use crate::versions::Versions;
 use authorize::DecisionRules;
+use conduit_config::Document;
+use conduit_config::model::{DEFAULT_APPROVAL_MAX_PENDING_PER_CLIENT, MAX_APPROVAL_USES};
 use signing::GrantSigner;
 
 /// Longest accepted text field of a reported request (ids, names, reasons).
@@ -31,6 +44,8 @@ const MAX_FIELD: usize = 1024;
 const MAX_ARGUMENTS: usize = 64 * 1024;
 /// Longest accepted request lifetime, whatever the data plane says.
 const MAX_TTL_SECONDS: i64 = 30 * 24 * 3600;
+/// Pending, unexpired requests one data plane may have stored, whatever clients it names.
+pub const MAX_PENDING_PER_NODE: u32 = 10_000;
 /// How often expired grants are dropped from the published set (data planes check expiry
 /// themselves; this only keeps the set small).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -44,6 +59,8 @@ pub enum DecideError {
     NotPending { id: String, status: &'static str },
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    InvalidArgument(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("database task failed: {0}")]
@@ -59,8 +76,10 @@ pub struct Approvals {
     versions: Arc<Versions>,
     signer: GrantSigner,
     grants: watch::Sender<Arc<pb::GrantSet>>,
-    /// Ids in the published set, to skip publishing an unchanged one.
-    published: std::sync::Mutex<Vec<String>>,
+    /// The grants of the published set, to skip publishing an unchanged one.
+    published: std::sync::Mutex<Vec<pb::Grant>>,
+    /// `governance.approvals.max_pending_per_client` of the config version it was read from.
+    per_client: Arc<std::sync::Mutex<Option<(u64, u32)>>>,
 }
 
 impl Approvals {
@@ -68,15 +87,15 @@ impl Approvals {
     pub fn load(store: Arc<Store>, versions: Arc<Versions>) -> Result<Self, StoreError> {
         let now = unix_now();
         let signer = GrantSigner::load_or_create(&store, now)?;
-        let rows = store.valid_grants(now)?;
-        let ids = rows.iter().map(|row| row.request.id.clone()).collect();
-        let set = signer.sign(&grant_list(&rows));
+        let grants = grants_of(&store.valid_grants(now)?);
+        let set = signer.sign(&grant_list(grants.clone()));
         Ok(Self {
             store,
             versions,
             signer,
             grants: watch::Sender::new(Arc::new(set)),
-            published: std::sync::Mutex::new(ids),
+            published: std::sync::Mutex::new(grants),
+            per_client: Arc::default(),
         })
     }
 
@@ -96,13 +115,28 @@ impl Approvals {
             Ok(new) => new,
             Err(reason) => {
                 tracing::warn!(node_id, %reason, "ignoring an invalid approval request");
+                self.versions.metrics().approval_request("invalid");
                 return;
             }
         };
         let store = self.store.clone();
         let stored = new.clone();
-        match tokio::task::spawn_blocking(move || store.insert_approval(&stored)).await {
-            Ok(Ok(true)) => tracing::info!(
+        let versions = self.versions.clone();
+        let per_client = self.per_client.clone();
+        let inserted = tokio::task::spawn_blocking(move || {
+            let limits = PendingLimits {
+                per_client: max_pending_per_client(&versions, &per_client),
+                per_node: MAX_PENDING_PER_NODE,
+                now: unix_now(),
+            };
+            store.insert_approval(&stored, &limits)
+        });
+        let inserted = inserted.await;
+        if let Ok(Ok(recorded)) = &inserted {
+            self.versions.metrics().approval_request(recorded.as_str());
+        }
+        match inserted {
+            Ok(Ok(Recorded::Inserted)) => tracing::info!(
                 audit = "approval_requested",
                 id = %new.id,
                 client_id = %new.client_id,
@@ -115,11 +149,48 @@ impl Approvals {
                 node_id,
                 "approval requested"
             ),
-            Ok(Ok(false)) => tracing::debug!(id = %new.id, "approval request already known"),
+            Ok(Ok(Recorded::Duplicate)) => {
+                tracing::debug!(id = %new.id, "approval request already known")
+            }
+            Ok(Ok(refused @ (Recorded::ClientFull | Recorded::NodeFull))) => tracing::warn!(
+                audit = "approval_request_refused",
+                id = %new.id,
+                client_id = %new.client_id,
+                workspace = %new.tenant_id,
+                node_id,
+                reason = refused.as_str(),
+                "too many pending approval requests (governance.approvals.max_pending_per_client, \
+                 or the per-data-plane bound); the request is not stored"
+            ),
             Ok(Err(error)) => {
                 tracing::error!(%error, id = %new.id, "cannot store an approval request")
             }
             Err(error) => tracing::error!(%error, "storing an approval request panicked"),
+        }
+    }
+
+    /// Data plane `node_id` reports that it let `used.count` calls through with grant
+    /// `used.id`; publishes a new grant set when that raises the stored count.
+    pub async fn record_use(&self, used: pb::ApprovalUse, node_id: &str) {
+        if !valid_id(&used.id) {
+            tracing::warn!(node_id, "ignoring a grant use with a malformed id");
+            return;
+        }
+        let store = self.store.clone();
+        let id = used.id.clone();
+        let node = node_id.to_owned();
+        let changed =
+            tokio::task::spawn_blocking(move || store.record_use(&id, &node, used.count)).await;
+        match changed {
+            Ok(Ok(true)) => {
+                tracing::info!(audit = "approval_used", id = %used.id, node_id, count = used.count, "grant used");
+                if let Err(error) = self.refresh().await {
+                    tracing::warn!(%error, "cannot refresh the grant set");
+                }
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => tracing::error!(%error, id = %used.id, "cannot store a grant use"),
+            Err(error) => tracing::error!(%error, "storing a grant use panicked"),
         }
     }
 
@@ -137,14 +208,23 @@ impl Approvals {
         .await??)
     }
 
-    /// Approve or reject `id` as `principal` (whose Admin API role was checked already).
+    /// Approve or reject `id` as `principal` (whose Admin API role was checked already); an
+    /// approval allows `max_uses` calls (`None`: `governance.approvals.max_uses`).
     pub async fn decide(
         &self,
         principal: &Principal,
         id: &str,
         approve: bool,
         note: String,
+        max_uses: Option<u32>,
     ) -> Result<ApprovalRow, DecideError> {
+        if let Some(max_uses) = max_uses
+            && !(1..=MAX_APPROVAL_USES).contains(&max_uses)
+        {
+            return Err(DecideError::InvalidArgument(format!(
+                "max_uses must be 1 to {MAX_APPROVAL_USES}, not {max_uses}"
+            )));
+        }
         let now = unix_now();
         let store = self.store.clone();
         let lookup = id.to_owned();
@@ -172,19 +252,23 @@ impl Approvals {
                 &principal.name,
                 &row.request.tenant_id,
                 &row.request.client_id,
-            )
+            )?;
+            Ok(max_uses.unwrap_or(rules.max_uses()))
         });
-        if let Err(reason) = verdict {
-            tracing::warn!(
+        let max_uses = match verdict {
+            Ok(max_uses) => max_uses,
+            Err(reason) => {
+                tracing::warn!(
                 audit = "approval_decision_refused",
                 id,
                 approver = %principal.name,
                 approve,
                 %reason,
                 "approval decision refused"
-            );
-            return Err(DecideError::Forbidden(reason));
-        }
+                );
+                return Err(DecideError::Forbidden(reason));
+            }
+        };
         let ttl = (row.request.expires_at - row.request.created_at).clamp(1, MAX_TTL_SECONDS);
         let decision = Decision {
             id: id.to_owned(),
@@ -193,6 +277,7 @@ impl Approvals {
             note,
             decided_at: now,
             grant_expires_at: now + ttl,
+            max_uses,
         };
         let store = self.store.clone();
         let decided = tokio::task::spawn_blocking(move || store.decide_approval(&decision))
@@ -220,6 +305,7 @@ impl Approvals {
             tool = %decided.request.tool,
             note = decided.note.as_deref().unwrap_or(""),
             expires_at = decided.request.expires_at,
+            max_uses = decided.max_uses,
             "approval decided"
         );
         if approve {
@@ -232,18 +318,18 @@ impl Approvals {
     pub async fn refresh(&self) -> Result<(), DecideError> {
         let store = self.store.clone();
         let rows = tokio::task::spawn_blocking(move || store.valid_grants(unix_now())).await??;
-        let ids: Vec<String> = rows.iter().map(|row| row.request.id.clone()).collect();
+        let grants = grants_of(&rows);
         let mut published = self
             .published
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if *published == ids {
+        if *published == grants {
             return Ok(());
         }
         self.grants
-            .send_replace(Arc::new(self.signer.sign(&grant_list(&rows))));
-        tracing::debug!(grants = ids.len(), "published a new grant set");
-        *published = ids;
+            .send_replace(Arc::new(self.signer.sign(&grant_list(grants.clone()))));
+        tracing::debug!(grants = grants.len(), "published a new grant set");
+        *published = grants;
         Ok(())
     }
 
@@ -264,33 +350,77 @@ impl Approvals {
     }
 }
 
-fn grant_list(rows: &[ApprovalRow]) -> pb::GrantList {
+/// The grants of `rows`, as published.
+fn grants_of(rows: &[ValidGrant]) -> Vec<pb::Grant> {
+    rows.iter()
+        .map(|grant| {
+            let request = &grant.row.request;
+            pb::Grant {
+                id: request.id.clone(),
+                client_id: request.client_id.clone(),
+                tenant_id: request.tenant_id.clone(),
+                server_id: request.server_id.clone(),
+                tool: request.tool.clone(),
+                fingerprint: request.fingerprint.clone(),
+                expires_at: request.expires_at,
+                max_uses: grant.row.max_uses,
+                uses: grant
+                    .uses
+                    .iter()
+                    .map(|(node_id, count)| pb::GrantUse {
+                        node_id: node_id.clone(),
+                        count: *count,
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn grant_list(grants: Vec<pb::Grant>) -> pb::GrantList {
     pb::GrantList {
         issued_at_ms: chrono::Utc::now().timestamp_millis(),
-        grants: rows
-            .iter()
-            .map(|row| pb::Grant {
-                id: row.request.id.clone(),
-                client_id: row.request.client_id.clone(),
-                tenant_id: row.request.tenant_id.clone(),
-                server_id: row.request.server_id.clone(),
-                tool: row.request.tool.clone(),
-                fingerprint: row.request.fingerprint.clone(),
-                expires_at: row.request.expires_at,
-            })
-            .collect(),
+        grants,
     }
+}
+
+/// `governance.approvals.max_pending_per_client` of the current config version, read once
+/// per version (`cache`). Blocking: it may parse the document.
+fn max_pending_per_client(
+    versions: &Versions,
+    cache: &std::sync::Mutex<Option<(u64, u32)>>,
+) -> u32 {
+    let Some(snapshot) = versions.current() else {
+        return DEFAULT_APPROVAL_MAX_PENDING_PER_CLIENT;
+    };
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((version, limit)) = *cache
+        && version == snapshot.version
+    {
+        return limit;
+    }
+    let limit = Document::from_text(&snapshot.config_json)
+        .ok()
+        .and_then(|document| document.governance)
+        .and_then(|governance| governance.approvals)
+        .and_then(|approvals| approvals.max_pending_per_client)
+        .unwrap_or(DEFAULT_APPROVAL_MAX_PENDING_PER_CLIENT);
+    *cache = Some((snapshot.version, limit));
+    limit
+}
+
+/// Whether `id` has the shape of a request id (what data planes make is stricter).
+fn valid_id(id: &str) -> bool {
+    id.starts_with("apr_")
+        && (5..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// A reported request as stored, or why it is refused.
 fn validate(request: pb::ApprovalRequest, node_id: &str) -> Result<NewApproval, String> {
-    let valid_id = request.id.starts_with("apr_")
-        && (5..=64).contains(&request.id.len())
-        && request
-            .id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid_id {
+    if !valid_id(&request.id) {
         return Err(format!("bad id {:?}", request.id));
     }
     for (name, value) in [

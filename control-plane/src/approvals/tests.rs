@@ -80,7 +80,7 @@ async fn recorded_requests_are_decided_and_approvals_published_signed() {
     assert_eq!(listed[0].request.fingerprint, "ab".repeat(32));
 
     let approved = approvals
-        .decide(&principal("sec-bob"), "apr_one", true, "fine".into())
+        .decide(&principal("sec-bob"), "apr_one", true, "fine".into(), None)
         .await
         .unwrap();
     assert_eq!(approved.status, ApprovalStatus::Approved);
@@ -90,9 +90,11 @@ async fn recorded_requests_are_decided_and_approvals_published_signed() {
     assert_eq!(list.grants.len(), 1);
     assert_eq!(list.grants[0].id, "apr_one");
     assert_eq!(list.grants[0].client_id, "agent");
+    assert_eq!(list.grants[0].max_uses, 1, "the default");
+    assert!(list.grants[0].uses.is_empty());
 
     let rejected = approvals
-        .decide(&principal("sec-bob"), "apr_two", false, String::new())
+        .decide(&principal("sec-bob"), "apr_two", false, String::new(), None)
         .await
         .unwrap();
     assert_eq!(rejected.status, ApprovalStatus::Rejected);
@@ -102,7 +104,7 @@ async fn recorded_requests_are_decided_and_approvals_published_signed() {
     );
 
     let again = approvals
-        .decide(&principal("sec-bob"), "apr_two", true, String::new())
+        .decide(&principal("sec-bob"), "apr_two", true, String::new(), None)
         .await
         .unwrap_err();
     assert!(
@@ -116,7 +118,7 @@ async fn recorded_requests_are_decided_and_approvals_published_signed() {
         "{again}"
     );
     let missing = approvals
-        .decide(&principal("sec-bob"), "apr_zzz", true, String::new())
+        .decide(&principal("sec-bob"), "apr_zzz", true, String::new(), None)
         .await
         .unwrap_err();
     assert!(matches!(missing, DecideError::NotFound(_)));
@@ -135,12 +137,12 @@ async fn governance_refusals() {
         .record(request("apr_self", "sec-eve"), "dp-1")
         .await;
     let refused = approvals
-        .decide(&principal("sec-eve"), "apr_self", true, String::new())
+        .decide(&principal("sec-eve"), "apr_self", true, String::new(), None)
         .await
         .unwrap_err();
     assert!(matches!(refused, DecideError::Forbidden(ref m) if m.contains("allow_self_approval")));
     let refused = approvals
-        .decide(&principal("carol"), "apr_self", true, String::new())
+        .decide(&principal("carol"), "apr_self", true, String::new(), None)
         .await
         .unwrap_err();
     assert!(matches!(refused, DecideError::Forbidden(ref m) if m.contains("workspace \"acme\"")));
@@ -161,7 +163,7 @@ async fn expired_requests_cannot_be_approved() {
     old.expires_at -= 7200;
     approvals.record(old, "dp-1").await;
     let error = approvals
-        .decide(&principal("sec-bob"), "apr_old", true, String::new())
+        .decide(&principal("sec-bob"), "apr_old", true, String::new(), None)
         .await
         .unwrap_err();
     assert!(
@@ -174,4 +176,96 @@ async fn expired_requests_cannot_be_approved() {
         ),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn reported_uses_are_published_until_the_grant_is_used_up() {
+    let temp = tempfile::tempdir().unwrap();
+    let approvals = approvals(temp.path()).await;
+    let mut receiver = approvals.subscribe();
+    approvals
+        .record(request("apr_three", "agent"), "dp-1")
+        .await;
+    let too_many = approvals
+        .decide(
+            &principal("sec-bob"),
+            "apr_three",
+            true,
+            String::new(),
+            Some(1001),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(too_many, DecideError::InvalidArgument(_)),
+        "{too_many}"
+    );
+    let approved = approvals
+        .decide(
+            &principal("sec-bob"),
+            "apr_three",
+            true,
+            String::new(),
+            Some(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!((approved.max_uses, approved.uses), (3, 0));
+    receiver.borrow_and_update();
+
+    let used = |count: u32| pb::ApprovalUse {
+        id: "apr_three".into(),
+        count,
+    };
+    approvals.record_use(used(2), "dp-1").await;
+    let list = grants(&receiver.borrow_and_update(), approvals.public_key());
+    assert_eq!(list.grants[0].max_uses, 3);
+    assert_eq!(
+        list.grants[0].uses,
+        [pb::GrantUse {
+            node_id: "dp-1".into(),
+            count: 2
+        }]
+    );
+    // A repeated report publishes nothing new.
+    approvals.record_use(used(2), "dp-1").await;
+    assert!(!receiver.has_changed().unwrap());
+    // The third use, on another data plane: the grant leaves the set.
+    approvals.record_use(used(1), "dp-2").await;
+    let list = grants(&receiver.borrow_and_update(), approvals.public_key());
+    assert!(list.grants.is_empty(), "{list:?}");
+    let listed = approvals
+        .list(Some(ApprovalStatus::Approved), 0)
+        .await
+        .unwrap();
+    assert_eq!((listed[0].max_uses, listed[0].uses), (3, 3));
+}
+
+#[tokio::test]
+async fn pending_requests_per_client_follow_the_config() {
+    let temp = tempfile::tempdir().unwrap();
+    let approvals = approvals(temp.path()).await;
+    approvals
+        .versions
+        .apply(ApplyInput {
+            document: format!("{CONFIG}  approvals:\n    max_pending_per_client: 2\n"),
+            ..ApplyInput::default()
+        })
+        .await
+        .unwrap();
+    for n in 0..4 {
+        approvals
+            .record(request(&format!("apr_flood{n}"), "agent"), "dp-1")
+            .await;
+    }
+    approvals.record(request("apr_other", "bot"), "dp-1").await;
+    let mut ids: Vec<String> = approvals
+        .list(None, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.request.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["apr_flood0", "apr_flood1", "apr_other"]);
 }

@@ -4,7 +4,12 @@
 //! Times are unix seconds. A pending request whose `expires_at` has passed becomes
 //! `expired` the next time requests are read or decided ([`Store::expire_approvals`]).
 //! On approval `expires_at` is moved to the end of the grant's life (decision time plus the
-//! request's ttl), so a row's `expires_at` always says until when it matters.
+//! request's ttl), so a row's `expires_at` always says until when it matters, and
+//! `max_uses` is set to the calls the grant allows (uses: [`super::approval_uses`]).
+//!
+//! New requests are bounded ([`PendingLimits`]): a client (in its workspace) and a data
+//! plane may each have only so many pending, unexpired requests; the count and the insert
+//! happen under the connection's lock, so concurrent reports cannot pass the bound.
 
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -69,6 +74,44 @@ pub struct ApprovalRow {
     pub decided_at: Option<i64>,
     pub approver: Option<String>,
     pub note: Option<String>,
+    /// Calls the grant allows (meaningful once approved).
+    pub max_uses: u32,
+    /// Calls the data planes reported, added up.
+    pub uses: u32,
+}
+
+/// Bounds on pending, unexpired requests at the time of an insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingLimits {
+    /// Per requesting client and workspace.
+    pub per_client: u32,
+    /// Per reporting data plane.
+    pub per_node: u32,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// What became of a reported request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Inserted,
+    /// The id is known already; nothing changed.
+    Duplicate,
+    /// The client has `per_client` pending requests already.
+    ClientFull,
+    /// The data plane has `per_node` pending requests already.
+    NodeFull,
+}
+
+impl Recorded {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recorded::Inserted => "inserted",
+            Recorded::Duplicate => "duplicate",
+            Recorded::ClientFull => "client_full",
+            Recorded::NodeFull => "node_full",
+        }
+    }
 }
 
 /// A decision to store.
@@ -81,16 +124,49 @@ pub struct Decision {
     pub decided_at: i64,
     /// For an approval: until when the grant is valid.
     pub grant_expires_at: i64,
+    /// For an approval: calls the grant allows.
+    pub max_uses: u32,
 }
 
-const COLUMNS: &str = "id, status, client_id, tenant_id, server_id, tool, fingerprint, \
+pub(super) const COLUMNS: &str = "id, status, client_id, tenant_id, server_id, tool, fingerprint, \
     arguments_json, rule, source, reason, trace_id, node_id, created_at, expires_at, \
-    decided_at, approver, note";
+    decided_at, approver, note, max_uses, \
+    (SELECT COALESCE(SUM(count), 0) FROM approval_uses WHERE approval_id = approval_requests.id)";
 
 impl Store {
-    /// Store a new pending request; `false` when its id is already known (nothing changes).
-    pub fn insert_approval(&self, new: &NewApproval) -> Result<bool, StoreError> {
+    /// Store a new pending request unless its id is known or a bound of `limits` is reached.
+    pub fn insert_approval(
+        &self,
+        new: &NewApproval,
+        limits: &PendingLimits,
+    ) -> Result<Recorded, StoreError> {
         let conn = self.lock();
+        let known: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM approval_requests WHERE id = ?1)",
+            params![new.id],
+            |row| row.get(0),
+        )?;
+        if known {
+            return Ok(Recorded::Duplicate);
+        }
+        let by_client: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM approval_requests
+             WHERE status = 'pending' AND tenant_id = ?1 AND client_id = ?2 AND expires_at > ?3",
+            params![new.tenant_id, new.client_id, limits.now],
+            |row| row.get(0),
+        )?;
+        if by_client >= i64::from(limits.per_client) {
+            return Ok(Recorded::ClientFull);
+        }
+        let by_node: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM approval_requests
+             WHERE status = 'pending' AND node_id = ?1 AND expires_at > ?2",
+            params![new.node_id, limits.now],
+            |row| row.get(0),
+        )?;
+        if by_node >= i64::from(limits.per_node) {
+            return Ok(Recorded::NodeFull);
+        }
         let inserted = conn.execute(
             "INSERT INTO approval_requests (id, status, client_id, tenant_id, server_id, tool,
                 fingerprint, arguments_json, rule, source, reason, trace_id, node_id,
@@ -114,7 +190,11 @@ impl Store {
                 new.expires_at,
             ],
         )?;
-        Ok(inserted == 1)
+        Ok(if inserted == 1 {
+            Recorded::Inserted
+        } else {
+            Recorded::Duplicate
+        })
     }
 
     /// Mark pending requests whose time is up as expired; returns how many.
@@ -159,32 +239,21 @@ impl Store {
             .transpose()
     }
 
-    /// Approved requests whose grant is still valid at `now`, oldest first.
-    pub fn valid_grants(&self, now: i64) -> Result<Vec<ApprovalRow>, StoreError> {
-        let conn = self.lock();
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM approval_requests
-             WHERE status = 'approved' AND expires_at > ?1 ORDER BY decided_at, id"
-        ))?;
-        let rows = statement.query_map(params![now], |row| Ok(read_row(row)))?;
-        rows.map(|row| row.map_err(StoreError::from).and_then(|row| row))
-            .collect()
-    }
-
     /// Store `decision` if the request is still pending and unexpired at its time; returns
     /// the row afterwards (`None` when the id is unknown). The caller compares its status.
     pub fn decide_approval(&self, decision: &Decision) -> Result<Option<ApprovalRow>, StoreError> {
         {
             let conn = self.lock();
-            let (status, expires_at) = if decision.approve {
-                ("approved", decision.grant_expires_at)
+            let (status, expires_at, max_uses) = if decision.approve {
+                ("approved", decision.grant_expires_at, decision.max_uses)
             } else {
-                ("rejected", 0)
+                ("rejected", 0, 0)
             };
             conn.execute(
                 "UPDATE approval_requests
                  SET status = ?2, decided_at = ?3, approver = ?4, note = ?5,
-                     expires_at = CASE WHEN ?2 = 'approved' THEN ?6 ELSE expires_at END
+                     expires_at = CASE WHEN ?2 = 'approved' THEN ?6 ELSE expires_at END,
+                     max_uses = CASE WHEN ?2 = 'approved' THEN ?7 ELSE max_uses END
                  WHERE id = ?1 AND status = 'pending' AND expires_at > ?3",
                 params![
                     decision.id,
@@ -193,6 +262,7 @@ impl Store {
                     decision.approver,
                     decision.note,
                     expires_at,
+                    max_uses,
                 ],
             )?;
         }
@@ -233,7 +303,7 @@ impl Store {
     }
 }
 
-fn read_row(row: &Row<'_>) -> Result<ApprovalRow, StoreError> {
+pub(super) fn read_row(row: &Row<'_>) -> Result<ApprovalRow, StoreError> {
     let status: String = row.get(1)?;
     let status = ApprovalStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
         table: "approval_requests",
@@ -260,6 +330,8 @@ fn read_row(row: &Row<'_>) -> Result<ApprovalRow, StoreError> {
         decided_at: row.get(15)?,
         approver: row.get(16)?,
         note: row.get(17)?,
+        max_uses: row.get(18)?,
+        uses: row.get(19)?,
     })
 }
 
@@ -294,19 +366,35 @@ mod tests {
             note: "ok".into(),
             decided_at: at,
             grant_expires_at: at + 100,
+            max_uses: 2,
         }
     }
+
+    const OPEN: PendingLimits = PendingLimits {
+        per_client: 100,
+        per_node: 100,
+        now: 0,
+    };
 
     #[test]
     fn requests_are_stored_once_listed_newest_first_and_filtered() {
         let temp = tempfile::tempdir().unwrap();
         let store = Store::open(temp.path()).unwrap();
-        assert!(store.insert_approval(&new("a", 10)).unwrap());
-        assert!(store.insert_approval(&new("b", 20)).unwrap());
+        assert_eq!(
+            store.insert_approval(&new("a", 10), &OPEN).unwrap(),
+            Recorded::Inserted
+        );
+        assert_eq!(
+            store.insert_approval(&new("b", 20), &OPEN).unwrap(),
+            Recorded::Inserted
+        );
         // A duplicate id changes nothing, even with other content.
         let mut again = new("a", 99);
         again.client_id = "mallory".into();
-        assert!(!store.insert_approval(&again).unwrap());
+        assert_eq!(
+            store.insert_approval(&again, &OPEN).unwrap(),
+            Recorded::Duplicate
+        );
         let all = store.list_approvals(None, 0).unwrap();
         let ids: Vec<&str> = all.iter().map(|r| r.request.id.as_str()).collect();
         assert_eq!(ids, ["b", "a"]);
@@ -325,9 +413,9 @@ mod tests {
     fn decisions_apply_only_to_pending_unexpired_requests() {
         let temp = tempfile::tempdir().unwrap();
         let store = Store::open(temp.path()).unwrap();
-        store.insert_approval(&new("a", 10)).unwrap();
-        store.insert_approval(&new("b", 10)).unwrap();
-        store.insert_approval(&new("c", 10)).unwrap();
+        store.insert_approval(&new("a", 10), &OPEN).unwrap();
+        store.insert_approval(&new("b", 10), &OPEN).unwrap();
+        store.insert_approval(&new("c", 10), &OPEN).unwrap();
 
         let approved = store
             .decide_approval(&decision("a", true, 50))
@@ -369,10 +457,49 @@ mod tests {
                 .is_none()
         );
 
+        assert_eq!((approved.max_uses, approved.uses), (2, 0));
         let grants = store.valid_grants(149).unwrap();
         assert_eq!(grants.len(), 1);
-        assert_eq!(grants[0].request.id, "a");
+        assert_eq!(grants[0].row.request.id, "a");
         assert!(store.valid_grants(150).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pending_requests_are_bounded_per_client_and_per_data_plane() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = Store::open(temp.path()).unwrap();
+        let limits = PendingLimits {
+            per_client: 2,
+            per_node: 3,
+            now: 10,
+        };
+        let from = |id: &str, client: &str, node: &str| NewApproval {
+            client_id: client.into(),
+            node_id: node.into(),
+            ..new(id, 10)
+        };
+        let record = |new: NewApproval| store.insert_approval(&new, &limits).unwrap();
+        assert_eq!(record(from("a1", "agent", "dp-1")), Recorded::Inserted);
+        assert_eq!(record(from("a2", "agent", "dp-2")), Recorded::Inserted);
+        // The client's bound is fleet-wide.
+        assert_eq!(record(from("a3", "agent", "dp-3")), Recorded::ClientFull);
+        assert_eq!(record(from("a1", "agent", "dp-1")), Recorded::Duplicate);
+        assert_eq!(record(from("b1", "bot", "dp-1")), Recorded::Inserted);
+        assert_eq!(record(from("c1", "cat", "dp-1")), Recorded::Inserted);
+        // dp-1 has three pending now, whatever client names it reports.
+        assert_eq!(record(from("d1", "dog", "dp-1")), Recorded::NodeFull);
+        // A decided request frees its place; so does an expired one.
+        store.decide_approval(&decision("a1", false, 11)).unwrap();
+        assert_eq!(record(from("a3", "agent", "dp-2")), Recorded::Inserted);
+        let later = PendingLimits { now: 110, ..limits };
+        assert_eq!(
+            store
+                .insert_approval(&from("d1", "dog", "dp-1"), &later)
+                .unwrap(),
+            Recorded::Inserted
+        );
+        assert!(store.get_approval("a3").unwrap().is_some());
+        assert!(store.get_approval("d1").unwrap().is_some());
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! This module owns opening the database (directory and file permissions, pragmas) and the
 //! schema migrations. The tables live in [`versions`] (immutable config versions),
 //! [`fleet`] (last known state of every data plane), [`session_keys`] (the keys of MCP
-//! session tokens) and [`approvals`] (approval requests and the grant-set signing key). A `rusqlite::Connection` is not `Sync`,
+//! session tokens), [`approvals`] (approval requests and the grant-set signing key) and
+//! [`approval_uses`] (the calls each data plane let through with a grant). A `rusqlite::Connection` is not `Sync`,
 //! so it sits behind a `std::sync::Mutex`; every method here is synchronous and async callers
 //! run it on the blocking pool, never holding the lock across an `.await`.
 
+pub mod approval_uses;
 pub mod approvals;
 pub mod fleet;
 pub mod session_keys;
@@ -22,7 +24,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
-pub use approvals::{ApprovalRow, ApprovalStatus, Decision, NewApproval};
+pub use approval_uses::ValidGrant;
+pub use approvals::{ApprovalRow, ApprovalStatus, Decision, NewApproval, PendingLimits, Recorded};
 pub use fleet::DataPlaneRow;
 pub use session_keys::SessionKeyRow;
 pub use versions::{ApplyOutcome, NewVersion, VersionRow};
@@ -89,6 +92,18 @@ const MIGRATIONS: &[&str] = &[
         pkcs8 BLOB NOT NULL,
         created_at INTEGER NOT NULL
     ) STRICT;",
+    // 4: how many calls a grant allows, the uses data planes reported, and indexes for
+    // the pending-request bounds per client and per data plane.
+    "ALTER TABLE approval_requests ADD COLUMN max_uses INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE approval_uses (
+        approval_id TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (approval_id, node_id)
+    ) STRICT;
+    CREATE INDEX approval_requests_by_client
+        ON approval_requests (status, tenant_id, client_id, expires_at);
+    CREATE INDEX approval_requests_by_node ON approval_requests (status, node_id, expires_at);",
 ];
 
 #[derive(Debug, thiserror::Error)]

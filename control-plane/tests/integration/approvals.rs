@@ -155,6 +155,7 @@ async fn requests_are_recorded_decided_by_role_and_granted_to_every_data_plane()
         id: id.into(),
         approve,
         note: "checked the path".into(),
+        ..DecideApprovalRequest::default()
     };
     // A viewer may list but not decide.
     let refused = vic

@@ -62,12 +62,14 @@ pub fn guardrail_blocked(
     )
 }
 
-/// −32011: the approvals phase holds the call (pending, invalid id, or unavailable).
+/// −32011: the approvals phase holds the call (pending, invalid or used-up id, or
+/// unavailable); −32029 with `Retry-After` when the client made too many requests.
 pub fn approval_refused(id: &RequestId, refusal: crate::approvals::Refusal) -> Response<ProxyBody> {
-    answer(
-        id,
-        jsonrpc::APPROVAL_REQUIRED,
-        refusal.message,
-        Some(refusal.data),
-    )
+    let mut response = answer(id, refusal.code, refusal.message, Some(refusal.data));
+    if let Some(seconds) = refusal.retry_after {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    }
+    response
 }

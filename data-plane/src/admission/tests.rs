@@ -260,7 +260,7 @@ async fn a_held_call_gets_a_pending_request_and_a_bad_approval_id_is_refused() {
         "guardrails:\n  default_action: allow\n  rules:\n    - name: hold-refunds\n      tools: [refund]\n      action: require_approval\n      message: refunds need a second pair of eyes\ngovernance:\n  approvals:\n    ttl_seconds: 60\n",
     );
     let (approvals, _) = runtime.approvals();
-    approvals.use_control_plane();
+    approvals.use_control_plane("dp-1");
     let agent = parts(Some(("agent-1", "acme")));
     let args = json!({"order": 42});
     let error = refusal(admit(&runtime, &agent, &tool("crm", "refund", &args), &ID()).await).await;

@@ -4,9 +4,9 @@
 //! A grant matches a retry when the id is known, the caller is the requesting client (and
 //! tenant), the call goes to the same server and tool with arguments of the same
 //! fingerprint, and `expires_at` has not passed on this data plane's clock (allowing
-//! [`CLOCK_SKEW`] for clocks that differ from the control plane's). A grant is reusable
-//! until it expires: the same approved call may be retried (for example after a network
-//! error) without a new approval.
+//! [`CLOCK_SKEW`] for clocks that differ from the control plane's). A grant allows
+//! `max_uses` calls; the set says how many each data plane has used as far as the control
+//! plane knows, and [`super::usage`] adds what this data plane counted since.
 
 use std::collections::HashMap;
 
@@ -44,6 +44,23 @@ pub struct Grant {
     pub fingerprint: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// Calls the grant allows in all (at least 1).
+    pub max_uses: u32,
+    /// Uses the control plane counted, per data plane (node id).
+    pub uses: HashMap<String, u32>,
+}
+
+impl Grant {
+    /// Uses the control plane counted for `node_id`, and for every other data plane.
+    pub fn counted(&self, node_id: &str) -> (u32, u32) {
+        let mine = self.uses.get(node_id).copied().unwrap_or(0);
+        let others = self
+            .uses
+            .iter()
+            .filter(|(node, _)| *node != node_id)
+            .fold(0u32, |sum, (_, count)| sum.saturating_add(*count));
+        (mine, others)
+    }
 }
 
 /// What a retry presents.
@@ -102,6 +119,13 @@ impl GrantTable {
                             tool: grant.tool,
                             fingerprint: grant.fingerprint.to_ascii_lowercase(),
                             expires_at: grant.expires_at,
+                            // 0 is what a sender that predates `max_uses` leaves.
+                            max_uses: grant.max_uses.max(1),
+                            uses: grant
+                                .uses
+                                .into_iter()
+                                .map(|used| (used.node_id, used.count))
+                                .collect(),
                         },
                     )
                 })
@@ -117,9 +141,23 @@ impl GrantTable {
         self.grants.is_empty()
     }
 
-    /// Whether a grant allows `presented` at `now` (unix seconds).
-    pub fn allows(&self, presented: &Presented<'_>, now: i64) -> bool {
-        self.grants.get(presented.id).is_some_and(|grant| {
+    /// Uses of every grant in the set, as the control plane counted them.
+    pub fn counted_uses(&self) -> u64 {
+        self.grants
+            .values()
+            .flat_map(|grant| grant.uses.values())
+            .map(|count| u64::from(*count))
+            .sum()
+    }
+
+    /// Whether this set holds a grant with this id.
+    pub fn contains(&self, id: &str) -> bool {
+        self.grants.contains_key(id)
+    }
+
+    /// The grant that matches `presented` at `now` (unix seconds), uses not yet counted.
+    pub fn matching(&self, presented: &Presented<'_>, now: i64) -> Option<&Grant> {
+        self.grants.get(presented.id).filter(|grant| {
             grant.client_id == presented.client_id
                 && grant.tenant_id == presented.tenant_id
                 && grant.server_id == presented.server_id
@@ -127,6 +165,11 @@ impl GrantTable {
                 && grant.fingerprint == presented.fingerprint
                 && now < grant.expires_at + CLOCK_SKEW
         })
+    }
+
+    /// Whether a grant matches `presented` at `now` (unix seconds), uses not counted.
+    pub fn allows(&self, presented: &Presented<'_>, now: i64) -> bool {
+        self.matching(presented, now).is_some()
     }
 }
 
@@ -157,6 +200,17 @@ mod tests {
                 tool: "delete".into(),
                 fingerprint: "AB".repeat(32),
                 expires_at: 1_000,
+                max_uses: 0,
+                uses: vec![
+                    pb::GrantUse {
+                        node_id: "dp-1".into(),
+                        count: 2,
+                    },
+                    pb::GrantUse {
+                        node_id: "dp-2".into(),
+                        count: 3,
+                    },
+                ],
             }],
         }
     }
@@ -230,6 +284,10 @@ mod tests {
         let fingerprint = "ab".repeat(32);
         let good = presented(&fingerprint);
         assert!(table.allows(&good, 999));
+        let grant = table.matching(&good, 999).unwrap();
+        assert_eq!(grant.max_uses, 1, "an unset max_uses means one use");
+        assert_eq!(grant.counted("dp-1"), (2, 3));
+        assert_eq!(grant.counted("dp-3"), (0, 5));
         assert!(
             table.allows(&good, 1_000 + CLOCK_SKEW - 1),
             "skew allowance"

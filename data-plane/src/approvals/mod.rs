@@ -4,12 +4,16 @@
 //! When a guardrail rule or governance policy asks for approval:
 //! * a call carrying `X-Conduit-Approval-Id: ID` proceeds if the grant set this data plane
 //!   holds has a grant `ID` for the same client, tenant, server, tool and argument
-//!   fingerprint that has not expired (grants are reusable until they expire); any other
-//!   id gets −32011 `approval is invalid, expired, or does not match this request`;
+//!   fingerprint that has not expired and has a use left ([`usage`]; the use is taken
+//!   and reported to the control plane); a used-up grant gets −32011 `approval is used
+//!   up`, any other id −32011 `approval is invalid, expired, or does not match this
+//!   request`;
 //! * a call without the header gets −32011 at once with a new request id (`apr_…`,
 //!   status `pending`), and the request (arguments redacted with
 //!   `observability.redact_fields`, `conduit_policy::redact`) is queued for the control
 //!   plane ([`outbox`]), which an approver then decides with `conduitctl approvals`;
+//!   a client past `governance.approvals.requests_per_minute` new requests gets −32029
+//!   instead and no request is made ([`throttle`]);
 //! * a standalone data plane (file config) has no control plane to record requests or
 //!   issue grants, so it answers −32011 with status `unavailable`.
 //!
@@ -21,9 +25,11 @@
 pub mod grants;
 pub mod ids;
 pub mod outbox;
+pub mod throttle;
+pub mod usage;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use conduit_config::Document;
@@ -36,6 +42,8 @@ use crate::metrics::Metrics;
 use conduit_policy::Redactor;
 use grants::{GrantSetError, GrantTable, Presented};
 use outbox::Outbox;
+use throttle::Throttle;
+use usage::Usage;
 
 /// The request header carrying a granted approval's id.
 pub const APPROVAL_HEADER: &str = "X-Conduit-Approval-Id";
@@ -45,6 +53,8 @@ pub const APPROVAL_REQUIRED: i64 = crate::jsonrpc::APPROVAL_REQUIRED;
 pub const INVALID_MESSAGE: &str = "approval is invalid, expired, or does not match this request";
 /// Request lifetime when `governance.approvals.ttl_seconds` is not set.
 pub const DEFAULT_TTL_SECONDS: u64 = 3600;
+/// Start of the answer to a grant with no use left.
+pub const USED_UP_MESSAGE: &str = "approval is used up";
 
 /// `conduit_approvals_total{outcome}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,16 +65,28 @@ pub enum Outcome {
     Granted,
     /// The presented id did not match a valid grant.
     Invalid,
+    /// The presented grant has no use left.
+    UsedUp,
+    /// No new request: the client made too many (−32029).
+    Throttled,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 3] = [Outcome::Requested, Outcome::Granted, Outcome::Invalid];
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Requested,
+        Outcome::Granted,
+        Outcome::Invalid,
+        Outcome::UsedUp,
+        Outcome::Throttled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Requested => "requested",
             Outcome::Granted => "granted",
             Outcome::Invalid => "invalid",
+            Outcome::UsedUp => "used_up",
+            Outcome::Throttled => "throttled",
         }
     }
 }
@@ -107,16 +129,30 @@ pub struct Call<'a> {
     pub trace_id: &'a str,
 }
 
-/// A −32011 answer: HTTP 200 with a JSON-RPC error of code [`APPROVAL_REQUIRED`].
+/// A refusal of the approvals phase: HTTP 200 with a JSON-RPC error, −32011
+/// ([`APPROVAL_REQUIRED`]) or −32029 when the client made too many requests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
+    pub code: i64,
     pub message: String,
     pub data: Value,
+    /// Seconds for the `Retry-After` header (−32029 only).
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
+    /// A −32011 answer.
+    fn held(message: String, data: Value) -> Refusal {
+        Refusal {
+            code: APPROVAL_REQUIRED,
+            message,
+            data,
+            retry_after: None,
+        }
+    }
+
     pub fn code(&self) -> i64 {
-        APPROVAL_REQUIRED
+        self.code
     }
 }
 
@@ -125,6 +161,8 @@ impl Refusal {
 pub struct ApprovalSettings {
     pub ttl_seconds: u64,
     pub redactor: Redactor,
+    /// New requests per client and minute (`governance.approvals.requests_per_minute`).
+    pub requests_per_minute: u32,
 }
 
 impl Default for ApprovalSettings {
@@ -132,21 +170,25 @@ impl Default for ApprovalSettings {
         ApprovalSettings {
             ttl_seconds: DEFAULT_TTL_SECONDS,
             redactor: Redactor::new(conduit_config::DEFAULT_REDACT_FIELDS),
+            requests_per_minute: conduit_config::model::DEFAULT_APPROVAL_REQUESTS_PER_MINUTE,
         }
     }
 }
 
 impl ApprovalSettings {
     pub fn compile(document: &Document) -> ApprovalSettings {
-        let ttl_seconds = document
+        let approvals = document
             .governance
             .as_ref()
-            .and_then(|governance| governance.approvals.as_ref())
-            .and_then(|approvals| approvals.ttl_seconds)
-            .unwrap_or(DEFAULT_TTL_SECONDS);
+            .and_then(|governance| governance.approvals.as_ref());
         ApprovalSettings {
-            ttl_seconds,
+            ttl_seconds: approvals
+                .and_then(|approvals| approvals.ttl_seconds)
+                .unwrap_or(DEFAULT_TTL_SECONDS),
             redactor: Redactor::for_document(document),
+            requests_per_minute: approvals
+                .and_then(|approvals| approvals.requests_per_minute)
+                .unwrap_or(conduit_config::model::DEFAULT_APPROVAL_REQUESTS_PER_MINUTE),
         }
     }
 }
@@ -164,6 +206,12 @@ struct Inner {
     /// Public key of grant sets, from the applied snapshot.
     key: ArcSwapOption<Vec<u8>>,
     grants: ArcSwap<GrantTable>,
+    /// This data plane's uses of each grant.
+    usage: Usage,
+    /// Per-client rate of new requests.
+    throttle: Throttle,
+    /// This data plane's node id (set with the control plane), to read its uses in a set.
+    node_id: OnceLock<String>,
     outbox: Outbox,
     metrics: Arc<Metrics>,
     clock: Clock,
@@ -177,6 +225,9 @@ impl Approvals {
                 control_plane: AtomicBool::new(false),
                 key: ArcSwapOption::empty(),
                 grants: ArcSwap::from_pointee(GrantTable::default()),
+                usage: Usage::default(),
+                throttle: Throttle::default(),
+                node_id: OnceLock::new(),
                 outbox: Outbox::default(),
                 metrics,
                 clock: Clock::start(),
@@ -184,9 +235,20 @@ impl Approvals {
         }
     }
 
-    /// Requests go to the control plane from now on.
-    pub fn use_control_plane(&self) {
+    /// Requests go to the control plane from now on; grant uses are reported as `node_id`
+    /// (the id the config stream's Hello carries, which the control plane counts them under).
+    pub fn use_control_plane(&self, node_id: &str) {
+        let _ = self.inner.node_id.set(node_id.to_owned());
         self.inner.control_plane.store(true, Ordering::Relaxed);
+    }
+
+    /// A new config stream opened: requests sent on the previous one may not have arrived,
+    /// so recent ones go again, and so do this data plane's use counts of every grant.
+    pub fn new_stream(&self) {
+        self.inner.outbox.resend(self.now());
+        for (id, count) in self.inner.usage.counts() {
+            self.inner.outbox.report_use(&id, count);
+        }
     }
 
     /// The outgoing request queue, for the config stream.
@@ -205,6 +267,11 @@ impl Approvals {
         let current = self.inner.grants.load();
         let table = GrantTable::verify(set, key.as_deref().map(Vec::as_slice), &current)?;
         let count = table.len();
+        self.inner
+            .metrics
+            .approval_grant_uses
+            .set(i64::try_from(table.counted_uses()).unwrap_or(i64::MAX));
+        self.inner.usage.retain(&table);
         self.inner.grants.store(Arc::new(table));
         self.inner
             .metrics
@@ -237,38 +304,39 @@ impl Approvals {
         let fingerprint =
             || conduit_policy::fingerprint::fingerprint(call.server_id, call.tool, call.arguments);
         if let Some(id) = presented {
-            let fingerprint = fingerprint();
-            let allowed = ids::is_well_formed(&id)
-                && self.inner.grants.load().allows(
-                    &Presented {
-                        id: &id,
-                        client_id: &call.caller.client_id,
-                        tenant_id: &call.caller.tenant_id,
-                        server_id: call.server_id,
-                        tool: call.tool,
-                        fingerprint: &fingerprint,
-                    },
-                    self.now(),
-                );
-            if allowed {
-                self.count(Outcome::Granted);
-                tracing::debug!(approval_id = %id, rule = need.rule, "approved call proceeds");
-                return Ok(());
-            }
-            self.count(Outcome::Invalid);
-            tracing::info!(approval_id = %id, rule = need.rule, client_id = %call.caller.client_id, "approval id refused");
-            return Err(Refusal {
-                message: INVALID_MESSAGE.to_owned(),
-                data: json!({ "approval_header": APPROVAL_HEADER }),
-            });
+            return self.use_grant(&id, call, need);
         }
         if !self.inner.control_plane.load(Ordering::Relaxed) {
-            return Err(Refusal {
-                message: format!(
+            return Err(Refusal::held(
+                format!(
                     "{}: approvals need a control plane, and this data plane runs from a local config file",
                     reason(need)
                 ),
-                data: json!({ "status": "unavailable", "approval_header": APPROVAL_HEADER }),
+                json!({ "status": "unavailable", "approval_header": APPROVAL_HEADER }),
+            ));
+        }
+        let client = call.caller;
+        if let Err(throttled) = self.inner.throttle.take(
+            &client.tenant_id,
+            &client.client_id,
+            settings.requests_per_minute,
+        ) {
+            self.count(Outcome::Throttled);
+            tracing::info!(rule = need.rule, client_id = %client.client_id, tenant_id = %client.tenant_id, "too many approval requests; refused without a new request");
+            return Err(Refusal {
+                code: crate::jsonrpc::RATE_LIMITED,
+                message: format!(
+                    "too many approval requests from this client: at most {} a minute \
+                     (governance.approvals.requests_per_minute); retry in {} s",
+                    settings.requests_per_minute, throttled.retry_after_secs
+                ),
+                data: json!({
+                    "limit": settings.requests_per_minute,
+                    "window": "minute",
+                    "retry_after": throttled.retry_after_secs,
+                    "bucket": "approval_requests",
+                }),
+                retry_after: Some(throttled.retry_after_secs),
             });
         }
         let id = ids::new_id();
@@ -299,15 +367,73 @@ impl Approvals {
         }
         self.count(Outcome::Requested);
         tracing::info!(approval_id = %id, rule = need.rule, source = need.source.as_str(), client_id = %call.caller.client_id, server = call.server_id, tool = call.tool, "call held for approval");
-        Err(Refusal {
-            message: reason(need),
-            data: json!({
+        Err(Refusal::held(
+            reason(need),
+            json!({
                 "approval_request_id": id,
                 "status": "pending",
                 "approval_header": APPROVAL_HEADER,
                 "expires_at": rfc3339(expires_at),
             }),
-        })
+        ))
+    }
+
+    /// A retry presenting approval `id`: let it through if a matching grant has a use left,
+    /// taking that use (reported to the control plane), else refuse it.
+    fn use_grant(&self, id: &str, call: &Call<'_>, need: &Need<'_>) -> Result<(), Refusal> {
+        let fingerprint =
+            conduit_policy::fingerprint::fingerprint(call.server_id, call.tool, call.arguments);
+        let table = self.inner.grants.load();
+        let grant = ids::is_well_formed(id)
+            .then(|| {
+                table.matching(
+                    &Presented {
+                        id,
+                        client_id: &call.caller.client_id,
+                        tenant_id: &call.caller.tenant_id,
+                        server_id: call.server_id,
+                        tool: call.tool,
+                        fingerprint: &fingerprint,
+                    },
+                    self.now(),
+                )
+            })
+            .flatten();
+        let Some(grant) = grant else {
+            self.count(Outcome::Invalid);
+            // The header is the client's: only an id of the right shape is logged.
+            let id = if ids::is_well_formed(id) {
+                id
+            } else {
+                "(malformed)"
+            };
+            tracing::info!(approval_id = %id, rule = need.rule, client_id = %call.caller.client_id, "approval id refused");
+            return Err(Refusal::held(
+                INVALID_MESSAGE.to_owned(),
+                json!({ "approval_header": APPROVAL_HEADER }),
+            ));
+        };
+        let node_id = self.inner.node_id.get().map_or("", String::as_str);
+        match self.inner.usage.consume(id, grant, node_id) {
+            Ok(count) => {
+                self.inner.outbox.report_use(id, count);
+                self.count(Outcome::Granted);
+                tracing::debug!(approval_id = %id, rule = need.rule, uses = count, max_uses = grant.max_uses, "approved call proceeds");
+                Ok(())
+            }
+            Err(used_up) => {
+                self.count(Outcome::UsedUp);
+                tracing::info!(approval_id = %id, rule = need.rule, client_id = %call.caller.client_id, max_uses = used_up.max_uses, "approval used up");
+                Err(Refusal::held(
+                    format!(
+                        "{USED_UP_MESSAGE}: it allowed {} call{}; a new call needs a new approval",
+                        used_up.max_uses,
+                        if used_up.max_uses == 1 { "" } else { "s" }
+                    ),
+                    json!({ "status": "used_up", "approval_header": APPROVAL_HEADER }),
+                ))
+            }
+        }
     }
 
     fn count(&self, outcome: Outcome) {

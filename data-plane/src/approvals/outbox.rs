@@ -3,8 +3,11 @@
 //! to [`CAPACITY`] requests wait (the oldest is dropped, and counted, beyond that). Requests
 //! sent recently are kept too and sent again on the next stream, because one sent just
 //! before a stream broke may never have arrived; the control plane ignores duplicate ids.
+//!
+//! Grant uses wait here too, one report per grant carrying this data plane's count (a
+//! newer count replaces an unsent older one, and the control plane keeps the highest).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use conduit_proto::v1 as pb;
@@ -19,6 +22,8 @@ const RESEND: usize = 256;
 struct Queues {
     pending: VecDeque<pb::ApprovalRequest>,
     sent: VecDeque<pb::ApprovalRequest>,
+    /// Grant id → this data plane's use count, waiting to be sent.
+    uses: BTreeMap<String, u32>,
 }
 
 /// The queue; shared by the request path and the stream session.
@@ -53,6 +58,22 @@ impl Outbox {
         }
         queues.sent.push_back(request.clone());
         Some(request)
+    }
+
+    /// Queue a use report: grant `id` has been used `count` times on this data plane.
+    pub fn report_use(&self, id: &str, count: u32) {
+        {
+            let mut queues = self.lock();
+            let waiting = queues.uses.entry(id.to_owned()).or_insert(0);
+            *waiting = (*waiting).max(count);
+        }
+        self.ready.notify_one();
+    }
+
+    /// The next use report to send.
+    pub fn pop_use(&self) -> Option<pb::ApprovalUse> {
+        let (id, count) = self.lock().uses.pop_first()?;
+        Some(pb::ApprovalUse { id, count })
     }
 
     /// Resolves when something was pushed since the last wake-up.
@@ -127,6 +148,22 @@ mod tests {
         outbox2.resend(10);
         let ids: Vec<String> = std::iter::from_fn(|| outbox2.pop()).map(|r| r.id).collect();
         assert_eq!(ids, ["apr_1", "apr_3"]);
+    }
+
+    #[tokio::test]
+    async fn use_reports_keep_the_highest_count_per_grant() {
+        let outbox = Outbox::default();
+        outbox.report_use("apr_b", 2);
+        outbox.report_use("apr_a", 1);
+        outbox.report_use("apr_b", 1);
+        tokio::time::timeout(std::time::Duration::from_secs(5), outbox.ready())
+            .await
+            .expect("a report wakes the sender");
+        let sent: Vec<(String, u32)> = std::iter::from_fn(|| outbox.pop_use())
+            .map(|used| (used.id, used.count))
+            .collect();
+        assert_eq!(sent, [("apr_a".to_owned(), 1), ("apr_b".to_owned(), 2)]);
+        assert!(outbox.is_empty(), "requests are counted apart");
     }
 
     #[tokio::test]

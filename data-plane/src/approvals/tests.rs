@@ -15,7 +15,7 @@ const NEED: Need<'static> = Need {
 fn approvals() -> (Approvals, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let approvals = Approvals::new(Arc::clone(&metrics));
-    approvals.use_control_plane();
+    approvals.use_control_plane("dp-1");
     (approvals, metrics)
 }
 
@@ -39,8 +39,20 @@ fn call<'a>(caller: &'a Caller, arguments: &'a Value) -> Call<'a> {
 
 /// Sign a set granting `request` until `expires_at`, as the control plane does.
 fn grant(key: &Ed25519KeyPair, request: &pb::ApprovalRequest, expires_at: i64) -> pb::GrantSet {
+    grant_uses(key, request, expires_at, 100, &[], 1)
+}
+
+/// A set granting `request` `max_uses` calls, `uses` of them counted per node.
+fn grant_uses(
+    key: &Ed25519KeyPair,
+    request: &pb::ApprovalRequest,
+    expires_at: i64,
+    max_uses: u32,
+    uses: &[(&str, u32)],
+    issued_at_ms: i64,
+) -> pb::GrantSet {
     let list = pb::GrantList {
-        issued_at_ms: 1,
+        issued_at_ms,
         grants: vec![pb::Grant {
             id: request.id.clone(),
             client_id: request.client_id.clone(),
@@ -49,6 +61,14 @@ fn grant(key: &Ed25519KeyPair, request: &pb::ApprovalRequest, expires_at: i64) -
             tool: request.tool.clone(),
             fingerprint: request.fingerprint.clone(),
             expires_at,
+            max_uses,
+            uses: uses
+                .iter()
+                .map(|(node_id, count)| pb::GrantUse {
+                    node_id: (*node_id).to_owned(),
+                    count: *count,
+                })
+                .collect(),
         }],
     };
     let grants = list.encode_to_vec();
@@ -133,13 +153,15 @@ async fn pending_then_granted_until_expiry() {
     );
     assert_eq!(metrics.approval_grants.get(), 1);
 
-    // Granted, and reusable.
+    // Granted, as often as the grant allows (100 here).
     for _ in 0..2 {
         approvals
             .check(&settings, &headers(Some(&id)), &call(&caller, &args), &NEED)
             .expect("granted");
     }
     assert_eq!(outcome(&metrics, Outcome::Granted), 2);
+    let used = approvals.outbox().pop_use().expect("the uses are reported");
+    assert_eq!((used.id.as_str(), used.count), (id.as_str(), 2));
 
     // Other arguments, another client: refused.
     let other_args = json!({"path": "/etc"});
@@ -239,6 +261,7 @@ fn settings_come_from_governance_and_observability() {
     .unwrap();
     let settings = ApprovalSettings::compile(&document);
     assert_eq!(settings.ttl_seconds, 120);
+    assert_eq!(settings.requests_per_minute, 10, "the default");
     assert_eq!(
         settings
             .redactor
@@ -249,4 +272,114 @@ fn settings_come_from_governance_and_observability() {
         ApprovalSettings::compile(&Document::default()),
         ApprovalSettings::default()
     );
+}
+
+/// A held call as the control plane would get it, and its caller's arguments.
+fn held(approvals: &Approvals, caller: &Caller, args: &Value) -> pb::ApprovalRequest {
+    approvals
+        .check(
+            &ApprovalSettings::default(),
+            &headers(None),
+            &call(caller, args),
+            &NEED,
+        )
+        .unwrap_err();
+    approvals.outbox().pop().expect("queued")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grant_allows_max_uses_calls_counting_other_data_planes() {
+    let (approvals, metrics) = approvals();
+    let settings = ApprovalSettings::default();
+    let caller = Caller::authenticated("agent", Some("acme"));
+    let args = json!({"path": "/srv/x"});
+    let key = Ed25519KeyPair::generate().unwrap();
+    approvals.set_key(Some(key.public_key().as_ref().to_vec()));
+    let expires_at = approvals.now() + 600;
+    let retry =
+        |id: &str| approvals.check(&settings, &headers(Some(id)), &call(&caller, &args), &NEED);
+
+    // A set from a sender without max_uses (0): one call.
+    let once = held(&approvals, &caller, &args);
+    approvals
+        .apply_grant_set(&grant_uses(&key, &once, expires_at, 0, &[], 1))
+        .unwrap();
+    retry(&once.id).expect("the one use");
+    let refused = retry(&once.id).unwrap_err();
+    assert_eq!(refused.code(), -32011);
+    assert_eq!(
+        refused.message,
+        "approval is used up: it allowed 1 call; a new call needs a new approval"
+    );
+    assert_eq!(refused.data["status"], "used_up");
+    assert_eq!(outcome(&metrics, Outcome::UsedUp), 1);
+
+    // Three uses, one of them counted on dp-2 already: two left here.
+    let three = held(&approvals, &caller, &args);
+    approvals
+        .apply_grant_set(&grant_uses(&key, &three, expires_at, 3, &[("dp-2", 1)], 2))
+        .unwrap();
+    assert_eq!(approvals.grant_count(), 1, "the used-up grant left the set");
+    retry(&three.id).unwrap();
+    retry(&three.id).unwrap();
+    assert!(retry(&three.id).is_err());
+    // The control plane has counted this node's two uses as well: still none left, and the
+    // uses are not counted twice once dp-2's use is known to be the only other one.
+    approvals
+        .apply_grant_set(&grant_uses(
+            &key,
+            &three,
+            expires_at,
+            3,
+            &[("dp-2", 1), ("dp-1", 2)],
+            3,
+        ))
+        .unwrap();
+    assert!(retry(&three.id).is_err());
+
+    // A new stream reports this node's counts again.
+    while approvals.outbox().pop_use().is_some() {}
+    approvals.new_stream();
+    let reported: Vec<(String, u32)> = std::iter::from_fn(|| approvals.outbox().pop_use())
+        .map(|used| (used.id, used.count))
+        .collect();
+    assert_eq!(reported, [(three.id.clone(), 2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_new_requests_is_refused_past_the_rate() {
+    let (approvals, metrics) = approvals();
+    let settings = ApprovalSettings {
+        requests_per_minute: 2,
+        ..ApprovalSettings::default()
+    };
+    let caller = Caller::authenticated("agent", Some("acme"));
+    let args = json!({});
+    let new_request =
+        |caller: &Caller| approvals.check(&settings, &headers(None), &call(caller, &args), &NEED);
+    for _ in 0..2 {
+        assert_eq!(new_request(&caller).unwrap_err().data["status"], "pending");
+    }
+    let refused = new_request(&caller).unwrap_err();
+    assert_eq!(refused.code(), -32029);
+    assert!(
+        refused
+            .message
+            .starts_with("too many approval requests from this client"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(refused.data["bucket"], "approval_requests");
+    assert_eq!(refused.retry_after, Some(30));
+    assert_eq!(
+        approvals.outbox().len(),
+        2,
+        "no request for the refused call"
+    );
+    assert_eq!(outcome(&metrics, Outcome::Throttled), 1);
+    // Another client is not affected.
+    let other = Caller::authenticated("other", Some("acme"));
+    assert_eq!(new_request(&other).unwrap_err().code(), -32011);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(new_request(&caller).unwrap_err().code(), -32011);
 }

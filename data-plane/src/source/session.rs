@@ -66,8 +66,9 @@ where
     let mut progressed = false;
     let approvals = context.applier.approvals();
     let contact = &context.applier.metrics().contact;
-    // Requests sent on a previous stream may not have arrived; duplicates are ignored.
-    approvals.outbox().resend(approvals.now());
+    // Requests and grant uses sent on a previous stream may not have arrived; duplicate
+    // request ids are ignored, and a use count is only ever raised.
+    approvals.new_stream();
     // So may audit batches: unacked ones go again first (the control plane ignores record
     // ids it has).
     context.audit.new_stream();
@@ -92,6 +93,14 @@ where
             };
             if outbound.send(message).await.is_err() {
                 return ended_while_sending(context, &mut inbound, progressed).await;
+            }
+        }
+        while let Some(used) = approvals.outbox().pop_use() {
+            let message = DataPlaneMessage {
+                kind: Some(data_plane_message::Kind::ApprovalUse(used)),
+            };
+            if outbound.send(message).await.is_err() {
+                return closed();
             }
         }
         // Full batches at once; what waits, on the tick.

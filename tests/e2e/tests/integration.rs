@@ -9,6 +9,7 @@ mod integration {
     mod common;
 
     mod aggregate;
+    mod approval_limits;
     mod approvals;
     mod audit;
     mod audit_limits;
