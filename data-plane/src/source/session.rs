@@ -100,7 +100,7 @@ where
                 kind: Some(data_plane_message::Kind::ApprovalUse(used)),
             };
             if outbound.send(message).await.is_err() {
-                return closed();
+                return ended_while_sending(context, &mut inbound, progressed).await;
             }
         }
         // Full batches at once; what waits, on the tick.
