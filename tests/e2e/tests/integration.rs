@@ -33,6 +33,7 @@ mod integration {
     mod standalone;
     mod stdio;
     mod stdio_lifecycle;
+    mod stdio_secrets;
     mod traces;
     mod transport;
     mod webhooks;
