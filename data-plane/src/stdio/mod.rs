@@ -41,8 +41,8 @@
 //! - `notifications/progress` goes to the caller whose request carried the token.
 //! - A server→client request (`sampling/createMessage`, `elicitation/create`,
 //!   `roots/list`, ...) and a `notifications/message` (logging) carry nothing on the wire
-//!   that links them to a request. They go to the request their `_meta.progressToken`
-//!   names when they carry one, else to the **one principal whose requests are
+//!   that links them to a request. They go to the request their
+//!   `_meta.relatedRequestId` names when they carry one, else to the **one principal whose requests are
 //!   outstanding** (with none outstanding: the one principal of every open `GET` stream),
 //!   on its oldest streaming request or else its `GET` stream. When requests of several
 //!   principals are outstanding it cannot be known whose it is: a request is answered by

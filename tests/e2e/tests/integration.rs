@@ -34,6 +34,7 @@ mod integration {
     mod stdio;
     mod stdio_lifecycle;
     mod stdio_secrets;
+    mod stdio_tenants;
     mod traces;
     mod transport;
     mod webhooks;

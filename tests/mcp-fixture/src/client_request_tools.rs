@@ -5,9 +5,9 @@
 //!
 //! The requests are built from JSON so the schemas read like the wire format. rmcp sends
 //! them on the POST response stream of the `tools/call` they belong to. Over stdio nothing
-//! on the wire says which call that is, so an elicitation carries the call's progress token
-//! (when it has one) in its `_meta`: a gateway sharing the process among clients can then
-//! tell whose it is. Each tool answers
+//! on the wire says which call that is; when the call carries a progress token, an
+//! elicitation names it in `_meta.relatedRequestId` (the call's id), so a gateway sharing
+//! the process among clients can tell whose it is, and a test can exercise both cases. Each tool answers
 //! with a text block that echoes what the client replied, so a test can tell the round trip
 //! happened.
 #![allow(deprecated)] // sampling is deprecated by the 2026-07-28 protocol, still in use before it
@@ -148,11 +148,13 @@ async fn elicit(
 ) -> Result<CallToolResult, ErrorData> {
     // rmcp's typed helper sits behind a crate feature; the plain request needs none.
     let mut params = form_request(message, schema)?;
-    if let (Some(token), ElicitRequestParams::FormElicitationParams { meta, .. }) =
+    if let (Some(_), ElicitRequestParams::FormElicitationParams { meta, .. }) =
         (context.meta.get_progress_token(), &mut params)
     {
         let mut named = RequestMetaObject::new();
-        named.set_progress_token(token);
+        let id = serde_json::to_value(&context.id)
+            .map_err(|err| ErrorData::internal_error(err.to_string(), None))?;
+        named.0.insert("relatedRequestId".into(), id);
         *meta = Some(named);
     }
     let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));

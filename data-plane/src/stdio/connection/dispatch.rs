@@ -6,8 +6,9 @@
 //!
 //! # Attribution
 //! A server→client request or a log message names no request on the wire. It belongs to:
-//! 1. the outstanding request its `params._meta.progressToken` names (the gateway's token
-//!    for that request, which is its gateway id), when it carries one;
+//! 1. the outstanding request its `params._meta.relatedRequestId` names (the id the process
+//!    was given for that request), when it carries one; `_meta.progressToken` is no link:
+//!    it is the process's own token for the message it sends (SDKs number them from 0);
 //! 2. else the one principal (tenant and client) with outstanding requests, when all of
 //!    them are that principal's: whichever of its requests caused it, it is that
 //!    principal's to answer;
@@ -27,6 +28,9 @@ use crate::jsonrpc;
 use crate::stdio::Principal;
 use crate::stdio::remap::{self, Kind};
 use crate::stdio::sse;
+
+/// The `_meta` field of a message of the process naming the request it is about.
+const RELATED_REQUEST: &str = "relatedRequestId";
 
 /// Whom a message that names no caller belongs to.
 #[derive(Debug, PartialEq, Eq)]
@@ -92,8 +96,8 @@ impl Connection {
         }
         let attribution = self.attribute(&table, &request);
         if let Attribution::Request(gid) = &attribution {
-            // The token it names is the gateway's; its recipient knows its own.
-            restore_named_token(&mut request, table.requests[gid].progress_token.clone());
+            // The id it names is the gateway's; its recipient knows its own.
+            restore_related_id(&mut request, table.requests[gid].client_id.clone());
         }
         let event = sse::event(&request);
         let delivered = match &attribution {
@@ -122,7 +126,7 @@ impl Connection {
         let reason = if attribution == Attribution::Unknown {
             self.unrouted.requests.inc();
             "requests of more than one client are outstanding and the request names none \
-             of them (params._meta.progressToken): the gateway does not guess"
+             of them (params._meta.relatedRequestId): the gateway does not guess"
         } else {
             "its client has no event stream open (a streaming POST or a GET)"
         };
@@ -163,7 +167,7 @@ impl Connection {
                 let (only, principal) = match self.attribute(&table, &notification) {
                     Attribution::Request(gid) => {
                         let request = &table.requests[&gid];
-                        restore_named_token(&mut notification, request.progress_token.clone());
+                        restore_related_id(&mut notification, request.client_id.clone());
                         (Some(gid), request.principal.clone())
                     }
                     Attribution::Principal(principal) => (None, principal),
@@ -227,9 +231,9 @@ impl Connection {
         let named = message
             .get("params")
             .and_then(|params| params.get("_meta"))
-            .and_then(|meta| meta.get("progressToken"));
-        if let Some(token) = named {
-            return match remap::gateway_id(token) {
+            .and_then(|meta| meta.get(RELATED_REQUEST));
+        if let Some(id) = named {
+            return match remap::gateway_id(id) {
                 Some(gid) if table.requests.contains_key(&gid) => Attribution::Request(gid),
                 // It names a request, just not one that is outstanding.
                 _ => Attribution::Unknown,
@@ -265,23 +269,14 @@ impl Connection {
     }
 }
 
-/// Put the recipient's own progress token back into `params._meta` of a message that named
-/// its request by the gateway's token (and drop it when the recipient gave none).
-fn restore_named_token(message: &mut Value, token: Option<Value>) {
-    let Some(meta) = message
+/// Put the recipient's own id of the request back into `params._meta.relatedRequestId`.
+fn restore_related_id(message: &mut Value, client_id: Value) {
+    if let Some(meta) = message
         .get_mut("params")
         .and_then(|params| params.get_mut("_meta"))
         .and_then(Value::as_object_mut)
-    else {
-        return;
-    };
-    match token {
-        Some(token) => {
-            meta.insert("progressToken".into(), token);
-        }
-        None => {
-            meta.remove("progressToken");
-        }
+    {
+        meta.insert(RELATED_REQUEST.into(), client_id);
     }
 }
 

@@ -13,7 +13,9 @@ use anyhow::{Context as _, bail, ensure};
 use conduit_e2e::mcp::{PROTOCOL_VERSION, messages};
 use conduit_e2e::sse::EventStream;
 use conduit_e2e::stdio::{REQUEST_TIMEOUT, call, text_of};
-use conduit_e2e::{DEFAULT_TIMEOUT, DataPlane, DataPlaneOptions, binaries, http, procfs, wait_until};
+use conduit_e2e::{
+    DEFAULT_TIMEOUT, DataPlane, DataPlaneOptions, binaries, http, procfs, wait_until,
+};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -158,7 +160,8 @@ fn an_elicitation_reaches_only_the_tenant_whose_call_caused_it() -> anyhow::Resu
     assert!(refusal.contains("elicitation/create failed"), "{last}");
     assert!(refusal.contains("does not guess"), "{last}");
 
-    // With its call's progress token in `_meta` the elicitation names A's call: exact.
+    // Given a progress token, the fixture names its call in the elicitation's
+    // `_meta.relatedRequestId`: exact, even with B's call outstanding.
     let mut body = call(
         json!(8),
         "test_elicitation",
@@ -175,8 +178,8 @@ fn an_elicitation_reaches_only_the_tenant_whose_call_caused_it() -> anyhow::Resu
         "{elicitation}"
     );
     assert_eq!(
-        elicitation["params"]["_meta"]["progressToken"], "a-progress",
-        "A sees its own token, not the gateway's"
+        elicitation["params"]["_meta"]["relatedRequestId"], 8,
+        "A sees its own id, not the gateway's"
     );
     let elicitation_id = elicitation["id"].clone();
     let answer = |who: &str| {
@@ -201,18 +204,22 @@ fn an_elicitation_reaches_only_the_tenant_whose_call_caused_it() -> anyhow::Resu
     // B ends its own call; it saw nothing of A's.
     assert_eq!(gw.post(B, &cancel(json!("b-1")))?.status, 202);
     let b_messages = b_sleeping.rest()?;
-    assert!(b_messages.is_empty(), "B's call stream carried {b_messages:?}");
+    assert!(
+        b_messages.is_empty(),
+        "B's call stream carried {b_messages:?}"
+    );
     // B's GET stream: the first thing on it is B's own log message (B's plain-JSON call
     // has no stream, so its logging goes there), not A's elicitation.
     let logged = gw.post(B, &call(json!("b-2"), "test_tool_with_logging", json!({})))?;
     assert_eq!(logged.status, 200, "{}", logged.text());
-    let first = b_listening.next_message()?.context("B's GET stream ended")?;
+    let first = b_listening
+        .next_message()?
+        .context("B's GET stream ended")?;
     assert_eq!(first["method"], "notifications/message", "{first}");
     assert_eq!(first["params"]["data"], "Tool execution started", "{first}");
 
-    let unrouted = gw.metric(
-        "conduit_dp_stdio_unrouted_total{message=\"request\",server=\"local\"}",
-    )?;
+    let unrouted =
+        gw.metric("conduit_dp_stdio_unrouted_total{message=\"request\",server=\"local\"}")?;
     assert_eq!(unrouted, Some(1.0));
     Ok(())
 }
@@ -260,14 +267,23 @@ fn tenant_isolation_runs_a_process_per_tenant_within_the_bound() -> anyhow::Resu
 
     let echo = |key: &str, message: &str| -> anyhow::Result<String> {
         let response = gw.post(key, &call(json!(1), "echo", json!({"message": message})))?;
-        ensure!(response.status == 200, "HTTP {}: {}", response.status, response.text());
+        ensure!(
+            response.status == 200,
+            "HTTP {}: {}",
+            response.status,
+            response.text()
+        );
         Ok(text_of(&messages(&response)?[0]["result"]).to_owned())
     };
     assert_eq!(echo(A, "a")?, "a");
-    let first = wait_until(DEFAULT_TIMEOUT, "one process", || match gw.children()?[..] {
-        [pid] => Ok(pid),
-        ref other => bail!("{other:?}"),
-    })?;
+    let first = wait_until(
+        DEFAULT_TIMEOUT,
+        "one process",
+        || match gw.children()?[..] {
+            [pid] => Ok(pid),
+            ref other => bail!("{other:?}"),
+        },
+    )?;
     // Another client of the same tenant uses the same process; another tenant gets its own.
     assert_eq!(echo(A2, "a2")?, "a2");
     assert_eq!(gw.children()?, [first]);
@@ -282,7 +298,10 @@ fn tenant_isolation_runs_a_process_per_tenant_within_the_bound() -> anyhow::Resu
     let error = refused.json()?;
     assert_eq!(error["id"], "c-1", "{error}");
     let message = error["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("max_processes") && message.contains("2"), "{error}");
+    assert!(
+        message.contains("max_processes") && message.contains("2"),
+        "{error}"
+    );
     assert_eq!(gw.children()?, both);
     assert_eq!(
         gw.metric("conduit_dp_stdio_refused_total{server=\"local\"}")?,
@@ -307,7 +326,11 @@ fn client_isolation_runs_a_process_per_client() -> anyhow::Result<()> {
     // The same tenant's other client would need a second process.
     let refused = gw.post(A2, &initialize(json!(0)))?;
     assert_eq!(refused.status, 503, "{}", refused.text());
-    assert!(refused.text().contains("one process per client"), "{}", refused.text());
+    assert!(
+        refused.text().contains("one process per client"),
+        "{}",
+        refused.text()
+    );
     wait_until(DEFAULT_TIMEOUT, "one process", || {
         ensure!(gw.children()?.len() == 1);
         Ok(())
