@@ -252,9 +252,7 @@ fn server_requests_that_could_be_anyones_are_refused_unless_they_name_their_requ
     let (events_b, mut b) = mpsc::channel(8);
     // B's request is the older one: the old rule gave B what A's call caused.
     let (_b_call, _) = h.call_as("b", request(json!(7), "b"), Some(&events_b));
-    let mut with_token = request(json!(7), "a");
-    with_token["params"]["_meta"] = json!({"progressToken": "a-token"});
-    let (_a_call, sent_a) = h.call_as("a", with_token, Some(&events_a));
+    let (_a_call, sent_a) = h.call_as("a", request(json!("a-7"), "a"), Some(&events_a));
 
     let elicit = |id: i64, meta: Option<Value>| {
         let mut message = json!({
@@ -280,19 +278,26 @@ fn server_requests_that_could_be_anyones_are_refused_unless_they_name_their_requ
     assert!(a.try_recv().is_err() && b.try_recv().is_err());
     assert_eq!(h.unrouted("request"), 1);
 
-    // Naming A's request by the token the process was given for it is exact.
-    let token = sent_a["params"]["_meta"]["progressToken"].clone();
+    // The process's own progress token is no link to a request.
     h.connection
-        .dispatch(elicit(2, Some(json!({"progressToken": token}))));
+        .dispatch(elicit(2, Some(json!({"progressToken": sent_a["id"]}))));
+    assert!(h.written()["error"].is_object());
+    assert!(a.try_recv().is_err() && b.try_recv().is_err());
+
+    // Naming A's request by the id the process was given for it is exact, and A sees its
+    // own id there.
+    h.connection
+        .dispatch(elicit(3, Some(json!({"relatedRequestId": sent_a["id"]}))));
     let relayed = event_message(&a.try_recv().expect("A's own request"));
     assert_eq!(relayed["method"], "elicitation/create");
+    assert_eq!(relayed["params"]["_meta"]["relatedRequestId"], "a-7");
     assert!(b.try_recv().is_err());
     assert!(h.nothing_written());
-    // A token of no outstanding request is not a licence to guess.
+    // An id of no outstanding request is not a licence to guess.
     h.connection
-        .dispatch(elicit(3, Some(json!({"progressToken": 999_999}))));
+        .dispatch(elicit(4, Some(json!({"relatedRequestId": 999_999}))));
     assert!(h.written()["error"].is_object());
-    assert_eq!(h.unrouted("request"), 2);
+    assert_eq!(h.unrouted("request"), 3);
 
     // Log messages follow the same rule, and are dropped and counted when unknown.
     h.connection.dispatch(json!({
