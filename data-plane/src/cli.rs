@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -35,9 +35,15 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["control_plane", "config"])))]
 pub struct RunArgs {
-    /// Control plane gRPC URL (http:// or https://). The token comes from CONDUIT_DP_TOKEN.
+    /// Control plane gRPC URL (http:// or https://). The token comes from --token-file or
+    /// CONDUIT_DP_TOKEN.
     #[arg(long, value_name = "URL")]
     pub control_plane: Option<String>,
+    /// File holding the data-plane token (its first line; surrounding whitespace is
+    /// ignored), instead of CONDUIT_DP_TOKEN: a token in the environment is one more copy
+    /// in `/proc/<pid>/environ`. Setting both is an error.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub token_file: Option<PathBuf>,
     /// PEM file with the CA certificate that signed an https control plane's certificate.
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     pub control_plane_ca: Option<PathBuf>,
@@ -146,8 +152,17 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// Settings for the data plane; `token` is CONDUIT_DP_TOKEN.
-    pub fn settings(self, token: Option<String>) -> anyhow::Result<Settings> {
+    /// Settings for the data plane; `env_token` is CONDUIT_DP_TOKEN.
+    pub fn settings(self, env_token: Option<String>) -> anyhow::Result<Settings> {
+        let env_token = env_token.filter(|token| !token.is_empty());
+        let token = match &self.token_file {
+            Some(_) if env_token.is_some() => bail!(
+                "both --token-file and CONDUIT_DP_TOKEN are set; keep one, so it is clear \
+                 which token the data plane uses"
+            ),
+            Some(path) => Some(read_token_file(path)?),
+            None => env_token,
+        };
         let source = match (self.control_plane, self.config) {
             (Some(url), None) => SourceSettings::ControlPlane {
                 url,
@@ -176,7 +191,7 @@ impl RunArgs {
             admin_listen: self.admin_listen,
             node_id,
             labels: self.labels.unwrap_or_default(),
-            token: token.filter(|token| !token.is_empty()),
+            token,
             drain_timeout: self.drain_timeout,
             header_read_timeout: self.header_read_timeout,
             body_read_timeout: self.body_read_timeout,
@@ -210,6 +225,44 @@ fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
         }
     }
     Ok(labels)
+}
+
+/// Largest token file read: a token is a line, not a document.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
+/// The token in `path`: a regular file of at most [`MAX_TOKEN_FILE_BYTES`], its first line
+/// trimmed. The error names the file, never its content.
+fn read_token_file(path: &Path) -> anyhow::Result<String> {
+    let shown = path.display();
+    let metadata =
+        std::fs::metadata(path).with_context(|| format!("--token-file {shown}: cannot read it"))?;
+    if !metadata.is_file() {
+        bail!("--token-file {shown}: not a regular file");
+    }
+    if metadata.len() > MAX_TOKEN_FILE_BYTES {
+        bail!(
+            "--token-file {shown}: larger than {MAX_TOKEN_FILE_BYTES} bytes; it should hold one token"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(
+                file = %shown,
+                "--token-file is readable by other users than its owner; make it 0600 (or 0400)"
+            );
+        }
+    }
+    let text =
+        std::fs::read(path).with_context(|| format!("--token-file {shown}: cannot read it"))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| anyhow::anyhow!("--token-file {shown}: not UTF-8 text"))?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        bail!("--token-file {shown}: empty; its first line must be the token");
+    }
+    Ok(token.to_owned())
 }
 
 /// A humantime duration that is not zero (a zero timeout would refuse every request).
@@ -347,6 +400,56 @@ mod tests {
         // An empty token means none.
         let settings = args.settings(Some(String::new())).expect("settings");
         assert_eq!(settings.token, None);
+    }
+
+    #[test]
+    fn token_file_replaces_the_environment_variable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  from-file \nignored second line\n").expect("write");
+        let path = file.to_str().expect("utf-8");
+        let args = || parse(&["--control-plane", "http://x:1", "--token-file", path]);
+        let settings = args().expect("parses").settings(None).expect("settings");
+        assert_eq!(settings.token.as_deref(), Some("from-file"));
+        // An empty variable counts as unset.
+        let settings = args().expect("parses").settings(Some(String::new()));
+        assert_eq!(
+            settings.expect("settings").token.as_deref(),
+            Some("from-file")
+        );
+
+        let both = args().expect("parses").settings(Some("from-env".into()));
+        let both = format!("{:#}", both.expect_err("ambiguous"));
+        assert!(both.contains("CONDUIT_DP_TOKEN"), "{both}");
+        assert!(
+            !both.contains("from-env") && !both.contains("from-file"),
+            "{both}"
+        );
+
+        std::fs::write(&file, "\n").expect("write");
+        let empty = format!(
+            "{:#}",
+            args().expect("parses").settings(None).expect_err("empty")
+        );
+        assert!(empty.contains("empty"), "{empty}");
+        std::fs::write(&file, "x".repeat(5000)).expect("write");
+        let large = format!(
+            "{:#}",
+            args().expect("parses").settings(None).expect_err("large")
+        );
+        assert!(large.contains("larger than"), "{large}");
+        let directory = dir.path().to_str().expect("utf-8");
+        let args = parse(&["--control-plane", "http://x:1", "--token-file", directory]);
+        let not_file = args
+            .expect("parses")
+            .settings(None)
+            .expect_err("a directory");
+        assert!(
+            format!("{not_file:#}").contains("not a regular file"),
+            "{not_file:#}"
+        );
+        // Standalone mode has no control plane to present a token to.
+        assert!(parse(&["--config", "a.yaml", "--token-file", path]).is_err());
     }
 
     #[test]

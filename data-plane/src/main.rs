@@ -12,11 +12,20 @@ use conduit_process::StopSignals;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // First, before any secret is read: see `non_dumpable`.
+    let dumpable = non_dumpable();
     conduit_process::install_crypto_provider();
     let Cli {
         command: Command::Run(args),
     } = Cli::parse();
     conduit_process::init_tracing(args.log_format);
+    if let Err(error) = dumpable {
+        tracing::warn!(
+            %error,
+            "cannot make the data plane non-dumpable; processes of its user may read its \
+             memory and environment"
+        );
+    }
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
@@ -35,6 +44,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Make the process non-dumpable (`PR_SET_DUMPABLE` 0): `/proc/<pid>/environ`, `mem`,
+/// `maps` and `fd` then belong to root and `ptrace` is refused, so a stdio server (or any
+/// process of the same user without `CAP_SYS_PTRACE`) cannot read the data plane's
+/// environment (`CONDUIT_DP_TOKEN`) or the secrets in its memory. No core dumps either,
+/// which would hold the same secrets. Children start dumpable again after `exec`.
+#[cfg(target_os = "linux")]
+fn non_dumpable() -> std::io::Result<()> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn non_dumpable() -> std::io::Result<()> {
+    Ok(())
 }
 
 async fn run(args: cli::RunArgs) -> anyhow::Result<()> {

@@ -43,6 +43,9 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub stdio_restarts: IntCounterVec,
     pub stdio_up: IntGaugeVec,
+    pub stdio_processes: IntGaugeVec,
+    pub stdio_unrouted: IntCounterVec,
+    pub stdio_refused: IntCounterVec,
     /// `conduit_acl_denials_total{server, kind}`, kind ∈ tool, resource, prompt.
     pub acl_denials: IntCounterVec,
     /// `conduit_guardrail_actions_total{rule, action, mode}`, mode ∈ enforce, shadow.
@@ -141,6 +144,33 @@ impl Metrics {
             Opts::new(
                 "conduit_dp_stdio_up",
                 "1 while a stdio server's process is running and initialized, else 0.",
+            ),
+            &["server"],
+        )
+        .expect("valid metric");
+        let stdio_processes = IntGaugeVec::new(
+            Opts::new(
+                "conduit_dp_stdio_processes",
+                "Processes a stdio server with isolation tenant or client runs now.",
+            ),
+            &["server"],
+        )
+        .expect("valid metric");
+        let stdio_unrouted = IntCounterVec::new(
+            Opts::new(
+                "conduit_dp_stdio_unrouted_total",
+                "Messages of a shared stdio process that name no caller and could have come \
+                 from more than one (message: request, answered with an error; notification, \
+                 dropped).",
+            ),
+            &["server", "message"],
+        )
+        .expect("valid metric");
+        let stdio_refused = IntCounterVec::new(
+            Opts::new(
+                "conduit_dp_stdio_refused_total",
+                "Requests refused because their tenant or client would need a process beyond \
+                 the server's max_processes.",
             ),
             &["server"],
         )
@@ -272,6 +302,9 @@ impl Metrics {
             Box::new(request_duration.clone()),
             Box::new(stdio_restarts.clone()),
             Box::new(stdio_up.clone()),
+            Box::new(stdio_processes.clone()),
+            Box::new(stdio_unrouted.clone()),
+            Box::new(stdio_refused.clone()),
             Box::new(acl_denials.clone()),
             Box::new(guardrail_actions.clone()),
             Box::new(governance_denials.clone()),
@@ -325,6 +358,9 @@ impl Metrics {
             request_duration,
             stdio_restarts,
             stdio_up,
+            stdio_processes,
+            stdio_unrouted,
+            stdio_refused,
             acl_denials,
             guardrail_actions,
             governance_denials,

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use conduit_config::{ConfigError, ConfigErrors, Document, Router, ServerConfig, Transport};
+use conduit_config::{
+    ConfigError, ConfigErrors, Document, Router, ServerConfig, StdioIsolation, Transport,
+};
 use conduit_policy::Redactor;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Scheme, Uri};
@@ -495,6 +497,7 @@ impl Server {
                     stdio,
                     &config.id,
                     spec,
+                    isolation(config),
                     timeout(config),
                 )))
             }
@@ -570,6 +573,24 @@ impl HttpUpstream {
 }
 
 /// The server's `timeout_ms`, or the default.
+/// Which callers of a stdio server share a process (`isolation`, `max_processes`,
+/// `idle_timeout_ms`).
+fn isolation(config: &ServerConfig) -> stdio::Isolation {
+    let max_processes = usize::try_from(config.max_processes().max(1)).unwrap_or(usize::MAX);
+    let idle = Duration::from_millis(config.idle_timeout_ms().max(1));
+    match config.isolation() {
+        StdioIsolation::Shared => stdio::Isolation::Shared,
+        StdioIsolation::Tenant => stdio::Isolation::Tenant {
+            max_processes,
+            idle,
+        },
+        StdioIsolation::Client => stdio::Isolation::Client {
+            max_processes,
+            idle,
+        },
+    }
+}
+
 fn timeout(config: &ServerConfig) -> Duration {
     config
         .timeout_ms

@@ -38,6 +38,26 @@ pub struct ServerConfig {
     /// are secrets for `/config_dump` purposes and are masked there.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Which callers share a process (`stdio` with `command` only). `shared` (the default):
+    /// one process for every caller; messages the process sends are routed to the caller
+    /// whose request caused them, and refused when that cannot be known. `tenant`: one
+    /// process per tenant; `client`: one per client (tenant and client id). Use `tenant`
+    /// or `client` for servers that keep state between calls (a login, a working
+    /// directory, a cache of someone's data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<StdioIsolation>,
+    /// Most processes of this server running at once with `isolation: tenant` or
+    /// `client` (only there). A caller needing one more gets a JSON-RPC error (HTTP 503)
+    /// until an idle process is stopped. Default: 16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_processes: Option<u32>,
+    /// With `isolation: tenant` or `client` (only there): a process without outstanding
+    /// requests or open `GET` streams for this long is stopped, freeing its slot; the next
+    /// request of its tenant or client starts a new one. Default: 300000 (5 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub idle_timeout_ms: Option<u64>,
     /// Static headers added to every request sent to the server (and to its health checks;
     /// `http` only). Use `${env:NAME}` or `${file:PATH}` for credentials.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -68,6 +88,23 @@ pub struct ServerConfig {
     pub cache: Option<ServerCache>,
 }
 
+impl ServerConfig {
+    /// `isolation`, defaulted.
+    pub fn isolation(&self) -> StdioIsolation {
+        self.isolation.unwrap_or_default()
+    }
+
+    /// `max_processes`, defaulted.
+    pub fn max_processes(&self) -> u32 {
+        self.max_processes.unwrap_or(DEFAULT_MAX_PROCESSES)
+    }
+
+    /// `idle_timeout_ms`, defaulted.
+    pub fn idle_timeout_ms(&self) -> u64 {
+        self.idle_timeout_ms.unwrap_or(DEFAULT_IDLE_TIMEOUT_MS)
+    }
+}
+
 /// How the gateway reaches an upstream server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +125,35 @@ impl Transport {
         }
     }
 }
+
+/// Which callers of a `stdio` server share one process (`servers[].isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum StdioIsolation {
+    /// One process for every caller.
+    #[default]
+    Shared,
+    /// One process per tenant.
+    Tenant,
+    /// One process per client (tenant and client id).
+    Client,
+}
+
+impl StdioIsolation {
+    /// The spelling used in the YAML document.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StdioIsolation::Shared => "shared",
+            StdioIsolation::Tenant => "tenant",
+            StdioIsolation::Client => "client",
+        }
+    }
+}
+
+/// Default of `servers[].max_processes`.
+pub const DEFAULT_MAX_PROCESSES: u32 = 16;
+/// Default of `servers[].idle_timeout_ms`.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 300_000;
 
 /// Response cache policy of one server. Which results are cached follows the tools'
 /// annotations (`readOnlyHint`, `idempotentHint`, `openWorldHint`, `destructiveHint`);

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use super::{Checker, at, nth};
 use crate::model::{
-    Document, ForwardIdentityMode, ManagedRuntime, ServerCache, ServerConfig, TEMPLATE_VARIABLES,
-    Transport, UpstreamAuth,
+    Document, ForwardIdentityMode, ManagedRuntime, ServerCache, ServerConfig, StdioIsolation,
+    TEMPLATE_VARIABLES, Transport, UpstreamAuth,
 };
 
 /// Headers the gateway manages itself; a static value would break the connection or the MCP
@@ -69,6 +69,17 @@ fn http_server(c: &mut Checker, path: &str, server: &ServerConfig) {
     }
     c.forbid(at(path, "command"), server.command.is_some(), WHY);
     c.forbid(at(path, "args"), !server.args.is_empty(), WHY);
+    c.forbid(at(path, "isolation"), server.isolation.is_some(), WHY);
+    c.forbid(
+        at(path, "max_processes"),
+        server.max_processes.is_some(),
+        WHY,
+    );
+    c.forbid(
+        at(path, "idle_timeout_ms"),
+        server.idle_timeout_ms.is_some(),
+        WHY,
+    );
     c.forbid(at(path, "env"), !server.env.is_empty(), WHY);
     c.forbid(
         at(path, "managed_runtime"),
@@ -111,6 +122,7 @@ fn stdio_server(c: &mut Checker, path: &str, server: &ServerConfig) {
         server.forward_authorization,
         WHY,
     );
+    isolation(c, path, server);
     for name in server.env.keys() {
         let valid = !name.is_empty() && !name.contains('=') && !name.contains('\0');
         if !valid {
@@ -119,6 +131,47 @@ fn stdio_server(c: &mut Checker, path: &str, server: &ServerConfig) {
                 "invalid environment variable name",
             );
         }
+    }
+}
+
+/// `isolation`, `max_processes` and `idle_timeout_ms` of a stdio server.
+fn isolation(c: &mut Checker, path: &str, server: &ServerConfig) {
+    if server.command.is_none() {
+        // The data plane does not run managed releases yet: nothing would apply these.
+        const WHY: &str = "only for a stdio server with a command (not a managed_runtime)";
+        c.forbid(at(path, "isolation"), server.isolation.is_some(), WHY);
+        c.forbid(
+            at(path, "max_processes"),
+            server.max_processes.is_some(),
+            WHY,
+        );
+        c.forbid(
+            at(path, "idle_timeout_ms"),
+            server.idle_timeout_ms.is_some(),
+            WHY,
+        );
+        return;
+    }
+    if server.isolation() == StdioIsolation::Shared {
+        const WHY: &str =
+            "only with isolation: tenant or client (a shared server runs one process)";
+        c.forbid(
+            at(path, "max_processes"),
+            server.max_processes.is_some(),
+            WHY,
+        );
+        c.forbid(
+            at(path, "idle_timeout_ms"),
+            server.idle_timeout_ms.is_some(),
+            WHY,
+        );
+        return;
+    }
+    if server.max_processes == Some(0) {
+        c.error(at(path, "max_processes"), "must be at least 1");
+    }
+    if server.idle_timeout_ms == Some(0) {
+        c.error(at(path, "idle_timeout_ms"), "must be at least 1");
     }
 }
 

@@ -63,6 +63,31 @@ fn server_rules() {
             "only for transport: http",
         ),
         (
+            "servers:\n- {id: a, url: 'http://x/mcp', isolation: tenant}\n",
+            "servers[0].isolation",
+            "only for transport: stdio",
+        ),
+        (
+            "servers:\n- {id: a, transport: stdio, command: x, max_processes: 4}\n",
+            "servers[0].max_processes",
+            "only with isolation: tenant or client",
+        ),
+        (
+            "servers:\n- {id: a, transport: stdio, command: x, isolation: shared, idle_timeout_ms: 5}\n",
+            "servers[0].idle_timeout_ms",
+            "only with isolation: tenant or client",
+        ),
+        (
+            "servers:\n- {id: a, transport: stdio, command: x, isolation: client, max_processes: 0}\n",
+            "servers[0].max_processes",
+            "at least 1",
+        ),
+        (
+            "servers:\n- {id: a, transport: stdio, command: x, isolation: session}\n",
+            "servers[0].isolation",
+            "expected one of: shared, tenant, client",
+        ),
+        (
             "servers:\n- {id: a, url: 'http://x/mcp', replicas: ['http://y/mcp', 'nope']}\n",
             "servers[0].replicas[1]",
             "invalid URL",
@@ -117,7 +142,7 @@ fn server_rules() {
         assert_error(text, path, needle);
     }
     assert_valid(
-        "servers:\n- {id: a, url: 'https://x/mcp', replicas: ['https://y/mcp'], headers: {X-A: b}}\n- {id: b, transport: stdio, command: x, env: {A: b}}\n",
+        "servers:\n- {id: a, url: 'https://x/mcp', replicas: ['https://y/mcp'], headers: {X-A: b}}\n- {id: b, transport: stdio, command: x, env: {A: b}}\n- {id: c, transport: stdio, command: x, isolation: tenant, max_processes: 2, idle_timeout_ms: 1000}\n- {id: d, transport: stdio, command: x, isolation: client}\n",
     );
     assert_valid(
         "servers:\n- id: a\n  url: http://x/mcp\n  cache: {default_ttl: 60, overrides: {d: {ttl: 0, invalidates: [s]}}}\n",

@@ -15,7 +15,9 @@
 //! a broken-off `POST` stream to a client resuming it with `Last-Event-ID`; such a replay
 //! would show the whole list. So on `GET` streams every response holding a list field
 //! (`tools`, `prompts`, `resources`, `resourceTemplates`) is filtered as the list it holds
-//! ([`filter_any_lists`]).
+//! ([`filter_any_lists`]). A `GET` stream also carries notifications meant for every
+//! client of a server; one about a single resource (`notifications/resources/updated`)
+//! reaches only callers who may read that resource.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -200,6 +202,20 @@ fn filter_any_list(message: &mut Value, filter: &(dyn ItemFilter + '_)) -> bool 
     found
 }
 
+/// Whether `message` is a notification about one resource the caller may not read
+/// (`notifications/resources/updated`); one that names no resource cannot be checked and
+/// is hidden too.
+fn hidden_notification(message: &Value, filter: &(dyn ItemFilter + '_)) -> bool {
+    if message.get("method").and_then(Value::as_str) != Some("notifications/resources/updated") {
+        return false;
+    }
+    let params = message.get("params").unwrap_or(&Value::Null);
+    match params.get("uri").and_then(Value::as_str) {
+        Some(uri) => !filter.keep(ListKind::Resources, uri, params),
+        None => true,
+    }
+}
+
 /// An event stream with the list in the response to one request filtered.
 pub struct FilteredStream {
     inner: ProxyBody,
@@ -327,7 +343,12 @@ impl FilteredStream {
                 self.passthrough = found;
                 found
             }
-            Watch::AnyList => filter_any_list(&mut message, &*self.filter),
+            Watch::AnyList => {
+                if hidden_notification(&message, &*self.filter) {
+                    return;
+                }
+                filter_any_list(&mut message, &*self.filter)
+            }
         };
         if !filtered {
             self.ready.push_back(raw);
@@ -612,6 +633,23 @@ data: {\"jsonrpc\":\"2.0\",\"id\":6,\"result\":{\"content\":[{\"text\":\"secret\
             Box::new(NoSecrets),
         );
         assert!(text(plain).await.contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn resource_updates_on_get_streams_reach_only_readers() {
+        let stream: &'static [u8] = b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/updated\",\"params\":{\"uri\":\"x://secret/ledger\"}}\n\n\
+data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/updated\",\"params\":{}}\n\n\
+data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/updated\",\"params\":{\"uri\":\"x://open\"}}\n\n\
+data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/list_changed\"}\n\n";
+        let out = filter_any_lists(
+            response("text/event-stream", body(stream.chunks(7).collect())),
+            Box::new(NoSecrets),
+        );
+        let out = text(out).await;
+        let events: Vec<&str> = out.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 2, "{out}");
+        assert!(events[0].contains("x://open"), "{out}");
+        assert!(events[1].contains("list_changed"), "{out}");
     }
 
     #[tokio::test]

@@ -26,6 +26,7 @@ pub use super::member_error::MemberError;
 use super::events::messages;
 use super::upstream_headers::member_headers;
 use crate::balancer::{Leased, Outcome};
+use crate::caller::Caller;
 use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, UpstreamClient, is_event_stream};
 use crate::runtime::{HttpUpstream, Server, Upstream};
 use crate::session::UpstreamSession;
@@ -216,8 +217,8 @@ impl Fanout {
                 sent
             }
             // The process answers within the server's timeout itself.
-            Target::Stdio(stdio, _span) => {
-                let request = stdio_request(method);
+            Target::Stdio(stdio, _span, caller) => {
+                let request = stdio_request(method, caller);
                 let response = stdio.handle(&request, body).await;
                 Ok(Sent {
                     response,
@@ -273,7 +274,8 @@ impl Fanout {
 enum Target<'a> {
     /// The server and the request's headers.
     Http(&'a HttpUpstream, HeaderMap, Option<ChildSpan>),
-    Stdio(&'a StdioServer, Option<ChildSpan>),
+    /// The server and the caller, whose principal picks and tags its process's messages.
+    Stdio(&'a StdioServer, Option<ChildSpan>, Caller),
 }
 
 /// The target of a request to `member` (`Err` for a member this data plane cannot reach).
@@ -296,6 +298,7 @@ fn target<'a>(
         Link::Stdio(stdio) => Ok(Target::Stdio(
             stdio,
             telemetry::upstream(caller, &member.id, None),
+            Caller::of(caller),
         )),
         Link::Managed => Err(MemberError::Managed {
             server: member.id.clone(),
@@ -303,12 +306,14 @@ fn target<'a>(
     }
 }
 
-/// The request a stdio member's process is given: the method, and an `Accept` that takes
-/// event streams so the process can send server→client requests on them. The process
-/// needs nothing else of the caller (it has no session and no headers upstream).
-fn stdio_request(method: Method) -> Parts {
+/// The request a stdio member's process is given: the method, the caller (its tenant and
+/// client keep its messages apart from other callers'), and an `Accept` that takes event
+/// streams so the process can send server→client requests on them. The process needs
+/// nothing else of the caller (it has no session and no headers upstream).
+fn stdio_request(method: Method, caller: Caller) -> Parts {
     let (mut parts, ()) = Request::new(()).into_parts();
     parts.method = method;
+    parts.extensions.insert(caller);
     parts.headers.insert(
         header::ACCEPT,
         HeaderValue::from_static("application/json, text/event-stream"),

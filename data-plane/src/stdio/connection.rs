@@ -2,8 +2,10 @@
 //! tables that remap ids between callers and the process, and what callers send through
 //! them. What the process writes is routed by [`dispatch`].
 //!
-//! Gateway ids are a counter, unique for the life of the connection, so two callers using
-//! the same id never collide. An entry leaves the table exactly once: answered, cancelled
+//! Every entry carries the [`Principal`] (tenant and client) of its caller: a client's ids
+//! are its own, so a cancellation or an answer only ever matches entries of the principal
+//! that sent it. Gateway ids are a counter, unique for the life of the connection, so two
+//! callers using the same id never collide. An entry leaves the table exactly once: answered, cancelled
 //! by its client, abandoned by its caller (timeout, disconnect: the process is then sent
 //! `notifications/cancelled`) or failed when the process ends. The table's lock is never
 //! held across an `.await`.
@@ -18,8 +20,10 @@ use serde_json::{Map, Value};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::Principal;
 use super::remap;
 use super::sse::Listeners;
+use crate::metrics::Metrics;
 
 mod dispatch;
 
@@ -77,6 +81,30 @@ pub struct Connection {
     /// Woken when the last outstanding request leaves the table.
     idle: Notify,
     listeners: Arc<Listeners>,
+    unrouted: Unrouted,
+}
+
+/// Counts of the process's messages that named no caller when several could have caused
+/// them (`conduit_dp_stdio_unrouted_total`).
+#[derive(Debug, Clone)]
+pub struct Unrouted {
+    /// Server→client requests, answered with an error.
+    pub requests: prometheus::IntCounter,
+    /// Notifications, dropped.
+    pub notifications: prometheus::IntCounter,
+}
+
+impl Unrouted {
+    pub fn new(metrics: &Metrics, server_id: &str) -> Unrouted {
+        Unrouted {
+            requests: metrics
+                .stdio_unrouted
+                .with_label_values(&[server_id, "request"]),
+            notifications: metrics
+                .stdio_unrouted
+                .with_label_values(&[server_id, "notification"]),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +119,8 @@ struct Table {
 
 #[derive(Debug)]
 struct Outstanding {
+    /// Whose request it is.
+    principal: Principal,
     client_id: Value,
     /// The caller's `_meta.progressToken`; the process knows it as the gateway id.
     progress_token: Option<Value>,
@@ -108,6 +138,8 @@ struct ServerRequest {
     process_id: Value,
     /// The caller request whose stream it went to; `None` for a `GET` stream.
     owner: Option<u64>,
+    /// The only principal whose answer is taken.
+    principal: Principal,
 }
 
 impl Connection {
@@ -115,6 +147,7 @@ impl Connection {
         server_id: Arc<str>,
         listeners: Arc<Listeners>,
         outbox: mpsc::Sender<Bytes>,
+        unrouted: Unrouted,
     ) -> Arc<Connection> {
         Arc::new(Connection {
             server_id,
@@ -123,15 +156,17 @@ impl Connection {
             next_id: AtomicU64::new(1),
             idle: Notify::new(),
             listeners,
+            unrouted,
         })
     }
 
-    /// Register a caller's request and rewrite it for the process (gateway id, gateway
+    /// Register `principal`'s request and rewrite it for the process (gateway id, gateway
     /// progress token). `events` receives the messages attributed to it.
     pub fn register(
         self: &Arc<Self>,
         request: &mut Value,
         events: Option<&mpsc::Sender<Bytes>>,
+        principal: &Principal,
     ) -> Result<Call, Failure> {
         let mut table = self.lock();
         if let Some(failure) = &table.closed {
@@ -145,6 +180,7 @@ impl Connection {
         table.requests.insert(
             gid,
             Outstanding {
+                principal: principal.clone(),
                 client_id,
                 progress_token,
                 events: events.cloned(),
@@ -178,12 +214,25 @@ impl Connection {
         }
     }
 
-    /// A client's answer to a server→client request, rewritten for the process.
-    pub fn client_response(&self, mut response: Value) -> Result<Bytes, String> {
+    /// `principal`'s answer to a server→client request sent to it, rewritten for the
+    /// process.
+    pub fn client_response(
+        &self,
+        mut response: Value,
+        principal: &Principal,
+    ) -> Result<Bytes, String> {
         let id = remap::id(&response);
-        let request = id
-            .as_str()
-            .and_then(|id| self.lock().server_requests.remove(id));
+        let request = id.as_str().and_then(|id| {
+            let mut table = self.lock();
+            // Another principal's answer is refused like an unknown id, and leaves the
+            // request to its own recipient.
+            match table.server_requests.get(id) {
+                Some(request) if request.principal == *principal => {
+                    table.server_requests.remove(id)
+                }
+                _ => None,
+            }
+        });
         let Some(request) = request else {
             return Err(format!(
                 "no request of server {} with id {id} is awaiting an answer \
@@ -195,21 +244,23 @@ impl Connection {
         Ok(remap::line(&response))
     }
 
-    /// A client's `notifications/cancelled`, rewritten for the process; `None` when its
-    /// `requestId` names no single outstanding request (see the module doc of [`super`]).
-    pub fn client_cancel(&self, mut notification: Value) -> Option<Bytes> {
+    /// `principal`'s `notifications/cancelled`, rewritten for the process; `None` when its
+    /// `requestId` names no single outstanding request of that principal (see the module
+    /// doc of [`super`]).
+    pub fn client_cancel(&self, mut notification: Value, principal: &Principal) -> Option<Bytes> {
         let request_id = remap::param(&notification, "requestId")?.clone();
         let mut table = self.lock();
         let mut matching = table
             .requests
             .iter()
+            .filter(|(_, request)| request.principal == *principal)
             .filter(|(_, request)| request.client_id == request_id)
             .map(|(gid, _)| *gid);
         let (Some(gid), None) = (matching.next(), matching.next()) else {
             tracing::debug!(
                 server = %self.server_id,
                 request_id = %request_id,
-                "cancellation names no single outstanding request; dropped"
+                "cancellation names no single outstanding request of its client; dropped"
             );
             return None;
         };

@@ -8,6 +8,10 @@
 //! `text/event-stream` gets an event stream carrying what the process sends for its
 //! request, then the answer; otherwise plain JSON with the answer. Every request is bounded
 //! by the server's `timeout_ms`.
+//!
+//! Each message is handled for the [`Principal`] of its caller, on that principal's
+//! process (see `group`): the principal marks its requests, its `GET` streams, and is the
+//! only one whose cancellations and answers match them.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -18,12 +22,13 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::StdioServer;
 use super::connection::{Call, Failure, Outcome};
 use super::handshake;
 use super::remap::{self, Kind};
 use super::sse::{self, EventBody};
 use super::supervisor::Ready;
+use super::{Principal, StdioServer};
+use crate::caller::Caller;
 use crate::jsonrpc;
 use crate::proxy::ProxyBody;
 
@@ -44,15 +49,16 @@ enum Reply {
 impl StdioServer {
     /// Serve one request on `/mcp/{server_id}`; a POST `body` is one checked message.
     pub async fn handle(&self, parts: &Parts, body: Bytes) -> Response<ProxyBody> {
+        let principal = Principal::of(&Caller::of(parts));
         match parts.method {
-            Method::GET => self.listen(&parts.headers),
+            Method::GET => self.listen(&parts.headers, &principal),
             // No session was issued, so there is nothing upstream to end.
             Method::DELETE => empty(StatusCode::NO_CONTENT),
-            _ => self.post(&parts.headers, &body).await,
+            _ => self.post(&parts.headers, &body, &principal).await,
         }
     }
 
-    fn listen(&self, headers: &HeaderMap) -> Response<ProxyBody> {
+    fn listen(&self, headers: &HeaderMap, principal: &Principal) -> Response<ProxyBody> {
         if !accepts_event_stream(headers) {
             return json(
                 StatusCode::NOT_ACCEPTABLE,
@@ -63,10 +69,18 @@ impl StdioServer {
                 ),
             );
         }
-        event_stream(self.process().listeners().open())
+        match self.group().lease(principal) {
+            Ok(lease) => event_stream(lease.process().listeners().open(principal.clone())),
+            Err(failure) => failure_reply(&Value::Null, &failure),
+        }
     }
 
-    async fn post(&self, headers: &HeaderMap, body: &[u8]) -> Response<ProxyBody> {
+    async fn post(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        principal: &Principal,
+    ) -> Response<ProxyBody> {
         let deadline = Instant::now() + self.timeout();
         let message = match serde_json::from_slice::<Value>(body) {
             Ok(message) => message,
@@ -86,16 +100,27 @@ impl StdioServer {
             return empty(StatusCode::ACCEPTED);
         }
         let id = remap::id(&message);
-        let ready = match self.process().ready(deadline).await {
+        // Held until the message is registered with the process (see `group`).
+        let lease = match self.group().lease(principal) {
+            Ok(lease) => lease,
+            Err(failure) => return failure_reply(&id, &failure),
+        };
+        let ready = match lease.process().ready(deadline).await {
             Ok(ready) => ready,
             Err(failure) => return failure_reply(&id, &failure),
         };
         let streaming = accepts_event_stream(headers);
         let (events, event_receiver) = mpsc::channel(EVENT_BUFFER);
         let submitted = self
-            .submit(&ready, message, streaming.then_some(&events), deadline)
+            .submit(
+                &ready,
+                message,
+                streaming.then_some(&events),
+                principal,
+                deadline,
+            )
             .await;
-        drop(events);
+        drop((events, lease));
         match submitted {
             Ok(None) => empty(StatusCode::ACCEPTED),
             Ok(Some(Reply::Pending { client_id, call })) if streaming => {
@@ -117,6 +142,7 @@ impl StdioServer {
         ready: &Ready,
         mut message: Value,
         events: Option<&mpsc::Sender<Bytes>>,
+        principal: &Principal,
         deadline: Instant,
     ) -> Result<Option<Reply>, Value> {
         let connection = &ready.connection;
@@ -129,7 +155,7 @@ impl StdioServer {
             }
             Kind::Request => {
                 let client_id = remap::id(&message);
-                let registered = connection.register(&mut message, events);
+                let registered = connection.register(&mut message, events, principal);
                 let sent = match registered {
                     Ok(call) => connection
                         .send(remap::line(&message), deadline)
@@ -146,14 +172,16 @@ impl StdioServer {
                 })));
             }
             Kind::Notification => match remap::method(&message) {
-                Some("notifications/cancelled") => match connection.client_cancel(message) {
-                    Some(line) => line,
-                    None => return Ok(None),
-                },
+                Some("notifications/cancelled") => {
+                    match connection.client_cancel(message, principal) {
+                        Some(line) => line,
+                        None => return Ok(None),
+                    }
+                }
                 _ => remap::line(&message),
             },
             Kind::Response => connection
-                .client_response(message.clone())
+                .client_response(message.clone(), principal)
                 .map_err(|reason| {
                     jsonrpc::error_object(
                         &jsonrpc::RequestId(remap::id(&message)),
@@ -187,7 +215,7 @@ impl StdioServer {
             deadline,
             timeout: Failure::timeout(format!(
                 "the stdio server {} did not answer within {}",
-                self.process().server_id(),
+                self.group().server_id(),
                 humantime::format_duration(self.timeout())
             )),
         }

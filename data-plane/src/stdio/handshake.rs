@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::Principal;
 use super::connection::{Connection, Failure, Outcome};
 use super::remap;
 
@@ -56,7 +57,7 @@ pub async fn initialize(
         },
     });
     let call = connection
-        .register(&mut request, None)
+        .register(&mut request, None, &Principal::gateway())
         .map_err(|failure| failure.message)?;
     connection
         .send(remap::line(&request), deadline)

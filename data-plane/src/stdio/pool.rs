@@ -1,20 +1,20 @@
 //! The stdio processes of one data plane across configuration versions.
 //!
-//! Compiling a candidate configuration asks the pool for each stdio server's process
-//! ([`Pool::prepare`]): the running one when its `command`, `args` and `env` are unchanged,
-//! else a new one that is not started. Only when the configuration is applied does
-//! [`Pool::commit`] start the new processes and retire the ones no longer used, so a
-//! rejected candidate never starts or stops anything.
+//! Compiling a candidate configuration asks the pool for each stdio server's processes
+//! ([`Pool::prepare`]): the running [`Group`] when its `command`, `args`, `env` and
+//! isolation are unchanged, else a new one that is not started. Only when the
+//! configuration is applied does [`Pool::commit`] start the new groups and retire the ones
+//! no longer used, so a rejected candidate never starts or stops anything.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::{Process, Spec};
+use super::{Group, Isolation, Spec};
 use crate::metrics::Metrics;
 use crate::runtime::{Runtime, Upstream};
 
-/// The live stdio processes, by server id. Cheap to clone.
+/// The live stdio servers' processes, by server id. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Pool {
     inner: Arc<Inner>,
@@ -22,7 +22,7 @@ pub struct Pool {
 
 #[derive(Debug)]
 struct Inner {
-    live: Mutex<HashMap<String, Arc<Process>>>,
+    live: Mutex<HashMap<String, Arc<Group>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -41,61 +41,75 @@ impl Pool {
         &self.inner.metrics
     }
 
-    /// The process for server `id` of a candidate configuration (see the module doc).
-    pub fn prepare(&self, id: &str, spec: Spec, timeout: Duration) -> Arc<Process> {
+    /// The processes for server `id` of a candidate configuration (see the module doc).
+    pub fn prepare(
+        &self,
+        id: &str,
+        spec: Spec,
+        isolation: Isolation,
+        timeout: Duration,
+    ) -> Arc<Group> {
         match self.lock().get(id) {
-            Some(process) if *process.spec() == spec => Arc::clone(process),
-            _ => Process::new(id, spec, timeout, Arc::clone(&self.inner.metrics)),
+            Some(group) if *group.spec() == spec && group.isolation() == isolation => {
+                Arc::clone(group)
+            }
+            _ => Group::new(
+                id,
+                spec,
+                isolation,
+                timeout,
+                Arc::clone(&self.inner.metrics),
+            ),
         }
     }
 
     /// `runtime` was applied: start its processes, retire the ones it no longer uses (each
     /// after its outstanding requests, within its timeout).
     pub fn commit(&self, runtime: &Runtime) {
-        let wanted: HashMap<String, Arc<Process>> = runtime
+        let wanted: HashMap<String, Arc<Group>> = runtime
             .servers()
             .filter_map(|server| match &server.upstream {
-                Upstream::Stdio(stdio) => Some((server.id.clone(), Arc::clone(stdio.process()))),
+                Upstream::Stdio(stdio) => Some((server.id.clone(), Arc::clone(stdio.group()))),
                 _ => None,
             })
             .collect();
-        for process in wanted.values() {
-            process.start();
+        for group in wanted.values() {
+            group.start();
         }
         let previous = std::mem::replace(&mut *self.lock(), wanted.clone());
-        for (id, process) in previous {
+        for (id, group) in previous {
             let kept = wanted
                 .get(&id)
-                .is_some_and(|current| Arc::ptr_eq(current, &process));
+                .is_some_and(|current| Arc::ptr_eq(current, &group));
             if !kept {
                 tracing::info!(
                     server = %id,
-                    "stdio server removed or changed; stopping its process"
+                    "stdio server removed or changed; stopping its processes"
                 );
-                process.retire(process.timeout());
+                group.retire(group.timeout());
             }
         }
     }
 
     /// End every `GET` stream, so the public listener can drain.
     pub fn close_streams(&self) {
-        for process in self.lock().values() {
-            process.listeners().close_all();
+        for group in self.lock().values() {
+            group.close_streams();
         }
     }
 
     /// Stop every process and wait until they are gone (data plane shutdown).
     pub async fn shutdown(&self) {
-        let processes: Vec<Arc<Process>> = self.lock().drain().map(|(_, p)| p).collect();
-        for process in &processes {
-            process.stop();
+        let groups: Vec<Arc<Group>> = self.lock().drain().map(|(_, g)| g).collect();
+        for group in &groups {
+            group.stop();
         }
-        for process in &processes {
-            process.stopped().await;
+        for group in &groups {
+            group.stopped().await;
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Process>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Group>>> {
         self.inner
             .live
             .lock()

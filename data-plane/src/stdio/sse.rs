@@ -13,6 +13,7 @@ use hyper::body::{Body, Frame};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::Principal;
 use crate::deadline::BodyError;
 
 /// Events buffered per open `GET` stream; a client that falls this far behind is
@@ -55,19 +56,26 @@ impl Body for EventBody {
     }
 }
 
-/// The open `GET` streams of one stdio server, oldest first.
+/// The open `GET` streams of one stdio process, oldest first, each with the principal of
+/// the caller that opened it.
 #[derive(Debug, Default)]
 pub struct Listeners {
-    streams: Mutex<BTreeMap<u64, mpsc::Sender<Bytes>>>,
+    streams: Mutex<BTreeMap<u64, Listener>>,
     next: AtomicU64,
 }
 
+#[derive(Debug)]
+struct Listener {
+    principal: Principal,
+    sender: mpsc::Sender<Bytes>,
+}
+
 impl Listeners {
-    /// Open a stream: the returned body receives what is sent to this listener.
-    pub fn open(self: &Arc<Self>) -> EventBody {
+    /// Open a stream for `principal`: the returned body receives what is sent to it.
+    pub fn open(self: &Arc<Self>, principal: Principal) -> EventBody {
         let (sender, events) = mpsc::channel(LISTENER_BUFFER);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(id, sender);
+        self.lock().insert(id, Listener { principal, sender });
         EventBody {
             events,
             _listener: Some(ListenerGuard {
@@ -77,22 +85,61 @@ impl Listeners {
         }
     }
 
-    /// Send `event` to every open stream.
+    /// Send `event` to every open stream (what every caller may see; the proxy filters
+    /// each stream through its caller's view).
     pub fn broadcast(&self, event: &Bytes) {
         self.lock()
-            .retain(|id, stream| deliver(*id, stream, event.clone()));
+            .retain(|id, listener| deliver(*id, &listener.sender, event.clone()));
     }
 
-    /// Send `event` to the oldest open stream; `false` when there is none.
-    pub fn send_to_oldest(&self, event: Bytes) -> bool {
-        let mut streams = self.lock();
-        while let Some(mut entry) = streams.first_entry() {
-            if deliver(*entry.key(), entry.get_mut(), event.clone()) {
+    /// Send `event` to every open stream of `principal`; `false` when it has none.
+    pub fn broadcast_to(&self, principal: &Principal, event: &Bytes) -> bool {
+        let mut delivered = false;
+        self.lock().retain(|id, listener| {
+            if listener.principal != *principal {
                 return true;
             }
-            entry.remove();
+            let kept = deliver(*id, &listener.sender, event.clone());
+            delivered |= kept;
+            kept
+        });
+        delivered
+    }
+
+    /// Send `event` to the oldest open stream of `principal`; `false` when it has none.
+    pub fn send_to_oldest_of(&self, principal: &Principal, event: &Bytes) -> bool {
+        let mut streams = self.lock();
+        let ids: Vec<u64> = streams
+            .iter()
+            .filter(|(_, listener)| listener.principal == *principal)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(listener) = streams.get(&id) else {
+                continue;
+            };
+            if deliver(id, &listener.sender, event.clone()) {
+                return true;
+            }
+            streams.remove(&id);
         }
         false
+    }
+
+    /// The principal of every open stream, when they all have the same one.
+    pub fn sole_principal(&self) -> Option<Principal> {
+        let streams = self.lock();
+        let mut principals = streams
+            .values()
+            .filter(|listener| !listener.sender.is_closed())
+            .map(|listener| &listener.principal);
+        let first = principals.next()?;
+        principals.all(|p| p == first).then(|| first.clone())
+    }
+
+    /// How many streams are open.
+    pub fn open_streams(&self) -> usize {
+        self.lock().len()
     }
 
     /// End every open stream (the server is stopping).
@@ -100,7 +147,7 @@ impl Listeners {
         self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, mpsc::Sender<Bytes>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Listener>> {
         self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -149,27 +196,46 @@ mod tests {
         );
     }
 
+    fn principal(tenant: &str) -> Principal {
+        Principal {
+            tenant: tenant.into(),
+            client: "c".into(),
+        }
+    }
+
     #[tokio::test]
-    async fn listeners_get_broadcasts_and_the_oldest_gets_requests() {
+    async fn listeners_get_broadcasts_and_only_their_principals_messages() {
         let listeners = Arc::new(Listeners::default());
-        let mut first = listeners.open();
-        let mut second = listeners.open();
+        let (a, b) = (principal("a"), principal("b"));
+        let mut first = listeners.open(a.clone());
+        let mut second = listeners.open(b.clone());
+        let mut third = listeners.open(a.clone());
+        assert_eq!(listeners.sole_principal(), None);
         listeners.broadcast(&Bytes::from_static(b"all"));
-        assert!(listeners.send_to_oldest(Bytes::from_static(b"one")));
+        assert!(listeners.send_to_oldest_of(&b, &Bytes::from_static(b"one")));
+        assert!(listeners.broadcast_to(&a, &Bytes::from_static(b"a's")));
         let next = |body: &mut EventBody| body.events.try_recv().ok();
         assert_eq!(next(&mut first).as_deref(), Some(&b"all"[..]));
-        assert_eq!(next(&mut first).as_deref(), Some(&b"one"[..]));
+        assert_eq!(next(&mut first).as_deref(), Some(&b"a's"[..]));
+        assert_eq!(next(&mut first), None);
         assert_eq!(next(&mut second).as_deref(), Some(&b"all"[..]));
+        assert_eq!(next(&mut second).as_deref(), Some(&b"one"[..]));
         assert_eq!(next(&mut second), None);
+        assert_eq!(next(&mut third).as_deref(), Some(&b"all"[..]));
+        assert_eq!(next(&mut third).as_deref(), Some(&b"a's"[..]));
 
-        // A closed stream is unregistered, so the next oldest takes over.
+        // A closed stream is unregistered, so the next oldest of the principal takes over.
+        drop(second);
+        assert!(!listeners.send_to_oldest_of(&b, &Bytes::from_static(b"none")));
+        assert_eq!(listeners.sole_principal(), Some(a.clone()));
         drop(first);
-        assert!(listeners.send_to_oldest(Bytes::from_static(b"two")));
-        assert_eq!(next(&mut second).as_deref(), Some(&b"two"[..]));
+        assert!(listeners.send_to_oldest_of(&a, &Bytes::from_static(b"two")));
+        assert_eq!(next(&mut third).as_deref(), Some(&b"two"[..]));
+        assert_eq!(listeners.open_streams(), 1);
 
         listeners.close_all();
-        assert!(!listeners.send_to_oldest(Bytes::from_static(b"none")));
-        let rest = second.collect().await.expect("ends cleanly").to_bytes();
+        assert!(!listeners.broadcast_to(&a, &Bytes::from_static(b"none")));
+        let rest = third.collect().await.expect("ends cleanly").to_bytes();
         assert!(rest.is_empty());
     }
 }

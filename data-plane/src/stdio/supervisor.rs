@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Spec;
-use super::connection::{Connection, Failure};
+use super::connection::{Connection, Failure, Unrouted};
 use super::handshake::{self, Initialized};
 use super::process::{self, Spawned};
 use super::sse::Listeners;
@@ -44,6 +44,9 @@ pub struct Process {
     stop: CancellationToken,
     started: AtomicBool,
     metrics: Arc<Metrics>,
+    /// Whether this process alone is its server's `conduit_dp_stdio_up` (not so for one of
+    /// several processes of an isolated server).
+    reports_up: bool,
 }
 
 /// Where a process is in its life.
@@ -82,6 +85,7 @@ impl Process {
         spec: Spec,
         timeout: Duration,
         metrics: Arc<Metrics>,
+        reports_up: bool,
     ) -> Arc<Process> {
         Arc::new(Process {
             server_id: server_id.into(),
@@ -92,7 +96,17 @@ impl Process {
             stop: CancellationToken::new(),
             started: AtomicBool::new(false),
             metrics,
+            reports_up,
         })
+    }
+
+    /// Whether a caller uses the process now: a request outstanding or a `GET` stream open.
+    pub fn busy(&self) -> bool {
+        let outstanding = match &*self.state.borrow() {
+            State::Ready(ready) => ready.connection.outstanding() > 0,
+            _ => false,
+        };
+        outstanding || self.listeners.open_streams() > 0
     }
 
     pub fn server_id(&self) -> &str {
@@ -210,7 +224,12 @@ impl Process {
 
     async fn run(self: Arc<Self>) {
         let labels = [&*self.server_id];
-        let up = self.metrics.stdio_up.with_label_values(&labels);
+        let up = if self.reports_up {
+            self.metrics.stdio_up.with_label_values(&labels)
+        } else {
+            // Not registered: several processes of one server cannot share the gauge.
+            IntGauge::new("conduit_dp_stdio_member_up", "unregistered").expect("valid metric")
+        };
         // The restart counter exists (at 0) from the first start, so `increase()` and alerts
         // see the series before the first restart.
         let restarts = self.metrics.stdio_restarts.with_label_values(&labels);
@@ -242,7 +261,9 @@ impl Process {
             }
         }
         self.listeners.close_all();
-        let _ = self.metrics.stdio_up.remove_label_values(&labels);
+        if self.reports_up {
+            let _ = self.metrics.stdio_up.remove_label_values(&labels);
+        }
         self.state.send_replace(State::Stopped);
         tracing::info!(server = %self.server_id, "stdio server stopped");
     }
@@ -271,6 +292,7 @@ impl Process {
             Arc::clone(&self.server_id),
             Arc::clone(&self.listeners),
             input,
+            Unrouted::new(&self.metrics, &self.server_id),
         );
         let writer = tokio::spawn(process::write_stdin(stdin, queue));
         let mut reader: JoinHandle<String> = tokio::spawn({
@@ -435,7 +457,13 @@ mod tests {
             args: Vec::new(),
             env: BTreeMap::new(),
         };
-        let process = Process::new("ghost", spec, Duration::from_secs(1), Arc::clone(&metrics));
+        let process = Process::new(
+            "ghost",
+            spec,
+            Duration::from_secs(1),
+            Arc::clone(&metrics),
+            true,
+        );
         let mut state = process.state.subscribe();
         process.start();
 

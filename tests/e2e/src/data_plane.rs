@@ -38,6 +38,11 @@ pub struct DataPlaneOptions {
     pub header_read_timeout: Option<String>,
     /// Extra `run` arguments (e.g. `--secret-dir DIR`, `--max-connections 4`).
     pub args: Vec<String>,
+    /// `--token-file FILE`.
+    pub token_file: Option<PathBuf>,
+    /// Run as this uid and gid, without supplementary groups (`setpriv`; the test must
+    /// run as root). The files the data plane reads must be readable by it.
+    pub run_as: Option<u32>,
 }
 
 impl DataPlaneOptions {
@@ -269,13 +274,30 @@ impl DataPlane {
             args.extend(["--header-read-timeout".to_owned(), timeout.clone()]);
         }
         args.extend(o.args.iter().cloned());
+        if let Some(file) = &o.token_file {
+            args.extend(["--token-file".to_owned(), file.display().to_string()]);
+        }
         let mut env = o.env.clone();
         if let Some(token) = &o.dp_token {
             env.push(("CONDUIT_DP_TOKEN".into(), token.clone()));
         }
+        let mut program = binaries::binary(DATA_PLANE)?;
+        if let Some(id) = o.run_as {
+            // setpriv execs the data plane: same pid, other credentials.
+            let mut wrapped = vec![
+                format!("--reuid={id}"),
+                format!("--regid={id}"),
+                "--clear-groups".to_owned(),
+                "--".to_owned(),
+                program.display().to_string(),
+            ];
+            wrapped.append(&mut args);
+            args = wrapped;
+            program = PathBuf::from("setpriv");
+        }
         let spec = Spec {
             name: format!("data-plane {}", o.node_id),
-            program: binaries::binary(DATA_PLANE)?,
+            program,
             args,
             env,
             log_path: self.dir.path().join("data-plane.log"),

@@ -32,34 +32,42 @@ pub struct EventStream {
 impl EventStream {
     /// `POST` one JSON-RPC message (or batch) accepting JSON and event streams.
     pub fn post(url: &str, message: &Value, timeout: Duration) -> anyhow::Result<Self> {
+        Self::post_with(url, message, &[], timeout)
+    }
+
+    /// [`EventStream::post`] with more headers (credentials).
+    pub fn post_with(
+        url: &str,
+        message: &Value,
+        extra: &[(&str, &str)],
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let body = serde_json::to_vec(message)?;
-        let open = http::open_with_body(
-            "POST",
-            url,
-            &[
-                ("Content-Type", "application/json"),
-                ("Accept", "application/json, text/event-stream"),
-                ("MCP-Protocol-Version", crate::mcp::PROTOCOL_VERSION),
-            ],
-            Some(&body),
-            timeout,
-        )
-        .with_context(|| format!("POST {url}"))?;
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", crate::mcp::PROTOCOL_VERSION),
+        ];
+        headers.extend_from_slice(extra);
+        let open = http::open_with_body("POST", url, &headers, Some(&body), timeout)
+            .with_context(|| format!("POST {url}"))?;
         Self::from_open(open)
     }
 
     /// `GET` the server's message stream.
     pub fn get(url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let open = http::open(
-            "GET",
-            url,
-            &[
-                ("Accept", "text/event-stream"),
-                ("MCP-Protocol-Version", crate::mcp::PROTOCOL_VERSION),
-            ],
-            timeout,
-        )
-        .with_context(|| format!("GET {url}"))?;
+        Self::get_with(url, &[], timeout)
+    }
+
+    /// [`EventStream::get`] with more headers (credentials).
+    pub fn get_with(url: &str, extra: &[(&str, &str)], timeout: Duration) -> anyhow::Result<Self> {
+        let mut headers = vec![
+            ("Accept", "text/event-stream"),
+            ("MCP-Protocol-Version", crate::mcp::PROTOCOL_VERSION),
+        ];
+        headers.extend_from_slice(extra);
+        let open =
+            http::open("GET", url, &headers, timeout).with_context(|| format!("GET {url}"))?;
         Self::from_open(open)
     }
 

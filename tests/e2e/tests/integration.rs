@@ -39,6 +39,8 @@ mod integration {
     mod standalone;
     mod stdio;
     mod stdio_lifecycle;
+    mod stdio_secrets;
+    mod stdio_tenants;
     mod terminal_injection;
     mod traces;
     mod transport;

@@ -4,7 +4,10 @@
 //! (SEP-1034), and a form using every enum shape (SEP-1330).
 //!
 //! The requests are built from JSON so the schemas read like the wire format. rmcp sends
-//! them on the POST response stream of the `tools/call` they belong to. Each tool answers
+//! them on the POST response stream of the `tools/call` they belong to. Over stdio nothing
+//! on the wire says which call that is; when the call carries a progress token, an
+//! elicitation names it in `_meta.relatedRequestId` (the call's id), so a gateway sharing
+//! the process among clients can tell whose it is, and a test can exercise both cases. Each tool answers
 //! with a text block that echoes what the client replied, so a test can tell the round trip
 //! happened.
 #![allow(deprecated)] // sampling is deprecated by the 2026-07-28 protocol, still in use before it
@@ -14,7 +17,7 @@ use rmcp::{
     handler::server::wrapper::Parameters,
     model::{
         CallToolResult, ClientResult, ContentBlock, CreateMessageRequestParams, ElicitRequest,
-        ElicitRequestParams, ServerRequest,
+        ElicitRequestParams, RequestMetaObject, ServerRequest,
     },
     schemars::{self, JsonSchema},
     service::RequestContext,
@@ -144,7 +147,17 @@ async fn elicit(
     schema: Value,
 ) -> Result<CallToolResult, ErrorData> {
     // rmcp's typed helper sits behind a crate feature; the plain request needs none.
-    let request = ServerRequest::ElicitRequest(ElicitRequest::new(form_request(message, schema)?));
+    let mut params = form_request(message, schema)?;
+    if let (Some(_), ElicitRequestParams::FormElicitationParams { meta, .. }) =
+        (context.meta.get_progress_token(), &mut params)
+    {
+        let mut named = RequestMetaObject::new();
+        let id = serde_json::to_value(&context.id)
+            .map_err(|err| ErrorData::internal_error(err.to_string(), None))?;
+        named.0.insert("relatedRequestId".into(), id);
+        *meta = Some(named);
+    }
+    let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
     let reply = match context.peer.send_request(request).await {
         Ok(ClientResult::ElicitResult(reply)) => reply,
         Ok(other) => {
