@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod public_tls;
 pub mod rate_limit;
+pub mod routing_headers;
 pub mod runtime;
 pub mod server;
 pub mod session;
