@@ -38,11 +38,11 @@ use crate::balancer::{Leased, Outcome};
 use crate::deadline::{BodyError, DeadlineBody};
 use crate::jsonrpc::{self, RequestId};
 use crate::metrics::{Metrics, status_class};
+use crate::routing_headers::{self, Carrying};
 use crate::runtime::{HttpUpstream, Runtime, Server, Upstream};
 use crate::session::{self, KeyRing, ServerSession};
 use crate::telemetry::{self, Telemetry};
 use crate::trace_context::TraceContext;
-use crate::routing_headers::{self, Carrying};
 use crate::{answer_check, batch};
 
 /// Largest request body accepted (the original gateway's limit).
@@ -400,7 +400,9 @@ impl Proxy {
             Target::Other if message.method.is_some() && !message.notification => {
                 admission::admit_request(runtime, parts, Some(server_id), id).await
             }
-            _ => admission::admit(runtime, parts, &target, id).await.map(drop),
+            _ => admission::admit(runtime, parts, &target, id)
+                .await
+                .map(drop),
         };
         if let Err(refused) = admitted {
             return refused;

@@ -94,7 +94,10 @@ pub fn check(headers: &HeaderMap, carrying: Carrying<'_>) -> Result<(), Mismatch
         let named = body_method.and_then(|method| named_param(method).map(|p| (method, p)));
         let Some((body_method, param)) = named else {
             let why = match body_method {
-                Some(method) => format!("{:?} names no tool, prompt, resource or task", quoted(method)),
+                Some(method) => format!(
+                    "{:?} names no tool, prompt, resource or task",
+                    quoted(method)
+                ),
                 None => "it has no method".into(),
             };
             return Err(unconfirmed("Mcp-Name", header, why));
@@ -278,12 +281,16 @@ mod tests {
         let both = [("mcp-method", "tools/call"), ("mcp-name", "read")];
         assert_eq!(check_message(&both, call("read")), Ok(()));
         assert_eq!(check_message(&[("mcp-name", "read")], call("read")), Ok(()));
-        let read = json!({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"test://a b"}});
+        let read =
+            json!({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"test://a b"}});
         let encoded = format!(
             "=?base64?{}?=",
             base64::engine::general_purpose::STANDARD.encode("test://a b")
         );
-        assert_eq!(check_message(&[("mcp-name", encoded.as_str())], read), Ok(()));
+        assert_eq!(
+            check_message(&[("mcp-name", encoded.as_str())], read),
+            Ok(())
+        );
         let task = json!({"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t-1"}});
         assert_eq!(check_message(&[("mcp-name", "t-1")], task), Ok(()));
         let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
@@ -301,7 +308,10 @@ mod tests {
         };
         let why = refused(&[("mcp-name", "delete_everything")], call("read"));
         assert!(why.contains("params.name is \"read\""), "{why}");
-        let why = refused(&[("mcp-method", "tools/call")], json!({"jsonrpc":"2.0","id":1,"method":"ping"}));
+        let why = refused(
+            &[("mcp-method", "tools/call")],
+            json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+        );
         assert!(why.contains("Mcp-Method"), "{why}");
         // Header present, body field missing: the old check let this through.
         let why = refused(
@@ -314,7 +324,10 @@ mod tests {
             json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
         );
         assert!(why.contains("names no tool"), "{why}");
-        refused(&[("mcp-method", "tools/call")], json!({"jsonrpc":"2.0","id":1,"result":{}}));
+        refused(
+            &[("mcp-method", "tools/call")],
+            json!({"jsonrpc":"2.0","id":1,"result":{}}),
+        );
         refused(&[("mcp-name", "=?base64?!!?=")], call("=?base64?!!?="));
         // Case matters: names are case-sensitive.
         refused(&[("mcp-method", "Tools/Call")], call("read"));
@@ -326,19 +339,33 @@ mod tests {
     #[test]
     fn repeated_headers_and_headers_on_batches_are_refused() {
         let twice = [("mcp-method", "tools/call"), ("mcp-method", "tools/call")];
-        assert_eq!(check_message(&twice, call("x")), Err(Mismatch::Repeated("Mcp-Method")));
+        assert_eq!(
+            check_message(&twice, call("x")),
+            Err(Mismatch::Repeated("Mcp-Method"))
+        );
         let twice = [("mcp-name", "x"), ("mcp-name", "delete_everything")];
-        assert_eq!(check_message(&twice, call("x")), Err(Mismatch::Repeated("Mcp-Name")));
+        assert_eq!(
+            check_message(&twice, call("x")),
+            Err(Mismatch::Repeated("Mcp-Name"))
+        );
         let one = headers(&[("mcp-method", "tools/call")]);
-        assert_eq!(check(&one, Carrying::Batch), Err(Mismatch::OnBatch("Mcp-Method")));
+        assert_eq!(
+            check(&one, Carrying::Batch),
+            Err(Mismatch::OnBatch("Mcp-Method"))
+        );
         let one = headers(&[("mcp-name", "x")]);
-        assert_eq!(check(&one, Carrying::NoMessage), Err(Mismatch::NoMessage("Mcp-Name")));
+        assert_eq!(
+            check(&one, Carrying::NoMessage),
+            Err(Mismatch::NoMessage("Mcp-Name"))
+        );
     }
 
     #[test]
     fn refusals_quote_a_bounded_header() {
         let long = "x".repeat(10_000);
-        let why = check_message(&[("mcp-name", &long)], call("y")).unwrap_err().to_string();
+        let why = check_message(&[("mcp-name", &long)], call("y"))
+            .unwrap_err()
+            .to_string();
         assert!(why.len() < 300, "{why}");
     }
 }

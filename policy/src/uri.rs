@@ -72,7 +72,10 @@ pub fn normalize(uri: &str) -> Result<Cow<'_, str>, AmbiguousUri> {
         }
     }
     let path = decode_unreserved(path, true)?;
-    if path.split('/').any(|segment| segment == "." || segment == "..") {
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
         return Err(AmbiguousUri::DotSegment);
     }
     out.push_str(&path);
@@ -119,7 +122,9 @@ fn decode_unreserved(part: &str, hierarchical: bool) -> Result<Cow<'_, str>, Amb
             i = next;
             continue;
         }
-        let hex = part.get(i + 1..i + 3).ok_or(AmbiguousUri::MalformedEscape)?;
+        let hex = part
+            .get(i + 1..i + 3)
+            .ok_or(AmbiguousUri::MalformedEscape)?;
         let byte = u8::from_str_radix(hex, 16).map_err(|_| AmbiguousUri::MalformedEscape)?;
         if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AmbiguousUri::MalformedEscape);
@@ -158,15 +163,24 @@ mod tests {
             Ok(Cow::Borrowed(_))
         ));
         assert_eq!(normal("TEST://Template/42/data"), "test://template/42/data");
-        assert_eq!(normal("test://template/%34%32/data"), "test://template/42/data");
+        assert_eq!(
+            normal("test://template/%34%32/data"),
+            "test://template/42/data"
+        );
         assert_eq!(normal("test://template/%7e%2d"), "test://template/~-");
         // Reserved and non-ASCII escapes stay, with upper-case hex.
         assert_eq!(normal("file:///a%3fb?q=%2f"), "file:///a%3Fb?q=%2F");
         assert_eq!(normal("file:///caf%c3%a9"), "file:///caf%C3%A9");
         // User info keeps its case; a port stays.
-        assert_eq!(normal("HTTP://Ada@Example.COM:8080/A"), "http://Ada@example.com:8080/A");
+        assert_eq!(
+            normal("HTTP://Ada@Example.COM:8080/A"),
+            "http://Ada@example.com:8080/A"
+        );
         // Paths keep their case, and templates their braces.
-        assert_eq!(normal("test://template/{id}/Data"), "test://template/{id}/Data");
+        assert_eq!(
+            normal("test://template/{id}/Data"),
+            "test://template/{id}/Data"
+        );
         assert_eq!(normal("urn:ISBN:0451450523"), "urn:ISBN:0451450523");
         assert_eq!(normal("no scheme/x"), "no scheme/x");
     }
@@ -177,8 +191,14 @@ mod tests {
             ("test://template/../static-text", AmbiguousUri::DotSegment),
             ("test://template/./x", AmbiguousUri::DotSegment),
             ("test://template/..", AmbiguousUri::DotSegment),
-            ("test://template/%2e%2E/static-text", AmbiguousUri::EncodedSeparator),
-            ("test://template/%2F..%2Fstatic-text", AmbiguousUri::EncodedSeparator),
+            (
+                "test://template/%2e%2E/static-text",
+                AmbiguousUri::EncodedSeparator,
+            ),
+            (
+                "test://template/%2F..%2Fstatic-text",
+                AmbiguousUri::EncodedSeparator,
+            ),
             ("test://template/a%5c..", AmbiguousUri::EncodedSeparator),
             ("test://template\\..\\static-text", AmbiguousUri::Backslash),
             ("test://template/a%00", AmbiguousUri::Control),

@@ -195,7 +195,11 @@ pub fn unknown_method(
     notification: bool,
     id: &RequestId,
 ) -> Response<ProxyBody> {
-    let kind = if notification { "notification" } else { "request" };
+    let kind = if notification {
+        "notification"
+    } else {
+        "request"
+    };
     runtime
         .metrics()
         .unknown_methods

@@ -74,7 +74,10 @@ pub fn approval_refused(id: &RequestId, refusal: crate::approvals::Refusal) -> R
 
 /// −32602: a resource URI that stays ambiguous once normalized. The URI itself is not
 /// repeated: it is the caller's, and the caller has it.
-pub fn ambiguous_uri(id: &RequestId, why: conduit_policy::uri::AmbiguousUri) -> Response<ProxyBody> {
+pub fn ambiguous_uri(
+    id: &RequestId,
+    why: conduit_policy::uri::AmbiguousUri,
+) -> Response<ProxyBody> {
     let message = format!(
         "resource URI refused: {why}, so the gateway cannot tell which resource it names; \
          send it without dot segments or encoded separators"

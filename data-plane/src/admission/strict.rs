@@ -101,7 +101,10 @@ mod tests {
     #[test]
     fn reads_what_serde_json_reads_when_no_key_repeats() {
         let text = r#"{"a":[1,-2,3.5,"x",null,true,{"b":{"c":[]}}],"d\u0065":{}}"#;
-        assert_eq!(strict(text).unwrap(), serde_json::from_str::<Value>(text).unwrap());
+        assert_eq!(
+            strict(text).unwrap(),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
         assert_eq!(strict("7").unwrap(), json!(7));
         // Equal keys in different objects are fine.
         assert!(strict(r#"{"a":{"a":1},"b":{"a":2}}"#).is_ok());

@@ -479,8 +479,10 @@ mod tests {
                 name: "secret"
             }
         );
-        let resource = parse(json!({"jsonrpc":"2.0","id":1,"method":"completion/complete",
-            "params":{"ref":{"type":"ref/resource","uri":"test://template/{id}/data"}}}))
+        let resource = parse(
+            json!({"jsonrpc":"2.0","id":1,"method":"completion/complete",
+            "params":{"ref":{"type":"ref/resource","uri":"test://template/{id}/data"}}}),
+        )
         .unwrap();
         assert_eq!(
             resource.target_on("s"),
@@ -491,11 +493,18 @@ mod tests {
         );
         for (params, missing) in [
             (json!({}), "params.ref.type"),
-            (json!({"ref": {"type": "ref/other", "name": "x"}}), "params.ref.type"),
+            (
+                json!({"ref": {"type": "ref/other", "name": "x"}}),
+                "params.ref.type",
+            ),
             (json!({"ref": {"type": "ref/prompt"}}), "params.ref.name"),
-            (json!({"ref": {"type": "ref/resource", "name": "x"}}), "params.ref.uri"),
+            (
+                json!({"ref": {"type": "ref/resource", "name": "x"}}),
+                "params.ref.uri",
+            ),
         ] {
-            let message = json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":params});
+            let message =
+                json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":params});
             let error = parse(message).unwrap_err().to_string();
             assert!(error.contains(missing), "{params}: {error}");
         }

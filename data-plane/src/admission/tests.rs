@@ -328,7 +328,11 @@ async fn rate_limits_run_before_approvals_so_a_limited_caller_queues_no_request(
 async fn every_request_counts_in_the_client_bucket() {
     let runtime = runtime("rate_limits:\n  per_client: {requests_per_minute: 2}\n");
     let agent = parts(Some(("agent-1", "acme")));
-    assert!(admit_request(&runtime, &agent, Some("crm"), &ID()).await.is_ok());
+    assert!(
+        admit_request(&runtime, &agent, Some("crm"), &ID())
+            .await
+            .is_ok()
+    );
     assert!(admit_request(&runtime, &agent, None, &ID()).await.is_ok());
     let error = refusal(
         admit_request(&runtime, &agent, Some("wiki"), &ID())

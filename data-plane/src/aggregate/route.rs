@@ -123,7 +123,9 @@ pub(super) async fn completion(
             let Some(uri) = reference.get("uri").and_then(Value::as_str) else {
                 return unadmitted(call, missing_param(call, &message, "ref.uri")).await;
             };
-            if let Err(refused) = admission::check_resource_uri(call.runtime, call.caller, uri, &call.id) {
+            if let Err(refused) =
+                admission::check_resource_uri(call.runtime, call.caller, uri, &call.id)
+            {
                 return unadmitted(call, refused).await;
             }
             let server = match resolve_uri(aggregator, call, uri, &message, true).await {
@@ -134,7 +136,9 @@ pub(super) async fn completion(
                 server: &server.id,
                 uri,
             };
-            if let Err(refused) = admission::admit(call.runtime, call.caller, &target, &call.id).await {
+            if let Err(refused) =
+                admission::admit(call.runtime, call.caller, &target, &call.id).await
+            {
                 return refused;
             }
             forward(aggregator, call, server, &message, routing).await

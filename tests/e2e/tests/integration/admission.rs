@@ -46,8 +46,7 @@ fn values(exchange: &Exchange) -> anyhow::Result<Value> {
 }
 
 #[test]
-fn completions_are_admitted_as_their_prompt_or_resource_on_both_endpoints() -> anyhow::Result<()>
-{
+fn completions_are_admitted_as_their_prompt_or_resource_on_both_endpoints() -> anyhow::Result<()> {
     let gateway = PolicyGateway::start(ACL)?;
     let mut single = gateway.client("/mcp/fixture")?;
     let mut aggregate = gateway.client("/mcp")?;
@@ -155,7 +154,11 @@ fn unknown_methods_are_refused_and_their_notifications_dropped() -> anyhow::Resu
         let answer = message(&response)?;
         assert_eq!(response.status, 200, "{path}: {answer}");
         assert_eq!(answer["id"], json!("x-9"), "{path}: {answer}");
-        assert_eq!(answer["error"]["code"], json!(METHOD_NOT_FOUND), "{path}: {answer}");
+        assert_eq!(
+            answer["error"]["code"],
+            json!(METHOD_NOT_FOUND),
+            "{path}: {answer}"
+        );
         let notification = json!({"jsonrpc": "2.0", "method": "notifications/x-vendor/wipe"});
         let response = post(&url, client.session_id(), &[], &notification)?;
         assert_eq!(response.status, 202, "{path}: {}", response.text());
@@ -207,12 +210,18 @@ fn routing_headers_the_body_does_not_confirm_never_reach_the_upstream() -> anyho
         ),
         (
             "a name field missing from the body",
-            vec![("Mcp-Method", "tools/call"), ("Mcp-Name", "delete_everything")],
+            vec![
+                ("Mcp-Method", "tools/call"),
+                ("Mcp-Name", "delete_everything"),
+            ],
             json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"arguments": {}}}),
         ),
         (
             "a repeated Mcp-Name",
-            vec![("Mcp-Name", "echo_headers"), ("Mcp-Name", "delete_everything")],
+            vec![
+                ("Mcp-Name", "echo_headers"),
+                ("Mcp-Name", "delete_everything"),
+            ],
             call(5, "echo_headers"),
         ),
         (
@@ -230,7 +239,11 @@ fn routing_headers_the_body_does_not_confirm_never_reach_the_upstream() -> anyho
         let response = post(&url, session, &headers, &body)?;
         let answer = message(&response)?;
         assert_eq!(response.status, 400, "{case}: {answer}");
-        assert_eq!(answer["error"]["code"], json!(HEADER_MISMATCH), "{case}: {answer}");
+        assert_eq!(
+            answer["error"]["code"],
+            json!(HEADER_MISMATCH),
+            "{case}: {answer}"
+        );
         assert_eq!(answer["id"], body["id"], "{case}: {answer}");
     }
     let batch = json!([call(8, "echo_headers"), call(9, "echo")]);
@@ -257,11 +270,22 @@ fn resource_uris_that_climb_out_of_an_allowed_prefix_are_refused() -> anyhow::Re
             let exchange = client.exchange("resources/read", json!({"uri": uri}))?;
             let error = error_of(&exchange)?;
             assert_eq!(exchange.response.status, 200, "{path} {uri}: {error}");
-            assert_eq!(error["code"], json!(INVALID_PARAMS), "{path} {uri}: {error}");
+            assert_eq!(
+                error["code"],
+                json!(INVALID_PARAMS),
+                "{path} {uri}: {error}"
+            );
             let text = error["message"].as_str().unwrap_or_default();
-            assert!(text.starts_with("resource URI refused: "), "{path} {uri}: {text}");
+            assert!(
+                text.starts_with("resource URI refused: "),
+                "{path} {uri}: {text}"
+            );
             let subscribe = client.exchange("resources/subscribe", json!({"uri": uri}))?;
-            assert_eq!(error_of(&subscribe)?["code"], json!(INVALID_PARAMS), "{path} {uri}");
+            assert_eq!(
+                error_of(&subscribe)?["code"],
+                json!(INVALID_PARAMS),
+                "{path} {uri}"
+            );
         }
         // Outside the prefix, spelled plainly: the ACL's ordinary denial.
         let exchange = client.exchange("resources/read", json!({"uri": "test://static-text"}))?;
