@@ -215,14 +215,16 @@ pub fn unknown_method(
 }
 
 /// Phase 0 on its own, for an aggregate endpoint, which checks a URI before it looks for
-/// the member that serves it.
-pub fn check_resource_uri(
+/// the member that serves it: the refusal of an ambiguous `uri`, if it is one.
+pub fn refuse_ambiguous_uri(
     runtime: &Runtime,
     parts: &Parts,
     uri: &str,
     id: &RequestId,
-) -> Result<(), Response<ProxyBody>> {
-    uri_phase(runtime, &Caller::of(parts), "", uri, id).map_err(|refused| *refused)
+) -> Option<Response<ProxyBody>> {
+    uri_phase(runtime, &Caller::of(parts), "", uri, id)
+        .err()
+        .map(|refused| *refused)
 }
 
 /// Phase 0: a resource URI that normalization cannot make unambiguous (any policy section

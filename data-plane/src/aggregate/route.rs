@@ -123,8 +123,8 @@ pub(super) async fn completion(
             let Some(uri) = reference.get("uri").and_then(Value::as_str) else {
                 return unadmitted(call, missing_param(call, &message, "ref.uri")).await;
             };
-            if let Err(refused) =
-                admission::check_resource_uri(call.runtime, call.caller, uri, &call.id)
+            if let Some(refused) =
+                admission::refuse_ambiguous_uri(call.runtime, call.caller, uri, &call.id)
             {
                 return unadmitted(call, refused).await;
             }
@@ -169,7 +169,8 @@ pub(super) async fn by_uri(
     let Some(uri) = message.pointer("/params/uri").and_then(Value::as_str) else {
         return unadmitted(call, missing_param(call, &message, "uri")).await;
     };
-    if let Err(refused) = admission::check_resource_uri(call.runtime, call.caller, uri, &call.id) {
+    if let Some(refused) = admission::refuse_ambiguous_uri(call.runtime, call.caller, uri, &call.id)
+    {
         return unadmitted(call, refused).await;
     }
     let server = match resolve_uri(aggregator, call, uri, &message, false).await {

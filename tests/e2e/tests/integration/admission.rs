@@ -111,6 +111,9 @@ fn completions_are_admitted_as_their_prompt_or_resource_on_both_endpoints() -> a
     Ok(())
 }
 
+/// A refusal case: what it shows, the headers sent, the body.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Value);
+
 /// POST `body` to `url` with `headers` besides the usual ones.
 fn post(
     url: &str,
@@ -197,7 +200,7 @@ fn routing_headers_the_body_does_not_confirm_never_reach_the_upstream() -> anyho
     assert_eq!(seen["mcp-method"], "tools/call", "{seen}");
 
     // What the review sent, and its variants: each refused before the upstream.
-    let refusals: [(&str, Vec<(&str, &str)>, Value); 6] = [
+    let refusals: [Case<'_>; 6] = [
         (
             "a name the body does not have",
             vec![("Mcp-Name", "delete_everything")],
