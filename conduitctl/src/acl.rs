@@ -50,7 +50,8 @@ pub struct CheckReport {
     pub name: String,
     /// The policy that decided; null for `default_action` or a disabled ACL.
     pub policy: Option<String>,
-    /// `disabled`, `no_acl`, `default_action`, `deny_rule`, `allow_rule`, `not_allowed`.
+    /// `disabled`, `no_acl`, `default_action`, `deny_rule`, `allow_rule`, `not_allowed`,
+    /// `ambiguous_resource`.
     pub reason: &'static str,
     /// Index of the deciding rule in the policy's `deny` or `allow` list.
     pub rule_index: Option<usize>,
@@ -114,6 +115,7 @@ pub fn decide(
         (true, AclReason::DenyRule(i)) => ("deny_rule", Some(i)),
         (true, AclReason::AllowRule(i)) => ("allow_rule", Some(i)),
         (true, AclReason::NotAllowed) => ("not_allowed", None),
+        (true, AclReason::AmbiguousResource) => ("ambiguous_resource", None),
     };
     Ok(CheckReport {
         allowed: decision.allowed,

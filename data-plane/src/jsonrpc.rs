@@ -36,6 +36,9 @@ pub const GOVERNANCE_DENIED: i64 = -32010;
 pub const APPROVAL_REQUIRED: i64 = -32011;
 /// A rate limit is exhausted.
 pub const RATE_LIMITED: i64 = -32029;
+/// MCP 2026-07-28 `HeaderMismatch`: an `Mcp-Method` or `Mcp-Name` header the body does not
+/// confirm (HTTP 400).
+pub const HEADER_MISMATCH: i64 = -32020;
 
 /// The id of a JSON-RPC request (`null` when absent, for notifications and batches).
 #[derive(Debug, Clone, PartialEq)]

@@ -29,6 +29,7 @@ pub mod proxy;
 pub mod public_tls;
 pub mod rate_limit;
 pub mod references;
+pub mod routing_headers;
 pub mod runtime;
 pub mod server;
 pub mod session;

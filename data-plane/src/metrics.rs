@@ -52,6 +52,9 @@ pub struct Metrics {
     pub guardrail_actions: IntCounterVec,
     /// `conduit_governance_denials_total{policy}`.
     pub governance_denials: IntCounterVec,
+    /// `conduit_unknown_methods_total{kind}`, kind ∈ request, notification: methods MCP
+    /// does not define for clients, refused (or dropped) with admission on.
+    pub unknown_methods: IntCounterVec,
     /// `conduit_auth_failures_total{reason}`, reason from [`crate::auth::Reason`].
     pub auth_failures: IntCounterVec,
     pub rate_limit_rejections: IntCounterVec,
@@ -252,6 +255,15 @@ impl Metrics {
             &["policy"],
         )
         .expect("valid metric");
+        let unknown_methods = IntCounterVec::new(
+            Opts::new(
+                "conduit_unknown_methods_total",
+                "Messages with a method MCP does not define for clients, refused (requests) or \
+                 dropped (notifications) because a policy section is on.",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
         let audit_dropped = IntCounter::new(
             "conduit_audit_dropped_total",
             "Audit records dropped because the queue to the control plane was full.",
@@ -308,6 +320,7 @@ impl Metrics {
             Box::new(acl_denials.clone()),
             Box::new(guardrail_actions.clone()),
             Box::new(governance_denials.clone()),
+            Box::new(unknown_methods.clone()),
             Box::new(auth_failures.clone()),
             Box::new(rate_limit_rejections.clone()),
             Box::new(rate_limit_backend_errors.clone()),
@@ -340,6 +353,9 @@ impl Metrics {
                 rate_limit_rejections.with_label_values(&[bucket.as_str(), window.as_str()]);
             }
         }
+        for kind in ["request", "notification"] {
+            unknown_methods.with_label_values(&[kind]);
+        }
         for decision in ["allowed", "refused"] {
             rate_limit_backend_errors.with_label_values(&[decision]);
         }
@@ -364,6 +380,7 @@ impl Metrics {
             acl_denials,
             guardrail_actions,
             governance_denials,
+            unknown_methods,
             auth_failures,
             rate_limit_rejections,
             rate_limit_backend_errors,

@@ -31,7 +31,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use crate::admission::{self, Message, OwnedView, Unreadable};
+use crate::admission::{self, Message, OwnedView, Target, Unreadable};
 use crate::aggregate::{self, Aggregator, Scope};
 use crate::apply::SharedRuntime;
 use crate::audit::{self, AuditedBody, Auditor, Ledger};
@@ -40,6 +40,7 @@ use crate::balancer::{Leased, Outcome};
 use crate::deadline::{BodyError, DeadlineBody};
 use crate::jsonrpc::{self, RequestId};
 use crate::metrics::{Metrics, status_class};
+use crate::routing_headers::{self, Carrying};
 use crate::runtime::{HttpUpstream, Runtime, Server, Upstream};
 use crate::session::{self, KeyRing, ServerSession};
 use crate::telemetry::{self, Telemetry};
@@ -337,6 +338,22 @@ impl Proxy {
                 }
             }
         }
+        // What the upstream may route by must be what admission read (`routing_headers`).
+        let carrying = match &envelope {
+            Some(Ok(jsonrpc::Envelope::Batch(_))) => Carrying::Batch,
+            Some(_) => Carrying::Message(&body),
+            None => Carrying::NoMessage,
+        };
+        if let Err(mismatch) = routing_headers::check(&parts.headers, carrying) {
+            tracing::debug!(server = %server_id, %mismatch, "routing headers refused");
+            let response = error(
+                StatusCode::BAD_REQUEST,
+                &id,
+                jsonrpc::HEADER_MISMATCH,
+                mismatch.to_string(),
+            );
+            return label_and_tag(true, server_id, response);
+        }
         if let Some(Ok(jsonrpc::Envelope::Batch(_))) = &envelope {
             telemetry::note_batch(&mut parts);
         }
@@ -389,12 +406,22 @@ impl Proxy {
             Ok(message) => message,
             Err(unreadable) => return unreadable_message(id, &unreadable),
         };
-        let target = match message.target(server_id, parts) {
-            Ok(target) => target,
-            Err(unreadable) => return unreadable_message(id, &unreadable),
-        };
         telemetry::describe(parts, &message);
-        if let Err(refused) = admission::admit(runtime, parts, &target, id).await {
+        if let (false, Some(method)) = (message.known(), message.method.as_deref()) {
+            return admission::unknown_method(runtime, method, message.notification, id);
+        }
+        let target = message.target_on(server_id);
+        let admitted = match target {
+            // Every other request counts in the rate limits; notifications and responses
+            // do not.
+            Target::Other if message.method.is_some() && !message.notification => {
+                admission::admit_request(runtime, parts, Some(server_id), id).await
+            }
+            _ => admission::admit(runtime, parts, &target, id)
+                .await
+                .map(drop),
+        };
+        if let Err(refused) = admitted {
             return refused;
         }
         let response = self.send(server_id, server, parts, body, id).await;
@@ -572,7 +599,7 @@ fn unreadable_message(id: &RequestId, unreadable: &Unreadable) -> Response<Proxy
             jsonrpc::INVALID_PARAMS,
             unreadable.to_string(),
         ),
-        Unreadable::Invalid(_) | Unreadable::NameMismatch { .. } => error(
+        Unreadable::Invalid(_) => error(
             StatusCode::BAD_REQUEST,
             id,
             jsonrpc::INVALID_REQUEST,

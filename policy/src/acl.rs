@@ -3,6 +3,8 @@
 //! policies in order; the first whose `clients` match the caller decides alone; in it a
 //! matching `deny` rule denies, else a matching `allow` rule allows, else the call is denied.
 //! No policy matching → `default_action`. `enabled: false` → everything is allowed.
+//! Resource URIs and resource patterns are compared in normal form (`crate::uri`); a URI
+//! that stays ambiguous is denied by the policy that names the caller.
 
 use conduit_config::model;
 
@@ -108,13 +110,15 @@ impl AclRule {
                 source,
             })
         };
+        // Resource patterns are compared with normalized URIs, so they are normalized too.
+        let resources: Vec<String> = rule.resources.iter().map(|p| resource_pattern(p)).collect();
         Ok(AclRule {
             server: Pattern::new(&rule.server).map_err(|source| AclError::Pattern {
                 path: format!("{path}.server"),
                 source,
             })?,
             tools: set("tools", &rule.tools)?,
-            resources: set("resources", &rule.resources)?,
+            resources: set("resources", &resources)?,
             prompts: set("prompts", &rule.prompts)?,
         })
     }
@@ -136,6 +140,20 @@ impl AclRule {
             CapabilityKind::Resource => &self.resources,
             CapabilityKind::Prompt => &self.prompts,
         }
+    }
+}
+
+/// A resource pattern in the form URIs are compared in: its text before the `*`
+/// normalized (`crate::uri`), left as written when that text is not a normal URI prefix
+/// (it then matches only what it spells, which no normalized URI does).
+fn resource_pattern(pattern: &str) -> String {
+    let (text, star) = match pattern.strip_suffix('*') {
+        Some(prefix) => (prefix, "*"),
+        None => (pattern, ""),
+    };
+    match crate::uri::normalize(text) {
+        Ok(normal) => format!("{normal}{star}"),
+        Err(_) => pattern.to_owned(),
     }
 }
 
@@ -180,6 +198,8 @@ pub enum AclReason {
     AllowRule(usize),
     /// The policy names the client but none of its allow rules matched.
     NotAllowed,
+    /// The resource URI is ambiguous (`crate::uri`): denied whatever the rules say.
+    AmbiguousResource,
 }
 
 /// The outcome of [`Acl::decide`].
@@ -263,6 +283,26 @@ impl Acl {
                 policy: None,
                 rule: AclReason::DefaultAction,
             };
+        };
+        // Resource URIs are matched in normal form; an ambiguous one matches no rule, and is
+        // denied rather than left to a deny rule it might slip past.
+        let (normalized, resource);
+        let capability = match capability {
+            Capability::Resource(uri) => match crate::uri::normalize(uri) {
+                Ok(uri) => {
+                    normalized = uri;
+                    resource = Capability::Resource(&normalized);
+                    &resource
+                }
+                Err(_) => {
+                    return AclDecision {
+                        allowed: false,
+                        policy: Some(&policy.name),
+                        rule: AclReason::AmbiguousResource,
+                    };
+                }
+            },
+            other => other,
         };
         let position = |rules: &[AclRule]| rules.iter().position(|r| r.matches(server, capability));
         let (allowed, rule) = if let Some(index) = position(&policy.deny) {

@@ -193,3 +193,54 @@ fn a_hundred_policies_evaluate_in_order() {
     assert_eq!(acl.policies().len(), 100);
     assert_eq!(acl.policies()[3].allow()[0].server().to_string(), "s");
 }
+
+#[test]
+fn resource_uris_match_in_normal_form_and_ambiguous_ones_are_denied() {
+    let acl = acl(r#"
+acl:
+  default_action: deny
+  policies:
+    - name: templates
+      clients: [a]
+      allow:
+        - server: s
+          resources: ["TEST://Template/*", "test://exact/%41"]
+      deny:
+        - server: s
+          resources: ["test://template/secret*"]
+"#);
+    let read = |uri: &str| acl.decide("a", "s", &Capability::Resource(uri));
+    for allowed in [
+        "test://template/42/data",
+        "Test://TEMPLATE/42/data",
+        "test://template/%34%32/data",
+        "test://exact/A",
+        "test://exact/%41",
+    ] {
+        assert!(read(allowed).allowed, "{allowed}");
+    }
+    // The attack: dot segments and encoded separators never reach the allow rule.
+    for ambiguous in [
+        "test://template/../static-text",
+        "test://template/%2F..%2Fstatic-text",
+        "test://template/%2e%2e/static-text",
+        "test://template/..\\static-text",
+        "test://template/x%00",
+    ] {
+        let decision = read(ambiguous);
+        assert_eq!(
+            (decision.allowed, decision.policy, decision.rule),
+            (false, Some("templates"), AclReason::AmbiguousResource),
+            "{ambiguous}"
+        );
+    }
+    // A deny rule cannot be dodged by escaping or case.
+    for denied in [
+        "test://template/secret",
+        "test://template/%73ecret",
+        "TEST://template/secret-2",
+    ] {
+        assert_eq!(read(denied).rule, AclReason::DenyRule(0), "{denied}");
+    }
+    assert!(!read("test://static-text").allowed);
+}

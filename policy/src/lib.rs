@@ -11,6 +11,7 @@ pub mod governance;
 pub mod guardrails;
 pub mod pattern;
 pub mod redact;
+pub mod uri;
 
 pub use acl::{Acl, AclDecision, AclError, AclReason, Capability, CapabilityKind};
 pub use annotations::ToolAnnotations;

@@ -1,17 +1,24 @@
 //! Admission: the policy phases between routing and the upstream call, per JSON-RPC
 //! message, in this order (the contract's request path, steps 4–7):
 //!
+//! 0. **resource URIs** (any policy section on): a URI that stays ambiguous once normalized
+//!    (`conduit_policy::uri`: dot segments, encoded separators, control characters) is
+//!    refused −32602 before anything matches it.
 //! 1. **ACL** (`acl`): may the caller call the tool, read the resource, get the prompt on
-//!    this server? Denied → −32003.
+//!    this server? (A completion counts as its prompt or resource.) Denied → −32003.
 //! 2. **governance** tool policies (`governance.tool_policies`, tool calls only): denied →
 //!    −32010; `require_approval` → the approval phase.
 //! 3. **guardrails** (`guardrails`, tool calls only): block → −32004; alert passes and is
 //!    counted; `require_approval` → the approval phase; shadow rules are only counted.
-//! 4. **approvals** ([`approval_phase`]): a call some rule holds for approval.
-//! 5. **rate limits** ([`rate_limit_phase`]).
+//! 4. **rate limits** ([`rate_limit_phase`]): every request counts, so a caller over its
+//!    limit cannot queue approval requests either.
+//! 5. **approvals** ([`approval_phase`]): a call some rule holds for approval.
 //!
-//! Lists (`tools/list`, `prompts/list`, `resources/list`, `resources/templates/list`) are not
-//! refused but trimmed to what the caller may use ([`filter`], [`View`]).
+//! Messages without a [`Target`] (initialize, lists, ping, ...) only count in the rate
+//! limits ([`admit_request`]); methods MCP does not define for clients are refused
+//! ([`unknown_method`]). Lists (`tools/list`, `prompts/list`, `resources/list`,
+//! `resources/templates/list`) are not refused but trimmed to what the caller may use
+//! ([`filter`], [`View`]).
 //!
 //! Every phase reads the one [`Runtime`] the request loaded, so a policy applied through
 //! the control plane holds from the next request on. The compiled engines live in
@@ -21,6 +28,7 @@ pub mod annotations;
 pub mod filter;
 mod policies;
 mod respond;
+mod strict;
 pub mod target;
 
 use std::sync::Arc;
@@ -34,7 +42,7 @@ use serde_json::Value;
 
 pub use filter::ItemFilter;
 pub use policies::Policies;
-pub use target::{Message, Subject, Target, Unreadable};
+pub use target::{Message, Subject, Target, Unreadable, known_method};
 
 use crate::aggregate::ListKind;
 use crate::caller::Caller;
@@ -141,6 +149,9 @@ async fn decide(
     id: &RequestId,
     admitted: &mut Admitted,
 ) -> Result<(), Response<ProxyBody>> {
+    if let Target::ResourceRead { server, uri } = *target {
+        uri_phase(runtime, caller, server, uri, id).map_err(|refused| *refused)?;
+    }
     acl_phase(runtime, caller, target, id, admitted).map_err(|refused| *refused)?;
     let mut approval =
         governance_phase(runtime, caller, target, id, admitted).map_err(|refused| *refused)?;
@@ -150,11 +161,91 @@ async fn decide(
         // A guardrail hold is reported over a governance one: it is the more specific.
         approval = Some(held);
     }
+    // Rate limits before approvals: a caller over its limit queues no approval request.
+    rate_limit_phase(runtime, parts, caller, target, id).await?;
     if let Some(needed) = approval {
         approval_phase(runtime, parts, caller, target, id, &needed).await?;
         admitted.approval = Some(needed);
     }
-    rate_limit_phase(runtime, parts, caller, target, id).await
+    Ok(())
+}
+
+/// A message without a [`Target`] (initialize, a list, ping, ...) on `server` (`None` on
+/// an aggregate endpoint, where it goes to several): it counts in the rate limits like
+/// every request. Notifications and responses are not counted.
+pub async fn admit_request(
+    runtime: &Runtime,
+    parts: &Parts,
+    server: Option<&str>,
+    id: &RequestId,
+) -> Result<(), Response<ProxyBody>> {
+    let limiter = runtime.rate_limiter();
+    if !limiter.is_enabled() {
+        return Ok(());
+    }
+    crate::rate_limit::admit_other(limiter, &Caller::of(parts), server, id).await
+}
+
+/// A method MCP does not define for clients, with admission on: a request is answered
+/// −32601 (keeping its id), a notification is dropped (answered 202, as any notification);
+/// both are counted in `conduit_unknown_methods_total`.
+pub fn unknown_method(
+    runtime: &Runtime,
+    method: &str,
+    notification: bool,
+    id: &RequestId,
+) -> Response<ProxyBody> {
+    let kind = if notification {
+        "notification"
+    } else {
+        "request"
+    };
+    runtime
+        .metrics()
+        .unknown_methods
+        .with_label_values(&[kind])
+        .inc();
+    let method = respond::bounded(method);
+    tracing::info!(method = ?method, kind, "unknown method refused");
+    if notification {
+        respond::dropped_notification(method)
+    } else {
+        respond::unknown_method(id, method)
+    }
+}
+
+/// Phase 0 on its own, for an aggregate endpoint, which checks a URI before it looks for
+/// the member that serves it: the refusal of an ambiguous `uri`, if it is one.
+pub fn refuse_ambiguous_uri(
+    runtime: &Runtime,
+    parts: &Parts,
+    uri: &str,
+    id: &RequestId,
+) -> Option<Response<ProxyBody>> {
+    uri_phase(runtime, &Caller::of(parts), "", uri, id)
+        .err()
+        .map(|refused| *refused)
+}
+
+/// Phase 0: a resource URI that normalization cannot make unambiguous (any policy section
+/// on): no rule could tell what it names, and the upstream may read it either way.
+fn uri_phase(
+    runtime: &Runtime,
+    caller: &Caller,
+    server: &str,
+    uri: &str,
+    id: &RequestId,
+) -> Result<(), Refused> {
+    if !runtime.admission_enabled() {
+        return Ok(());
+    }
+    match conduit_policy::uri::normalize(uri) {
+        Ok(_) => Ok(()),
+        Err(why) => {
+            tracing::info!(client = %caller.client_id, server, %why, "ambiguous resource URI refused");
+            Err(Box::new(respond::ambiguous_uri(id, why)))
+        }
+    }
 }
 
 /// A refusal inside admission (boxed: a response is large).
@@ -358,7 +449,7 @@ fn trace_id(parts: &Parts) -> String {
 /// The `rule` label of calls blocked by `guardrails.default_action: block`.
 pub const DEFAULT_RULE: &str = "default_action";
 
-/// Phase 4: a call a governance policy or guardrail rule holds for approval.
+/// Phase 5: a call a governance policy or guardrail rule holds for approval.
 ///
 /// The approval workflow (`crate::approvals`): a call carrying `X-Conduit-Approval-Id`
 /// passes when this data plane's grant set has a matching, unexpired grant; otherwise it
@@ -397,9 +488,9 @@ pub async fn approval_phase(
         .map_err(|refusal| respond::approval_refused(id, refusal))
 }
 
-/// Phase 5: rate limits and workspace quotas (see `rate_limit`): `tools/call` counts in
-/// the global, client, server, tool, client+server+tool and workspace buckets, reads and
-/// gets in the global, client, server and workspace ones. Refused → −32029 with
+/// Phase 4: rate limits and workspace quotas (see `rate_limit`): `tools/call` counts in
+/// the global, client, server, tool, client+server+tool and workspace buckets, reads, gets
+/// and completions in the global, client, server and workspace ones. Refused → −32029 with
 /// `Retry-After`.
 pub async fn rate_limit_phase(
     runtime: &Runtime,

@@ -73,3 +73,48 @@ pub fn approval_refused(id: &RequestId, refusal: crate::approvals::Refusal) -> R
     }
     response
 }
+
+/// −32602: a resource URI that stays ambiguous once normalized. The URI itself is not
+/// repeated: it is the caller's, and the caller has it.
+pub fn ambiguous_uri(
+    id: &RequestId,
+    why: conduit_policy::uri::AmbiguousUri,
+) -> Response<ProxyBody> {
+    let message = format!(
+        "resource URI refused: {why}, so the gateway cannot tell which resource it names; \
+         send it without dot segments or encoded separators"
+    );
+    answer(id, jsonrpc::INVALID_PARAMS, message, None)
+}
+
+/// −32601: a method admission does not know (`method` already bounded).
+pub fn unknown_method(id: &RequestId, method: &str) -> Response<ProxyBody> {
+    let message =
+        format!("method not found: {method:?} is not a method this gateway admits from clients");
+    answer(id, jsonrpc::METHOD_NOT_FOUND, message, None)
+}
+
+/// 202 for a notification of an unknown method, which goes nowhere (tagged −32601 for the
+/// audit record: the gateway answered, the server never saw it).
+pub fn dropped_notification(method: &str) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = StatusCode::ACCEPTED;
+    let message = format!("notification {method:?} dropped: not a method this gateway admits");
+    crate::audit::tag(&mut response, jsonrpc::METHOD_NOT_FOUND, &message);
+    response
+}
+
+/// Longest method name repeated in an answer or a log line.
+const MAX_METHOD_CHARS: usize = 64;
+
+/// `method` cut to [`MAX_METHOD_CHARS`] characters (callers choose method names).
+pub fn bounded(method: &str) -> &str {
+    match method.char_indices().nth(MAX_METHOD_CHARS) {
+        Some((end, _)) => &method[..end],
+        None => method,
+    }
+}

@@ -1,25 +1,23 @@
 //! What a message asks for, as the policy phases see it: the [`Target`] of a `tools/call`,
-//! `resources/read` / `resources/subscribe` or `prompts/get`, and the list whose answer is
-//! filtered. Read from the message body only when a policy section is on, so the path
-//! without policies never parses a message twice.
+//! `resources/read` / `resources/subscribe`, `prompts/get` or `completion/complete` (as
+//! the prompt or resource it completes), and the list whose answer is filtered. Read from
+//! the message body only when a policy section is on, so the path without policies never
+//! parses a message twice.
 //!
 //! Parsing fails closed: a message the policy phases cannot read (a `tools/call` without a
-//! string `params.name`, duplicate keys, an `Mcp-Name` header naming something else than
-//! the body) is refused, never passed through unchecked, because an upstream could read it
-//! differently than the gateway did.
+//! string `params.name`, duplicate keys at the top of `params` or anywhere inside
+//! `params.arguments`) is refused, never passed through unchecked, because an upstream
+//! could read it differently than the gateway did. Methods MCP does not define for clients
+//! are refused too ([`Message::known`]): the gateway cannot admit what it cannot read.
 
 use std::borrow::Cow;
 
-use http::request::Parts;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
+use super::strict::Strict;
 use crate::aggregate::ListKind;
-
-/// The 2026-07-28 routing header naming the tool, prompt or resource of a request.
-const MCP_NAME: &str = "mcp-name";
-/// The 2026-07-28 routing header naming the method of a request.
-const MCP_METHOD: &str = "mcp-method";
 
 /// What one message asks the policy phases to decide.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,11 +28,12 @@ pub enum Target<'a> {
         tool: &'a str,
         args: &'a Value,
     },
-    /// `resources/read` or `resources/subscribe` of `uri`.
+    /// `resources/read` or `resources/subscribe` of `uri`, or the completion of an argument
+    /// of the resource template `uri`.
     ResourceRead { server: &'a str, uri: &'a str },
-    /// `prompts/get` of `name`.
+    /// `prompts/get` of `name`, or the completion of one of its arguments.
     PromptGet { server: &'a str, name: &'a str },
-    /// Anything else: no admission phase applies.
+    /// Anything else: only the rate-limit phase applies (`admission::admit_request`).
     Other,
 }
 
@@ -55,6 +54,8 @@ impl Target<'_> {
 pub struct Message {
     /// The JSON-RPC method; `None` for a response.
     pub method: Option<String>,
+    /// A method without an id: nobody waits for an answer.
+    pub notification: bool,
     /// What the message names, by method.
     pub subject: Subject,
 }
@@ -90,12 +91,6 @@ pub enum Unreadable {
     },
     #[error("{method} needs params.arguments to be an object")]
     Arguments { method: &'static str },
-    #[error("the {field} header ({header:?}) does not name what the message does ({body:?})")]
-    NameMismatch {
-        field: &'static str,
-        header: String,
-        body: String,
-    },
 }
 
 #[derive(Deserialize)]
@@ -103,16 +98,31 @@ struct Probe<'a> {
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
     #[serde(default)]
+    id: Option<IgnoredAny>,
+    #[serde(default)]
     params: Option<Params>,
 }
 
 /// The params the policy phases read. Only an object is accepted (a struct would also take
-/// an array, by position), and a repeated key is an error rather than "last one wins".
+/// an array, by position), and a repeated key is an error rather than "last one wins", at
+/// the top and anywhere inside `arguments`.
 #[derive(Default)]
 struct Params {
     name: Option<String>,
     uri: Option<String>,
-    arguments: Option<Value>,
+    arguments: Option<Strict>,
+    reference: Option<Reference>,
+}
+
+/// `params.ref` of `completion/complete`: what is being completed.
+#[derive(Deserialize)]
+struct Reference {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    uri: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for Params {
@@ -144,8 +154,9 @@ impl<'de> Deserialize<'de> for Params {
                         "name" => set(&mut map, &mut params.name, "name")?,
                         "uri" => set(&mut map, &mut params.uri, "uri")?,
                         "arguments" => set(&mut map, &mut params.arguments, "arguments")?,
+                        "ref" => set(&mut map, &mut params.reference, "ref")?,
                         _ => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
+                            map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
@@ -163,8 +174,9 @@ impl Message {
         let probe = match serde_json::from_slice::<Probe<'_>>(body) {
             Ok(probe) => probe,
             Err(_) => match serde_json::from_slice::<MethodOnly<'_>>(body) {
-                Ok(MethodOnly { method }) if !names_something(method.as_deref()) => Probe {
+                Ok(MethodOnly { method, id }) if !names_something(method.as_deref()) => Probe {
                     method,
+                    id,
                     params: None,
                 },
                 Ok(_) | Err(_) => {
@@ -177,20 +189,15 @@ impl Message {
             },
         };
         let method = probe.method.map(Cow::into_owned);
-        let params = probe.params;
-        let text = |params: &Option<Params>, method: &'static str, param: &'static str| {
-            let value = params.as_ref().and_then(|p| match param {
-                "name" => p.name.as_deref(),
-                _ => p.uri.as_deref(),
-            });
-            value
-                .map(str::to_owned)
-                .ok_or(Unreadable::MissingParam { method, param })
+        let notification = method.is_some() && probe.id.is_none();
+        let params = probe.params.unwrap_or_default();
+        let text = |value: Option<String>, method: &'static str, param: &'static str| {
+            value.ok_or(Unreadable::MissingParam { method, param })
         };
         let subject = match method.as_deref() {
             Some("tools/call") => {
-                let name = text(&params, "tools/call", "name")?;
-                let args = match params.and_then(|p| p.arguments) {
+                let name = text(params.name, "tools/call", "name")?;
+                let args = match params.arguments.map(|strict| strict.0) {
                     None | Some(Value::Null) => Value::Object(Default::default()),
                     Some(args @ Value::Object(_)) => args,
                     Some(_) => {
@@ -202,50 +209,26 @@ impl Message {
                 Subject::Tool { name, args }
             }
             Some("resources/read") => Subject::Resource {
-                uri: text(&params, "resources/read", "uri")?,
+                uri: text(params.uri, "resources/read", "uri")?,
             },
             Some("resources/subscribe") => Subject::Resource {
-                uri: text(&params, "resources/subscribe", "uri")?,
+                uri: text(params.uri, "resources/subscribe", "uri")?,
             },
             Some("prompts/get") => Subject::Prompt {
-                name: text(&params, "prompts/get", "name")?,
+                name: text(params.name, "prompts/get", "name")?,
             },
+            Some("completion/complete") => completed(params.reference)?,
             Some(method) => ListKind::of_method(method).map_or(Subject::None, Subject::List),
             None => Subject::None,
         };
-        Ok(Message { method, subject })
+        Ok(Message {
+            method,
+            notification,
+            subject,
+        })
     }
 
-    /// The target of this message on `server`; `Err` when the message's `Mcp-Method` or
-    /// `Mcp-Name` header names something else than its body (an upstream routing by the
-    /// header would then run what the policy phases did not check).
-    pub fn target<'a>(&'a self, server: &'a str, parts: &Parts) -> Result<Target<'a>, Unreadable> {
-        let target = self.target_on(server);
-        let named = match &self.subject {
-            Subject::Tool { name, .. } | Subject::Prompt { name } => Some(name.as_str()),
-            Subject::Resource { uri } => Some(uri.as_str()),
-            _ => None,
-        };
-        let checks = [
-            ("Mcp-Method", MCP_METHOD, self.method.as_deref()),
-            ("Mcp-Name", MCP_NAME, named),
-        ];
-        for (field, name, body) in checks {
-            let (Some(body), Some(header)) = (body, parts.headers.get(name)) else {
-                continue;
-            };
-            if header.as_bytes() != body.as_bytes() {
-                return Err(Unreadable::NameMismatch {
-                    field,
-                    header: String::from_utf8_lossy(header.as_bytes()).into_owned(),
-                    body: body.to_owned(),
-                });
-            }
-        }
-        Ok(target)
-    }
-
-    /// The target of this message on `server`, without looking at headers.
+    /// The target of this message on `server`.
     pub fn target_on<'a>(&'a self, server: &'a str) -> Target<'a> {
         match &self.subject {
             Subject::Tool { name, args } => Target::ToolCall {
@@ -266,20 +249,100 @@ impl Message {
             _ => None,
         }
     }
+
+    /// Whether admission knows this message: a response, or a method MCP defines for a
+    /// client to send ([`known_method`]).
+    pub fn known(&self) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|method| known_method(method, self.notification))
+    }
+}
+
+/// What `completion/complete` completes: an argument of the prompt `ref.name`
+/// (`ref/prompt`) or of the resource template `ref.uri` (`ref/resource`); it is admitted
+/// as that prompt or resource, so a caller cannot learn about what it may not use.
+fn completed(reference: Option<Reference>) -> Result<Subject, Unreadable> {
+    const METHOD: &str = "completion/complete";
+    let missing = |param| Unreadable::MissingParam {
+        method: METHOD,
+        param,
+    };
+    let reference = reference.ok_or(missing("ref.type"))?;
+    match reference.kind.as_deref() {
+        Some("ref/prompt") => Ok(Subject::Prompt {
+            name: reference.name.ok_or(missing("ref.name"))?,
+        }),
+        Some("ref/resource") => Ok(Subject::Resource {
+            uri: reference.uri.ok_or(missing("ref.uri"))?,
+        }),
+        _ => Err(missing("ref.type")),
+    }
 }
 
 #[derive(Deserialize)]
 struct MethodOnly<'a> {
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
+    #[serde(default)]
+    id: Option<IgnoredAny>,
 }
 
 /// Whether messages of `method` name something the policy phases decide on.
 pub fn names_something(method: Option<&str>) -> bool {
     matches!(
         method,
-        Some("tools/call" | "resources/read" | "resources/subscribe" | "prompts/get")
+        Some(
+            "tools/call"
+                | "resources/read"
+                | "resources/subscribe"
+                | "prompts/get"
+                | "completion/complete"
+        )
     )
+}
+
+/// Requests MCP defines for a client to send (2025-06-18 to 2026-07-28), apart from
+/// `subscriptions/listen`, whose subscriptions admission does not read yet.
+const KNOWN_REQUESTS: [&str; 19] = [
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/result",
+    "tasks/list",
+    "tasks/cancel",
+    "tasks/update",
+];
+
+/// Notifications MCP defines for a client to send.
+const KNOWN_NOTIFICATIONS: [&str; 5] = [
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "notifications/tasks/status",
+];
+
+/// Whether admission knows `method` (a request, or with `notification` a notification):
+/// with admission on, anything else is refused (a request) or dropped (a notification).
+pub fn known_method(method: &str, notification: bool) -> bool {
+    if notification {
+        KNOWN_NOTIFICATIONS.contains(&method)
+    } else {
+        KNOWN_REQUESTS.contains(&method)
+    }
 }
 
 #[cfg(test)]
@@ -292,20 +355,12 @@ mod tests {
         Message::parse(message.to_string().as_bytes())
     }
 
-    fn parts(headers: &[(&str, &str)]) -> Parts {
-        let mut request = http::Request::builder();
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.body(()).unwrap().into_parts().0
-    }
-
     #[test]
     fn tool_calls_name_their_tool_and_arguments() {
         let message = parse(json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
             "params":{"name":"delete","arguments":{"id":7}}}))
         .unwrap();
-        let target = message.target("crm", &parts(&[])).unwrap();
+        let target = message.target_on("crm");
         assert_eq!(
             target,
             Target::ToolCall {
@@ -413,25 +468,83 @@ mod tests {
     }
 
     #[test]
-    fn the_mcp_name_header_must_agree_with_the_body() {
-        let message = parse(json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
-            "params":{"name":"read"}}))
+    fn completions_are_their_prompt_or_resource() {
+        let prompt = parse(json!({"jsonrpc":"2.0","id":1,"method":"completion/complete",
+            "params":{"ref":{"type":"ref/prompt","name":"secret"},"argument":{"name":"a","value":""}}}))
         .unwrap();
-        assert!(message.target("s", &parts(&[("mcp-name", "read")])).is_ok());
-        let refused = message
-            .target("s", &parts(&[("mcp-name", "delete")]))
-            .unwrap_err();
-        assert!(matches!(refused, Unreadable::NameMismatch { .. }));
-        let both = parts(&[("mcp-method", "tools/call"), ("mcp-name", "read")]);
-        assert!(message.target("s", &both).is_ok());
-        let refused = message
-            .target("s", &parts(&[("mcp-method", "ping")]))
-            .unwrap_err();
-        assert!(refused.to_string().contains("Mcp-Method"), "{refused}");
-        let ping = parse(json!({"jsonrpc":"2.0","id":1,"method":"ping"})).unwrap();
-        assert!(
-            ping.target("s", &parts(&[("mcp-method", "tools/call")]))
-                .is_err()
+        assert_eq!(
+            prompt.target_on("s"),
+            Target::PromptGet {
+                server: "s",
+                name: "secret"
+            }
         );
+        let resource = parse(
+            json!({"jsonrpc":"2.0","id":1,"method":"completion/complete",
+            "params":{"ref":{"type":"ref/resource","uri":"test://template/{id}/data"}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            resource.target_on("s"),
+            Target::ResourceRead {
+                server: "s",
+                uri: "test://template/{id}/data"
+            }
+        );
+        for (params, missing) in [
+            (json!({}), "params.ref.type"),
+            (
+                json!({"ref": {"type": "ref/other", "name": "x"}}),
+                "params.ref.type",
+            ),
+            (json!({"ref": {"type": "ref/prompt"}}), "params.ref.name"),
+            (
+                json!({"ref": {"type": "ref/resource", "name": "x"}}),
+                "params.ref.uri",
+            ),
+        ] {
+            let message =
+                json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":params});
+            let error = parse(message).unwrap_err().to_string();
+            assert!(error.contains(missing), "{params}: {error}");
+        }
+        // Two refs: which one would the server complete?
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"ok"},"ref":{"type":"ref/prompt","name":"secret"}}}"#;
+        assert!(Message::parse(body).is_err());
+    }
+
+    #[test]
+    fn repeated_keys_inside_arguments_are_refused_at_any_depth() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay","arguments":{"order":{"to":"alice","to":"mallory"}}}}"#;
+        let error = Message::parse(body).unwrap_err();
+        assert!(error.to_string().contains("repeats a key"), "{error}");
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{"a":"1","a":"2"}}}"#;
+        assert!(Message::parse(body).is_err());
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pay","arguments":{"order":{"to":"alice"},"to":"bob"}}}"#;
+        assert!(Message::parse(body).is_ok());
+    }
+
+    #[test]
+    fn only_methods_mcp_defines_for_clients_are_known() {
+        for known in [
+            json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}),
+            json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+            json!({"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t"}}),
+            json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}),
+            json!({"jsonrpc":"2.0","id":1,"result":{}}),
+        ] {
+            assert!(parse(known.clone()).unwrap().known(), "{known}");
+        }
+        for unknown in [
+            json!({"jsonrpc":"2.0","id":1,"method":"admin/delete_everything"}),
+            json!({"jsonrpc":"2.0","id":1,"method":"notifications/initialized"}),
+            json!({"jsonrpc":"2.0","method":"initialize"}),
+            json!({"jsonrpc":"2.0","method":"notifications/x-vendor"}),
+        ] {
+            let message = parse(unknown.clone()).unwrap();
+            assert!(!message.known(), "{unknown}");
+        }
+        let notification = parse(json!({"jsonrpc":"2.0","method":"notifications/x"})).unwrap();
+        assert!(notification.notification);
     }
 }

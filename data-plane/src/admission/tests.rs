@@ -302,3 +302,83 @@ async fn a_held_call_gets_a_pending_request_and_a_bad_approval_id_is_refused() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn rate_limits_run_before_approvals_so_a_limited_caller_queues_no_request() {
+    let runtime = runtime(
+        "guardrails:\n  default_action: allow\n  rules:\n    - name: hold-refunds\n      tools: [refund]\n      action: require_approval\ngovernance:\n  approvals:\n    ttl_seconds: 60\nrate_limits:\n  per_client: {requests_per_minute: 1}\n",
+    );
+    let (approvals, _) = runtime.approvals();
+    approvals.use_control_plane();
+    let agent = parts(Some(("agent-1", "acme")));
+    let args = json!({"order": 42});
+    let error = refusal(admit(&runtime, &agent, &tool("crm", "refund", &args), &ID()).await).await;
+    assert_eq!(error["code"], -32011);
+    assert!(approvals.outbox().pop().is_some());
+    // Over the limit: refused by the rate limit, and nothing new waits for an approver.
+    for _ in 0..5 {
+        let error =
+            refusal(admit(&runtime, &agent, &tool("crm", "refund", &args), &ID()).await).await;
+        assert_eq!(error["code"], -32029, "{error}");
+    }
+    assert!(approvals.outbox().is_empty());
+}
+
+#[tokio::test]
+async fn every_request_counts_in_the_client_bucket() {
+    let runtime = runtime("rate_limits:\n  per_client: {requests_per_minute: 2}\n");
+    let agent = parts(Some(("agent-1", "acme")));
+    assert!(
+        admit_request(&runtime, &agent, Some("crm"), &ID())
+            .await
+            .is_ok()
+    );
+    assert!(admit_request(&runtime, &agent, None, &ID()).await.is_ok());
+    let error = refusal(
+        admit_request(&runtime, &agent, Some("wiki"), &ID())
+            .await
+            .map(|()| Admitted::default()),
+    )
+    .await;
+    assert_eq!(error["data"]["bucket"], "client");
+    // Calls share the bucket.
+    let args = json!({});
+    let error = refusal(admit(&runtime, &agent, &tool("crm", "t", &args), &ID()).await).await;
+    assert_eq!(error["code"], -32029);
+}
+
+#[tokio::test]
+async fn ambiguous_resource_uris_are_refused_before_the_acl() {
+    let runtime = runtime(
+        "acl:\n  default_action: deny\n  policies:\n    - name: p\n      clients: [\"*\"]\n      allow:\n        - server: crm\n          resources: [\"test://template/*\"]\n",
+    );
+    let anonymous = parts(None);
+    fn read(uri: &str) -> Target<'_> {
+        Target::ResourceRead { server: "crm", uri }
+    }
+    assert!(
+        admit(&runtime, &anonymous, &read("TEST://template/%34%32"), &ID())
+            .await
+            .is_ok()
+    );
+    for uri in [
+        "test://template/../static-text",
+        "test://template/%2F..%2Fstatic-text",
+    ] {
+        let error = refusal(admit(&runtime, &anonymous, &read(uri), &ID()).await).await;
+        assert_eq!(error["code"], -32602, "{uri}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("resource URI refused: "),
+            "{error}"
+        );
+    }
+    assert!(
+        !runtime
+            .metrics()
+            .encode()
+            .contains("conduit_acl_denials_total{")
+    );
+}

@@ -186,8 +186,30 @@ impl Aggregator {
         let Some(method) = message.get("method").and_then(Value::as_str) else {
             return route::client_response(self, call, message).await;
         };
-        if message.get("id").is_none() {
+        let notification = message.get("id").is_none();
+        if call.runtime.admission_enabled() && !crate::admission::known_method(method, notification)
+        {
+            return crate::admission::unknown_method(call.runtime, method, notification, &call.id);
+        }
+        if notification {
             return route::notification(self, call, method, &message).await;
+        }
+        // Calls, reads, gets and completions count in the rate limits when admitted (on the
+        // member that serves them); every other request counts here.
+        let admitted_on_a_member = matches!(
+            method,
+            "tools/call"
+                | "prompts/get"
+                | "completion/complete"
+                | "resources/read"
+                | "resources/subscribe"
+                | "resources/unsubscribe"
+        );
+        if !admitted_on_a_member
+            && let Err(refused) =
+                crate::admission::admit_request(call.runtime, call.caller, None, &call.id).await
+        {
+            return refused;
         }
         match method {
             "initialize" => handshake::initialize(self, call, &message).await,

@@ -35,11 +35,11 @@ pub(super) async fn by_name(
     mut message: Value,
 ) -> Response<ProxyBody> {
     let Some(name) = message.pointer("/params/name").and_then(Value::as_str) else {
-        return missing_param(call, &message, "name");
+        return unadmitted(call, missing_param(call, &message, "name")).await;
     };
     let (server, local) = match resolve_name(aggregator, call, kind, name, &message).await {
         Ok(resolved) => resolved,
-        Err(response) => return response,
+        Err(response) => return unadmitted(call, response).await,
     };
     if let Err(refused) = admit(call, &server.id, kind, &local, &message).await {
         return refused;
@@ -70,7 +70,8 @@ async fn admit(
                 Some(args @ Value::Object(_)) => args,
                 Some(_) => {
                     let message = "tools/call needs params.arguments to be an object";
-                    return Err(error(StatusCode::OK, &call.id, INVALID_PARAMS, message));
+                    let invalid = error(StatusCode::OK, &call.id, INVALID_PARAMS, message);
+                    return Err(unadmitted(call, invalid).await);
                 }
             };
             Target::ToolCall {
@@ -90,7 +91,8 @@ async fn admit(
 }
 
 /// `completion/complete`: a prompt argument goes where the prompt is, a resource template
-/// argument where the template is.
+/// argument where the template is; admitted as that prompt or resource (a caller learns
+/// nothing about what it may not use).
 pub(super) async fn completion(
     aggregator: &Aggregator,
     call: &Call<'_>,
@@ -104,26 +106,56 @@ pub(super) async fn completion(
     match reference.get("type").and_then(Value::as_str) {
         Some("ref/prompt") => {
             let Some(name) = reference.get("name").and_then(Value::as_str) else {
-                return missing_param(call, &message, "ref.name");
+                return unadmitted(call, missing_param(call, &message, "ref.name")).await;
             };
             let (server, local) =
                 match resolve_name(aggregator, call, Kind::Prompt, name, &message).await {
                     Ok(resolved) => resolved,
-                    Err(response) => return response,
+                    Err(response) => return unadmitted(call, response).await,
                 };
+            if let Err(refused) = admit(call, &server.id, Kind::Prompt, &local, &message).await {
+                return refused;
+            }
             message["params"]["ref"]["name"] = Value::String(local);
             forward(aggregator, call, server, &message, routing).await
         }
         Some("ref/resource") => {
             let Some(uri) = reference.get("uri").and_then(Value::as_str) else {
-                return missing_param(call, &message, "ref.uri");
+                return unadmitted(call, missing_param(call, &message, "ref.uri")).await;
             };
-            match resolve_uri(aggregator, call, uri, &message, true).await {
-                Ok(server) => forward(aggregator, call, server, &message, routing).await,
-                Err(response) => response,
+            if let Some(refused) =
+                admission::refuse_ambiguous_uri(call.runtime, call.caller, uri, &call.id)
+            {
+                return unadmitted(call, refused).await;
             }
+            let server = match resolve_uri(aggregator, call, uri, &message, true).await {
+                Ok(server) => server,
+                Err(response) => return unadmitted(call, response).await,
+            };
+            let target = Target::ResourceRead {
+                server: &server.id,
+                uri,
+            };
+            if let Err(refused) =
+                admission::admit(call.runtime, call.caller, &target, &call.id).await
+            {
+                return refused;
+            }
+            forward(aggregator, call, server, &message, routing).await
         }
-        _ => missing_param(call, &message, "ref.type (ref/prompt or ref/resource)"),
+        _ => {
+            let missing = missing_param(call, &message, "ref.type (ref/prompt or ref/resource)");
+            unadmitted(call, missing).await
+        }
+    }
+}
+
+/// The answer to a request refused before admission could run (a missing parameter, a name
+/// no member has): it still counts in the rate limits, which may refuse it instead.
+async fn unadmitted(call: &Call<'_>, response: Response<ProxyBody>) -> Response<ProxyBody> {
+    match admission::admit_request(call.runtime, call.caller, None, &call.id).await {
+        Ok(()) => response,
+        Err(refused) => refused,
     }
 }
 
@@ -135,21 +167,30 @@ pub(super) async fn by_uri(
     message: Value,
 ) -> Response<ProxyBody> {
     let Some(uri) = message.pointer("/params/uri").and_then(Value::as_str) else {
-        return missing_param(call, &message, "uri");
+        return unadmitted(call, missing_param(call, &message, "uri")).await;
     };
+    if let Some(refused) = admission::refuse_ambiguous_uri(call.runtime, call.caller, uri, &call.id)
+    {
+        return unadmitted(call, refused).await;
+    }
     let server = match resolve_uri(aggregator, call, uri, &message, false).await {
         Ok(server) => server,
-        Err(response) => return response,
+        Err(response) => return unadmitted(call, response).await,
     };
     let method = message["method"].as_str().unwrap_or_default();
-    if matches!(method, "resources/read" | "resources/subscribe") {
+    let admitted = if matches!(method, "resources/read" | "resources/subscribe") {
         let target = Target::ResourceRead {
             server: &server.id,
             uri,
         };
-        if let Err(refused) = admission::admit(call.runtime, call.caller, &target, &call.id).await {
-            return refused;
-        }
+        admission::admit(call.runtime, call.caller, &target, &call.id)
+            .await
+            .map(drop)
+    } else {
+        admission::admit_request(call.runtime, call.caller, Some(&server.id), &call.id).await
+    };
+    if let Err(refused) = admitted {
+        return refused;
     }
     let routing = Routing {
         method: Some(method),

@@ -3,9 +3,9 @@
 //! `{limit, window, retry_after, bucket}`, and a `Retry-After: <n>` header (which a batch
 //! answer drops: its entries are answered together, each with its own `retry_after`).
 //!
-//! Which messages count: `tools/call` (with its tool), `resources/read`,
-//! `resources/subscribe` and `prompts/get` (the admission [`Target`]s); nothing else is
-//! limited.
+//! Which messages count: every request. `tools/call` counts with its tool; reads, gets and
+//! completions (the other admission [`Target`]s) and every other request ([`admit_other`]:
+//! initialize, lists, ping, ...) without one. Notifications and responses are not counted.
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -31,7 +31,36 @@ pub async fn admit(
     let Some(request) = request_of(caller, target) else {
         return Ok(());
     };
-    limiter.check(&request).await.map_err(|refused| {
+    check(limiter, &request, id).await
+}
+
+/// The rate-limit phase of a request without a [`Target`] on `server` (`None`: an
+/// aggregate endpoint, no single server): the global, client, server and workspace
+/// buckets.
+pub async fn admit_other(
+    limiter: &RateLimiter,
+    caller: &Caller,
+    server: Option<&str>,
+    id: &RequestId,
+) -> Result<(), Response<ProxyBody>> {
+    if !limiter.is_enabled() {
+        return Ok(());
+    }
+    let request = RateRequest {
+        client_id: &caller.client_id,
+        tenant_id: &caller.tenant_id,
+        server_id: server,
+        tool: None,
+    };
+    check(limiter, &request, id).await
+}
+
+async fn check(
+    limiter: &RateLimiter,
+    request: &RateRequest<'_>,
+    id: &RequestId,
+) -> Result<(), Response<ProxyBody>> {
+    limiter.check(request).await.map_err(|refused| {
         tracing::debug!(
             client = request.client_id,
             server = request.server_id,
@@ -54,7 +83,7 @@ fn request_of<'a>(caller: &'a Caller, target: &Target<'a>) -> Option<RateRequest
     Some(RateRequest {
         client_id: &caller.client_id,
         tenant_id: &caller.tenant_id,
-        server_id,
+        server_id: Some(server_id),
         tool,
     })
 }
@@ -138,7 +167,7 @@ mod tests {
                 request.server_id,
                 request.tool
             ),
-            ("agent", "acme", "s", Some("t"))
+            ("agent", "acme", Some("s"), Some("t"))
         );
         for target in [
             Target::ResourceRead {
@@ -151,7 +180,7 @@ mod tests {
             },
         ] {
             let request = request_of(&caller, &target).unwrap();
-            assert_eq!((request.server_id, request.tool), ("s", None));
+            assert_eq!((request.server_id, request.tool), (Some("s"), None));
         }
         assert!(request_of(&caller, &Target::Other).is_none());
     }

@@ -1,9 +1,11 @@
 //! Rate limits and governance quotas: the [`RateLimiter`] a `Runtime` compiles from
 //! `rate_limits` and `governance.quotas`, and the counters behind it.
 //!
-//! A request counts in several *buckets* (see [`BucketKind`]): `global`, its client, its
-//! server, the server's tool (only tools with a `per_tool` entry), the client on that tool
-//! (`per_client_server_tool`) and its caller's workspace (governance quotas; tenant id =
+//! Every request counts (initialize, lists and ping too; notifications and responses do
+//! not), in several *buckets* (see [`BucketKind`]): `global`, its client, its server (none
+//! for a request an aggregate endpoint sends to several), for a `tools/call` the server's
+//! tool (only tools with a `per_tool` entry) and the client on that tool
+//! (`per_client_server_tool`), and its caller's workspace (governance quotas; tenant id =
 //! workspace). Each configured number (requests per minute, hour or day) is a counter of its
 //! own, keyed by bucket *and* window, so minute and hour limits of one bucket never share a
 //! counter.
@@ -43,7 +45,7 @@ use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
-pub use answer::admit;
+pub use answer::{admit, admit_other};
 pub use memory::{DEFAULT_BUCKET_CAPACITY, MemoryStore};
 use plan::Plan;
 pub use redis_store::RedisStore;
@@ -128,13 +130,14 @@ impl std::fmt::Display for BucketKind {
 }
 
 /// The request being admitted. `tool` is `Some` for `tools/call` only (tool name without a
-/// namespace prefix); other limited methods count in the global, client, server and
-/// workspace buckets.
+/// namespace prefix); other requests count in the global, client, server and workspace
+/// buckets. `server_id` is `None` for a request on an aggregate endpoint that goes to no
+/// single server (initialize, lists, ping, ...): it counts in no server bucket.
 #[derive(Debug, Clone, Copy)]
 pub struct RateRequest<'a> {
     pub client_id: &'a str,
     pub tenant_id: &'a str,
-    pub server_id: &'a str,
+    pub server_id: Option<&'a str>,
     pub tool: Option<&'a str>,
 }
 

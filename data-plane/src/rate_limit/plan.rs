@@ -132,12 +132,13 @@ impl Plan {
             .add(BucketKind::Global, key::global, &mut checks);
         let client = || key::client(client_id);
         self.per_client.add(BucketKind::Client, client, &mut checks);
-        let server = self.servers.get(server_id);
-        if let Some(server) = server {
+        let server = server_id.and_then(|id| self.servers.get(id));
+        if let (Some(server_id), Some(server)) = (server_id, server) {
             let key = || key::server(server_id);
             server.own.add(BucketKind::Server, key, &mut checks);
         }
-        if let Some(tool) = tool {
+        // Tool buckets only for calls, which always name their server.
+        if let (Some(tool), Some(server_id)) = (tool, server_id) {
             if let Some(limits) = server.and_then(|s| s.tools.get(tool)) {
                 let key = || key::tool(server_id, tool);
                 limits.add(BucketKind::Tool, key, &mut checks);

@@ -24,7 +24,7 @@ fn call<'a>(client: &'a str, server: &'a str, tool: &'a str) -> RateRequest<'a> 
     RateRequest {
         client_id: client,
         tenant_id: "default",
-        server_id: server,
+        server_id: Some(server),
         tool: Some(tool),
     }
 }

@@ -72,7 +72,8 @@ async fn json_pass_through_forwards_mcp_headers_but_not_authorization() {
             ),
             ("cookie", "private=1"),
         ],
-        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}),
+        // The routing headers travel when the body confirms them (`routing_headers`).
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "echo"}}),
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text());

@@ -23,7 +23,7 @@ fn call(client: &str) -> RateRequest<'_> {
     RateRequest {
         client_id: client,
         tenant_id: "default",
-        server_id: "s",
+        server_id: Some("s"),
         tool: Some("t"),
     }
 }

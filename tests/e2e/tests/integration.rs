@@ -8,6 +8,7 @@
 mod integration {
     mod common;
 
+    mod admission;
     mod aggregate;
     mod approval_limits;
     mod approvals;

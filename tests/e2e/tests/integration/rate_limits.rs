@@ -265,8 +265,54 @@ fn a_limit_changed_by_a_new_version_applies_to_the_next_request() -> anyhow::Res
 }
 
 #[test]
-fn only_calls_reads_and_gets_count() -> anyhow::Result<()> {
-    let limits = "rate_limits:\n  global: {requests_per_minute: 2}\n";
+fn every_request_counts_not_only_calls() -> anyhow::Result<()> {
+    // The review: 10 initialize and list requests all passed a limit of 3 a minute.
+    let limits = "rate_limits:\n  per_client: {requests_per_minute: 3}\n";
+    let gateway = Gateway::start(1, limits)?;
+    let dp = &gateway.dps[0];
+    let mut client = McpClient::new(dp.mcp_url("fixture"));
+    let mut passed_total = 0;
+    for n in 0..10 {
+        let exchange = if n % 2 == 0 {
+            client.exchange(
+                "initialize",
+                json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "conduit-e2e", "version": "0"}}),
+            )?
+        } else {
+            client.exchange("tools/list", json!({}))?
+        };
+        passed_total += usize::from(passed(&exchange)?);
+    }
+    assert_eq!(passed_total, 3);
+    // Pings and the aggregate endpoint's requests count in the same client bucket.
+    let data = refusal(&client.exchange("ping", json!({}))?)?;
+    assert_eq!(data["bucket"], "client", "{data}");
+    let mut aggregate = McpClient::new(dp.public_url("/mcp"));
+    let refused = aggregate.exchange(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "conduit-e2e", "version": "0"}}),
+    )?;
+    assert_eq!(refusal(&refused)?["bucket"], "client");
+    // Notifications are not counted (and not refused).
+    let notification = http::request(
+        "POST",
+        &dp.mcp_url("fixture"),
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ],
+        Some(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+        Duration::from_secs(20),
+    )?;
+    assert_eq!(notification.status, 202, "{}", notification.text());
+    Ok(())
+}
+
+#[test]
+fn tool_buckets_count_only_calls() -> anyhow::Result<()> {
+    let limits = "rate_limits:\n  per_client_server_tool: {requests_per_minute: 2}\n";
     let gateway = Gateway::start(1, limits)?;
     let dp = &gateway.dps[0];
     let mut client = McpClient::new(dp.mcp_url("fixture"));
@@ -274,15 +320,11 @@ fn only_calls_reads_and_gets_count() -> anyhow::Result<()> {
         client.request("tools/list", json!({}))?;
     }
     let read = client.exchange("resources/read", json!({"uri": "fixture://greeting"}))?;
-    assert!(
-        read.message
-            .as_ref()
-            .is_some_and(|m| m.get("result").is_some()),
-        "{read:?}"
-    );
+    assert!(passed(&read)?, "{read:?}");
     assert!(passed(&echo(dp, &[])?)?);
-    let refused = client.exchange("prompts/get", json!({"name": "greeting"}))?;
-    assert_eq!(refusal(&refused)?["bucket"], "global");
+    assert!(passed(&echo(dp, &[])?)?);
+    let refused = echo(dp, &[])?;
+    assert_eq!(refusal(&refused)?["bucket"], "client_server_tool");
     Ok(())
 }
 
