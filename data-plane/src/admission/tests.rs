@@ -309,7 +309,7 @@ async fn rate_limits_run_before_approvals_so_a_limited_caller_queues_no_request(
         "guardrails:\n  default_action: allow\n  rules:\n    - name: hold-refunds\n      tools: [refund]\n      action: require_approval\ngovernance:\n  approvals:\n    ttl_seconds: 60\nrate_limits:\n  per_client: {requests_per_minute: 1}\n",
     );
     let (approvals, _) = runtime.approvals();
-    approvals.use_control_plane();
+    approvals.use_control_plane("dp-1");
     let agent = parts(Some(("agent-1", "acme")));
     let args = json!({"order": 42});
     let error = refusal(admit(&runtime, &agent, &tool("crm", "refund", &args), &ID()).await).await;
