@@ -74,7 +74,9 @@ async fn every_request_of_every_outcome_leaves_one_redacted_record() {
     assert_eq!(ok.status, 200, "{}", ok.text());
     let denied = http::post_mcp(addr, "alpha", KEY, call(3, "delete", json!({}))).await;
     assert_eq!(denied.json()["error"]["code"], -32003);
-    let failing = json!({"jsonrpc": "2.0", "id": 4, "method": "test/error"});
+    // A method MCP defines (with a policy section on, others are refused), failed upstream.
+    let failing =
+        json!({"jsonrpc": "2.0", "id": 4, "method": "ping", "params": {"_meta": {"fail": true}}});
     assert_eq!(
         http::post_mcp(addr, "alpha", KEY, failing).await.json()["error"]["code"],
         -32042
@@ -109,7 +111,7 @@ async fn every_request_of_every_outcome_leaves_one_redacted_record() {
             ("acl_denied", "tools/call", "delete", "agent-1"),
             // Refused on the headers: the body (method, target) is never read.
             ("auth_failed", "", "", ""),
-            ("error", "test/error", "", "agent-1"),
+            ("error", "ping", "", "agent-1"),
             ("not_found", "", "", ""),
             ("not_found", "ping", "", "agent-1"),
             ("ok", "ping", "", "agent-1"),
@@ -162,7 +164,7 @@ async fn every_request_of_every_outcome_leaves_one_redacted_record() {
         "conduit_dp_config_stale_seconds 0",
         "conduit_dp_requests_total{method=\"tools/call\",server=\"alpha\",status_class=\"2xx\"} 2",
         "conduit_dp_requests_total{method=\"batch\",server=\"alpha\",status_class=\"2xx\"} 1",
-        "conduit_dp_requests_total{method=\"other\",server=\"alpha\",status_class=\"2xx\"} 1",
+        "conduit_dp_requests_total{method=\"ping\",server=\"alpha\",status_class=\"2xx\"} 2",
         "conduit_dp_snapshot_apply_seconds_count 1",
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");

@@ -60,10 +60,15 @@ async fn handle(
 ) -> Response {
     let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let id = message.get("id").cloned().unwrap_or(Value::Null);
-    match message.get("method").and_then(Value::as_str) {
+    // `params._meta.fail: true` makes any method fail (with admission on, the data plane
+    // refuses methods MCP does not define, such as `test/error`).
+    let rpc_method = message.get("method").and_then(Value::as_str);
+    let fail = rpc_method == Some("test/error")
+        || message.pointer("/params/_meta/fail") == Some(&Value::Bool(true));
+    match rpc_method {
         Some("test/stream") => return sse(release, id),
         Some("test/slow") => tokio::time::sleep(Duration::from_secs(5)).await,
-        Some("test/error") => {
+        _ if fail => {
             let error = json!({"jsonrpc": "2.0", "id": id,
                 "error": {"code": -32042, "message": "the upstream says no"}});
             return (
