@@ -35,6 +35,8 @@ impl StdioGateway {
             config_file: Some(config.clone()),
             dp_token: Some(DP_TOKEN.into()),
             wait_ready: true,
+            // Some tests open hundreds of connections from 127.0.0.1 at once.
+            args: vec!["--max-connections-per-address".into(), "1024".into()],
             ..DataPlaneOptions::default()
         })?;
         Ok(Self {

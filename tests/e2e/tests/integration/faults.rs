@@ -59,6 +59,8 @@ fn concurrent_callers_get_their_own_answers_while_upstreams_fail() -> anyhow::Re
         node_id: "faults".into(),
         config_file: Some(path),
         wait_ready: true,
+        // More concurrent callers from 127.0.0.1 than the default per-address limit.
+        args: vec!["--max-connections-per-address".into(), "1024".into()],
         ..DataPlaneOptions::default()
     })?;
 

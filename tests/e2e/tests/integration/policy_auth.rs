@@ -462,7 +462,7 @@ fn jwts_for_another_audience_or_issuer_are_refused() -> anyhow::Result<()> {
     ] {
         let foreign = token(&key, claims)?;
         let response = post_initialize(&url, &[("Authorization", &format!("Bearer {foreign}"))])?;
-        assert_refused(&response, true, json!(42)).with_context(|| reason.to_owned())?;
+        assert_refused(&response, true, Value::Null).with_context(|| reason.to_owned())?;
     }
     assert_eq!(failures(&dp, "bad_audience")?, 2);
     assert_eq!(failures(&dp, "bad_issuer")?, 1);
@@ -487,7 +487,7 @@ fn jwts_for_another_audience_or_issuer_are_refused() -> anyhow::Result<()> {
             &format!("Bearer {}", token(&key, claims("billing-service", 600))?),
         )],
     )?;
-    assert_refused(&refused, true, json!(42))?;
+    assert_refused(&refused, true, Value::Null)?;
     Ok(())
 }
 
