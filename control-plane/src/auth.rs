@@ -1,12 +1,11 @@
 //! Shared-secret authentication: the bearer-token check in front of each gRPC service and
-//! the snapshot signature derived from the data-plane token.
+//! the signatures derived from the data-plane token (formats in `conduit_signing`).
 //!
 //! Tokens are compared in constant time over their SHA-256 digests, so neither the content
 //! nor the length of the configured token leaks through response timing.
 
 use std::sync::Arc;
 
-use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::service::Interceptor;
@@ -79,26 +78,18 @@ fn tokens_match(expected: &[u8; 32], presented: &str) -> bool {
 /// Hex HMAC-SHA256 over `"<version>:<hash>"` keyed with the data-plane token, or empty
 /// when there is no token. Data planes holding the same token can verify it.
 pub fn snapshot_signature(dp_token: Option<&str>, version: u64, hash: &str) -> String {
-    let Some(token) = dp_token else {
-        return String::new();
-    };
-    let mut mac =
-        hmac::Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC accepts any key size");
-    mac.update(format!("{version}:{hash}").as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    dp_token.map_or_else(String::new, |token| {
+        conduit_signing::snapshot::sign(token, version, hash)
+    })
 }
 
 /// Hex HMAC-SHA256 keyed with the data-plane token over the lines `approval-key`, the
 /// snapshot version and the hex public key (each ending in a newline), or empty without a
 /// token: binds the grant-set key to the snapshot it travels in.
 pub fn approval_key_signature(dp_token: Option<&str>, version: u64, public_key: &[u8]) -> String {
-    let Some(token) = dp_token else {
-        return String::new();
-    };
-    let mut mac =
-        hmac::Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC accepts any key size");
-    mac.update(format!("approval-key\n{version}\n{}\n", hex::encode(public_key)).as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    dp_token.map_or_else(String::new, |token| {
+        conduit_signing::approval_key::sign(token, version, public_key)
+    })
 }
 
 #[cfg(test)]

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conduit_proto::v1 as pb;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use conduit_signing::session_keys::KeyLine;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{SessionKeyRow, Store, StoreError};
@@ -190,27 +189,16 @@ pub async fn run_rotation(
     }
 }
 
-/// What the signature covers; data planes rebuild the same text (`conduit.proto`,
-/// `SessionKeySet.signature`).
-fn message(version: u64, set: &SessionKeySet) -> String {
-    let mut message = format!("session-keys\n{version}\n{}\n", set.max_age.as_secs());
-    for key in &set.keys {
-        message.push_str(&format!(
-            "{} {} {} {}\n",
-            key.id,
-            hex::encode(key.key),
-            key.created_at,
-            key.activates_at
-        ));
-    }
-    message
-}
-
+/// The hex signature of `set` shipped with snapshot `version` (format:
+/// `conduit_signing::session_keys`).
 fn sign(token: &str, version: u64, set: &SessionKeySet) -> String {
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(token.as_bytes()).expect("HMAC takes any key");
-    mac.update(message(version, set).as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    let keys = set.keys.iter().map(|key| KeyLine {
+        id: &key.id,
+        key: &key.key,
+        created_at: key.created_at,
+        activates_at: key.activates_at,
+    });
+    conduit_signing::session_keys::sign(token, version, set.max_age.as_secs(), keys)
 }
 
 fn generate(created_at: i64, activates_at: i64) -> SessionKeyRow {

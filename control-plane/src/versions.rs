@@ -209,9 +209,10 @@ impl Versions {
     /// key never reaches the database, the history or a principal reading the config.
     pub async fn apply(&self, input: ApplyInput) -> Result<Applied, VersionsError> {
         let document = parse_off_thread(input.document).await?;
+        let config_json = document.canonical_json();
         let new = NewVersion {
-            hash: document.content_hash(),
-            config_json: document.canonical_json(),
+            hash: conduit_signing::snapshot::content_hash(&config_json),
+            config_json,
             author: author_or_unknown(input.author),
             message: input.message,
             created_at: now_rfc3339(),
@@ -239,9 +240,10 @@ impl Versions {
         } else {
             message
         };
+        let config_json = document.canonical_json();
         self.store(NewVersion {
-            hash: document.content_hash(),
-            config_json: document.canonical_json(),
+            hash: conduit_signing::snapshot::content_hash(&config_json),
+            config_json,
             author: author_or_unknown(author),
             message,
             created_at: now_rfc3339(),

@@ -3,18 +3,17 @@
 //! The same checks run on a snapshot fresh off the stream and on one loaded from the
 //! state directory: `hash` must be the hex SHA-256 of `config_json`, and when a data-plane
 //! token is configured, `signature` must be the hex HMAC-SHA256 of `"<version>:<hash>"`
-//! keyed with that token, and the session keys must carry their own signature (see
-//! [`session_keys_message`]), as must the public key of grant sets
-//! ([`approval_key_message`]).
+//! keyed with that token, and the session keys must carry their own signature, as must the
+//! public key of grant sets. The formats are the control plane's too: `conduit_signing`.
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use conduit_proto::v1;
-use hmac::{Hmac, KeyInit, Mac};
+use conduit_signing::session_keys::KeyLine;
+use conduit_signing::{MacError, approval_key, session_keys};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 /// A versioned configuration document, references unresolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +39,7 @@ pub struct Snapshot {
 pub struct ApprovalKey {
     #[serde(serialize_with = "to_base64", deserialize_with = "from_base64")]
     pub public_key: Vec<u8>,
-    /// Hex HMAC-SHA256 of [`approval_key_message`], empty without a token.
+    /// Hex HMAC-SHA256 (`conduit_signing::approval_key`), empty without a token.
     pub signature: String,
 }
 
@@ -50,7 +49,7 @@ pub struct SessionKeySet {
     /// Newest first.
     pub keys: Vec<WireSessionKey>,
     pub max_age_seconds: u64,
-    /// Hex HMAC-SHA256 of [`session_keys_message`], empty without a token.
+    /// Hex HMAC-SHA256 (`conduit_signing::session_keys`), empty without a token.
     pub signature: String,
 }
 
@@ -146,109 +145,77 @@ pub enum IntegrityError {
 impl Snapshot {
     /// Check the hash and, when `token` is set, the signature.
     pub fn verify(&self, token: Option<&str>) -> Result<(), IntegrityError> {
-        let actual = hex::encode(Sha256::digest(self.config_json.as_bytes()));
-        if !actual.eq_ignore_ascii_case(&self.hash) {
-            return Err(IntegrityError::HashMismatch {
-                claimed: self.hash.clone(),
-                actual,
-            });
-        }
+        conduit_signing::snapshot::check_hash(&self.config_json, &self.hash).map_err(
+            |mismatch| IntegrityError::HashMismatch {
+                claimed: mismatch.claimed,
+                actual: mismatch.actual,
+            },
+        )?;
         let Some(token) = token else {
             return Ok(());
         };
-        if self.signature.is_empty() {
-            return Err(IntegrityError::Unsigned);
-        }
-        let signature = hex::decode(&self.signature).map_err(|_| IntegrityError::BadSignature)?;
-        signing_mac(token, self.version, &self.hash)
-            .verify_slice(&signature)
-            .map_err(|_| IntegrityError::BadSignature)?;
+        conduit_signing::snapshot::verify(token, self.version, &self.hash, &self.signature)
+            .map_err(|error| match error {
+                MacError::Unsigned => IntegrityError::Unsigned,
+                MacError::BadSignature => IntegrityError::BadSignature,
+            })?;
         if let Some(key) = &self.approval_key {
-            if key.signature.is_empty() {
-                return Err(IntegrityError::UnsignedApprovalKey);
-            }
-            let signature =
-                hex::decode(&key.signature).map_err(|_| IntegrityError::BadApprovalKeySignature)?;
-            mac(token, approval_key_message(self.version, key).as_bytes())
-                .verify_slice(&signature)
-                .map_err(|_| IntegrityError::BadApprovalKeySignature)?;
+            approval_key::verify(token, self.version, &key.public_key, &key.signature).map_err(
+                |error| match error {
+                    MacError::Unsigned => IntegrityError::UnsignedApprovalKey,
+                    MacError::BadSignature => IntegrityError::BadApprovalKeySignature,
+                },
+            )?;
         }
         let Some(keys) = &self.session_keys else {
             return Ok(());
         };
-        if keys.signature.is_empty() {
-            return Err(IntegrityError::UnsignedSessionKeys);
+        let lines = keys.keys.iter().map(WireSessionKey::line);
+        session_keys::verify(
+            token,
+            self.version,
+            keys.max_age_seconds,
+            lines,
+            &keys.signature,
+        )
+        .map_err(|error| match error {
+            MacError::Unsigned => IntegrityError::UnsignedSessionKeys,
+            MacError::BadSignature => IntegrityError::BadSessionKeysSignature,
+        })
+    }
+}
+
+impl WireSessionKey {
+    fn line(&self) -> KeyLine<'_> {
+        KeyLine {
+            id: &self.id,
+            key: &self.key,
+            created_at: self.created_at,
+            activates_at: self.activates_at,
         }
-        let signature =
-            hex::decode(&keys.signature).map_err(|_| IntegrityError::BadSessionKeysSignature)?;
-        mac(token, session_keys_message(self.version, keys).as_bytes())
-            .verify_slice(&signature)
-            .map_err(|_| IntegrityError::BadSessionKeysSignature)
     }
 }
 
-/// What the session keys' signature covers: the lines `session-keys`, the snapshot
-/// version, the maximum age, then `<id> <hex key> <created_at> <activates_at>` per key,
-/// each ending in a newline. The version binds the keys to the snapshot they came with.
-pub fn session_keys_message(version: u64, keys: &SessionKeySet) -> String {
-    let mut message = format!("session-keys\n{version}\n{}\n", keys.max_age_seconds);
-    for key in &keys.keys {
-        message.push_str(&format!(
-            "{} {} {} {}\n",
-            key.id,
-            hex::encode(&key.key),
-            key.created_at,
-            key.activates_at
-        ));
-    }
-    message
-}
-
-/// What the approval key's signature covers: the lines `approval-key`, the snapshot
-/// version and the hex public key, each ending in a newline.
-pub fn approval_key_message(version: u64, key: &ApprovalKey) -> String {
-    format!(
-        "approval-key\n{version}\n{}\n",
-        hex::encode(&key.public_key)
-    )
-}
-
-/// Hex HMAC-SHA256 of [`approval_key_message`] keyed with `token`, as the control plane signs.
+/// The approval key's signature as the control plane computes it (for tests and tools).
 pub fn sign_approval_key(token: &str, version: u64, key: &ApprovalKey) -> String {
-    hex::encode(
-        mac(token, approval_key_message(version, key).as_bytes())
-            .finalize()
-            .into_bytes(),
-    )
+    approval_key::sign(token, version, &key.public_key)
 }
 
-/// Hex HMAC-SHA256 of [`session_keys_message`] keyed with `token`, as the control plane signs.
+/// The session keys' signature as the control plane computes it (for tests and tools).
 pub fn sign_session_keys(token: &str, version: u64, keys: &SessionKeySet) -> String {
-    hex::encode(
-        mac(token, session_keys_message(version, keys).as_bytes())
-            .finalize()
-            .into_bytes(),
-    )
+    let lines = keys.keys.iter().map(WireSessionKey::line);
+    session_keys::sign(token, version, keys.max_age_seconds, lines)
 }
 
-fn mac(token: &str, message: &[u8]) -> Hmac<Sha256> {
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(token.as_bytes()).expect("HMAC takes any key");
-    mac.update(message);
-    mac
-}
-
-/// Hex HMAC-SHA256 over `"<version>:<hash>"` keyed with `token`, as the control plane signs.
+/// The snapshot's signature as the control plane computes it (for tests and tools).
 pub fn sign(token: &str, version: u64, hash: &str) -> String {
-    hex::encode(signing_mac(token, version, hash).finalize().into_bytes())
-}
-
-fn signing_mac(token: &str, version: u64, hash: &str) -> Hmac<Sha256> {
-    mac(token, format!("{version}:{hash}").as_bytes())
+    conduit_signing::snapshot::sign(token, version, hash)
 }
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     fn snapshot(token: Option<&str>) -> Snapshot {

@@ -4,7 +4,6 @@
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use conduit_proto::v1 as pb;
-use prost::Message;
 
 use crate::store::{Store, StoreError};
 
@@ -12,7 +11,7 @@ use crate::store::{Store, StoreError};
 const KEY_NAME: &str = "grant-sets";
 /// Prefix of every signed message, so the key never signs anything a data plane could
 /// mistake for another kind of message.
-pub const GRANT_SET_CONTEXT: &[u8] = b"conduit.v1.GrantSet\n";
+pub use conduit_signing::grant_set::DOMAIN as GRANT_SET_CONTEXT;
 
 /// Signs grant sets.
 pub struct GrantSigner {
@@ -54,22 +53,16 @@ impl GrantSigner {
         self.key.public_key().as_ref()
     }
 
-    /// `list` encoded and signed.
+    /// `list` encoded and signed (format: `conduit_signing::grant_set`).
     pub fn sign(&self, list: &pb::GrantList) -> pb::GrantSet {
-        let grants = list.encode_to_vec();
-        let mut message = Vec::with_capacity(GRANT_SET_CONTEXT.len() + grants.len());
-        message.extend_from_slice(GRANT_SET_CONTEXT);
-        message.extend_from_slice(&grants);
-        pb::GrantSet {
-            signature: self.key.sign(&message).as_ref().to_vec(),
-            grants,
-        }
+        conduit_signing::grant_set::sign(&self.key, list)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+    use prost::Message;
 
     use super::*;
 

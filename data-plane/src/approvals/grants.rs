@@ -10,12 +10,11 @@
 
 use std::collections::HashMap;
 
-use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
 use conduit_proto::v1 as pb;
-use prost::Message;
+use conduit_signing::grant_set;
 
-/// Prefix of every signed grant set (must match the control plane's).
-pub const GRANT_SET_CONTEXT: &[u8] = b"conduit.v1.GrantSet\n";
+/// Prefix of every signed grant set (the format is the control plane's too).
+pub use conduit_signing::grant_set::DOMAIN as GRANT_SET_CONTEXT;
 /// Seconds a grant stays usable past its `expires_at`, for clock differences.
 pub const CLOCK_SKEW: i64 = 5;
 
@@ -90,17 +89,11 @@ impl GrantTable {
         current: &GrantTable,
     ) -> Result<GrantTable, GrantSetError> {
         let public_key = public_key.ok_or(GrantSetError::NoKey)?;
-        if set.signature.is_empty() {
-            return Err(GrantSetError::Unsigned);
-        }
-        let mut message = Vec::with_capacity(GRANT_SET_CONTEXT.len() + set.grants.len());
-        message.extend_from_slice(GRANT_SET_CONTEXT);
-        message.extend_from_slice(&set.grants);
-        UnparsedPublicKey::new(&ED25519, public_key)
-            .verify(&message, &set.signature)
-            .map_err(|_| GrantSetError::BadSignature)?;
-        let list = pb::GrantList::decode(set.grants.as_slice())
-            .map_err(|error| GrantSetError::Malformed(error.to_string()))?;
+        let list = grant_set::verify(set, public_key).map_err(|error| match error {
+            grant_set::GrantSetError::Unsigned => GrantSetError::Unsigned,
+            grant_set::GrantSetError::BadSignature => GrantSetError::BadSignature,
+            grant_set::GrantSetError::Malformed(detail) => GrantSetError::Malformed(detail),
+        })?;
         if list.issued_at_ms < current.issued_at_ms {
             return Err(GrantSetError::Stale);
         }
@@ -176,6 +169,7 @@ impl GrantTable {
 #[cfg(test)]
 mod tests {
     use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use prost::Message;
 
     use super::*;
 
