@@ -37,6 +37,7 @@ mod integration {
     mod rollout;
     mod secret_references;
     mod sessions;
+    mod signed_messages;
     mod standalone;
     mod stdio;
     mod stdio_lifecycle;
