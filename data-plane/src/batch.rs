@@ -14,8 +14,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::audit::EntryWatch;
+use crate::http::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, is_event_stream};
 use crate::jsonrpc::{self, BatchEntry, RequestId};
-use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, is_event_stream};
 use crate::sse;
 
 /// Answer a batch; `send` runs one message and returns the response it got.

@@ -17,11 +17,9 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use crate::http::BodyError;
 use crate::jsonrpc::{self, RequestId};
 use crate::sse;
-
-/// Errors a proxied response body can end with.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The upstream did not finish its answer before the deadline.
 #[derive(Debug, thiserror::Error)]

@@ -57,7 +57,7 @@ pub const MAX_BATCH: usize = 100;
 #[derive(Debug)]
 pub enum Envelope {
     /// One valid message, forwarded as it came; the id of a request, `null` otherwise, and
-    /// the `method` label of the request metric (`crate::metrics::method_label`).
+    /// the `method` label of the request metric (`crate::mcp::method_label`).
     Single(RequestId, &'static str),
     /// A batch with at least one valid entry.
     Batch(Batch),
@@ -205,7 +205,7 @@ impl Probe<'_> {
     /// The metrics label of the message's method (`none` for a response).
     fn method_label(&self) -> &'static str {
         match &self.method {
-            Some(Field::Str(method)) => crate::metrics::method_label(method),
+            Some(Field::Str(method)) => crate::mcp::method_label(method),
             _ => "none",
         }
     }

@@ -132,6 +132,10 @@ pub struct DataPlane {
 impl DataPlane {
     pub async fn start(settings: Settings) -> Result<DataPlane, StartError> {
         let metrics = Arc::new(Metrics::new());
+        // Each feature labels its own series; all exist from the start.
+        crate::auth::register_metrics(&metrics);
+        crate::rate_limit::register_metrics(&metrics);
+        crate::approvals::register_metrics(&metrics);
         let runtime: SharedRuntime = Arc::new(ArcSwap::from_pointee(Runtime::empty()));
         // One webhook sender per process (its delivery task runs on this Tokio runtime).
         let webhooks = Webhooks::start(&metrics, WebhookOptions::default());

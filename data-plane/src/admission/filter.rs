@@ -29,10 +29,10 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body, Frame};
 use serde_json::Value;
 
-use crate::aggregate::ListKind;
-use crate::deadline::BodyError;
+use crate::http::BodyError;
+use crate::http::{MAX_BODY_BYTES, ProxyBody, is_event_stream};
 use crate::jsonrpc::RequestId;
-use crate::proxy::{MAX_BODY_BYTES, ProxyBody, is_event_stream};
+use crate::mcp::ListKind;
 use crate::sse::MAX_EVENT_BYTES;
 
 /// Decides, item by item, what a caller sees of a list (and may look at each item, to

@@ -28,8 +28,6 @@ pub mod annotations;
 pub mod filter;
 mod policies;
 mod respond;
-mod strict;
-pub mod target;
 
 use std::sync::Arc;
 
@@ -40,14 +38,14 @@ use http::Response;
 use http::request::Parts;
 use serde_json::Value;
 
+pub use crate::mcp::{Message, Subject, Target, Unreadable, known_method};
 pub use filter::ItemFilter;
 pub use policies::Policies;
-pub use target::{Message, Subject, Target, Unreadable, known_method};
 
-use crate::aggregate::ListKind;
 use crate::caller::Caller;
+use crate::http::ProxyBody;
 use crate::jsonrpc::RequestId;
-use crate::proxy::ProxyBody;
+use crate::mcp::ListKind;
 use crate::runtime::Runtime;
 use crate::telemetry;
 

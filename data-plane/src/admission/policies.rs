@@ -8,7 +8,7 @@ use conduit_policy::governance::Governance;
 use conduit_policy::guardrails::Guardrails;
 
 use super::annotations::Registry;
-use crate::aggregate::ListKind;
+use crate::mcp::ListKind;
 
 /// The compiled policy sections.
 #[derive(Debug, Default)]

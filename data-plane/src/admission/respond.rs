@@ -9,14 +9,14 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
+use crate::http::ProxyBody;
 use crate::jsonrpc::{self, RequestId};
-use crate::proxy::ProxyBody;
 
 fn answer(id: &RequestId, code: i64, message: String, data: Option<Value>) -> Response<ProxyBody> {
     let body = jsonrpc::error_object_with_data(id, code, message.as_str(), data);
     let mut response = jsonrpc::json_response(StatusCode::OK, &body)
         .map(|body| body.map_err(|never| match never {}).boxed());
-    crate::audit::tag(&mut response, code, &message);
+    crate::http::tag(&mut response, code, &message);
     response
 }
 
@@ -104,7 +104,7 @@ pub fn dropped_notification(method: &str) -> Response<ProxyBody> {
     );
     *response.status_mut() = StatusCode::ACCEPTED;
     let message = format!("notification {method:?} dropped: not a method this gateway admits");
-    crate::audit::tag(&mut response, jsonrpc::METHOD_NOT_FOUND, &message);
+    crate::http::tag(&mut response, jsonrpc::METHOD_NOT_FOUND, &message);
     response
 }
 

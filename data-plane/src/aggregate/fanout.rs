@@ -27,12 +27,13 @@ use super::events::messages;
 use super::upstream_headers::member_headers;
 use crate::balancer::{Leased, Outcome};
 use crate::caller::Caller;
-use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, UpstreamClient, is_event_stream};
+use crate::http::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, is_event_stream};
 use crate::runtime::{HttpUpstream, Server, Upstream};
 use crate::session::UpstreamSession;
 use crate::stdio::StdioServer;
 use crate::telemetry::{self, ChildSpan};
 use crate::trace_context::TraceContext;
+use crate::upstream::UpstreamClient;
 
 /// JSON-RPC messages as they arrive on a member's event stream, each the text of one
 /// message.

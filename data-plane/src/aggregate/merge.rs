@@ -13,6 +13,7 @@
 //! intersection of the members' lists; an empty intersection is an error, which makes
 //! clients fall back to `initialize`.
 
+use crate::mcp::ListKind;
 use serde_json::{Map, Value, json};
 
 use super::catalog::Strategy;
@@ -24,64 +25,6 @@ const MERGED_CAPABILITIES: [&str; 5] = ["tools", "resources", "prompts", "loggin
 /// The name the gateway gives in `serverInfo` (its version is the crate's).
 pub const SERVER_NAME: &str = "conduit";
 const SERVER_INFO_META: &str = "io.modelcontextprotocol/serverInfo";
-
-/// The lists an aggregate merges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListKind {
-    Tools,
-    Prompts,
-    Resources,
-    ResourceTemplates,
-}
-
-impl ListKind {
-    /// The list method of a JSON-RPC method name.
-    pub fn of_method(method: &str) -> Option<ListKind> {
-        match method {
-            "tools/list" => Some(ListKind::Tools),
-            "prompts/list" => Some(ListKind::Prompts),
-            "resources/list" => Some(ListKind::Resources),
-            "resources/templates/list" => Some(ListKind::ResourceTemplates),
-            _ => None,
-        }
-    }
-
-    /// The JSON-RPC method of the list.
-    pub fn method(self) -> &'static str {
-        match self {
-            ListKind::Tools => "tools/list",
-            ListKind::Prompts => "prompts/list",
-            ListKind::Resources => "resources/list",
-            ListKind::ResourceTemplates => "resources/templates/list",
-        }
-    }
-
-    /// The result field holding the items.
-    pub fn field(self) -> &'static str {
-        match self {
-            ListKind::Tools => "tools",
-            ListKind::Prompts => "prompts",
-            ListKind::Resources => "resources",
-            ListKind::ResourceTemplates => "resourceTemplates",
-        }
-    }
-
-    /// What one item is called in messages.
-    fn noun(self) -> &'static str {
-        match self {
-            ListKind::Tools => "tool",
-            ListKind::Prompts => "prompt",
-            ListKind::Resources => "resource",
-            ListKind::ResourceTemplates => "resource template",
-        }
-    }
-
-    /// Whether clients call items by their name, so a name must identify one member.
-    /// Resources and templates are addressed by URI; their names are labels.
-    fn named(self) -> bool {
-        matches!(self, ListKind::Tools | ListKind::Prompts)
-    }
-}
 
 /// Two members of an endpoint offer the same name under `namespace_strategy: none`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -46,13 +46,13 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
 pub use catalog::{Catalog, Scope, UnknownMember};
-pub use merge::ListKind;
 
 use crate::caller::Caller;
+use crate::http::{MCP_SESSION_ID, ProxyBody, error};
 use crate::jsonrpc::{self, RequestId};
-use crate::proxy::{MCP_SESSION_ID, ProxyBody, UpstreamClient, error};
 use crate::runtime::Runtime;
 use crate::session::{Principal, SESSION_NOT_FOUND, SessionKeys, SessionState};
+use crate::upstream::UpstreamClient;
 use fanout::{Fanout, Member};
 
 /// Invalid method parameter(s).
@@ -222,7 +222,7 @@ impl Aggregator {
                 route::by_uri(self, call, message).await
             }
             "logging/setLevel" => route::broadcast_request(self, call, &message).await,
-            _ => match merge::ListKind::of_method(method) {
+            _ => match crate::mcp::ListKind::of_method(method) {
                 Some(kind) => lists::list(self, call, kind, &message).await,
                 None => error(
                     StatusCode::OK,

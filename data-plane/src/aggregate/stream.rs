@@ -22,9 +22,9 @@ use tokio::time::{Instant, Sleep};
 use super::fanout::Messages;
 use super::ids;
 use super::inflight::Tracked;
-use crate::deadline::BodyError;
+use crate::http::BodyError;
+use crate::http::ProxyBody;
 use crate::jsonrpc::{self, RequestId};
-use crate::proxy::ProxyBody;
 use crate::sse;
 
 /// `message` from member `server` as the client must see it.

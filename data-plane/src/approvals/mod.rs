@@ -487,6 +487,14 @@ impl Clock {
     }
 }
 
+/// Create every `conduit_approvals_total{outcome}` series up front, so dashboards can
+/// rate() them before the first approval.
+pub fn register_metrics(metrics: &Metrics) {
+    for outcome in Outcome::ALL {
+        metrics.approvals.with_label_values(&[outcome.as_str()]);
+    }
+}
+
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;

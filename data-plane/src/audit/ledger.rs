@@ -19,9 +19,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::Profile;
-use super::status::{Answered, Status, answered};
 use crate::admission::{Admitted, Target};
 use crate::caller::Caller;
+use crate::http::status::{Answered, Status, answered};
 use crate::jsonrpc::BatchEntry;
 use crate::runtime::Runtime;
 use crate::trace_context::TraceId;

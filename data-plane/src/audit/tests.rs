@@ -14,9 +14,10 @@ use tokio::time::Instant;
 use super::*;
 use crate::admission::{Admitted, GuardrailOutcome, Target};
 use crate::caller::Caller;
-use crate::deadline::{BodyError, DeadlineExceeded};
+use crate::deadline::DeadlineExceeded;
+use crate::http::BodyError;
+use crate::http::error;
 use crate::jsonrpc::{self, RequestId};
-use crate::proxy::error;
 use crate::runtime::{Applied, ConfigSource, Runtime};
 use crate::trace_context::TraceContext;
 

@@ -166,6 +166,14 @@ fn jwt_keys(auth: &Auth) -> Result<Keys, Vec<Problem>> {
     )))
 }
 
+/// Create every `conduit_auth_failures_total{reason}` series up front, so dashboards can
+/// rate() them before the first failure.
+pub fn register_metrics(metrics: &crate::metrics::Metrics) {
+    for reason in Reason::ALL {
+        metrics.auth_failures.with_label_values(&[reason.as_str()]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,7 +171,7 @@ impl RemoteKeys {
 }
 
 async fn fetch_http(
-    client: Arc<OnceLock<crate::proxy::UpstreamClient>>,
+    client: Arc<OnceLock<crate::upstream::UpstreamClient>>,
     uri: Uri,
 ) -> Result<Bytes, String> {
     let request = Request::builder()
@@ -180,7 +180,7 @@ async fn fetch_http(
         .header(header::ACCEPT, "application/json")
         .body(Full::new(Bytes::new()))
         .map_err(|error| error.to_string())?;
-    let response = (client.get_or_init(crate::proxy::upstream_client))
+    let response = (client.get_or_init(crate::upstream::upstream_client))
         .request(request)
         .await
         .map_err(|error| crate::error_chain(&error).to_string())?;

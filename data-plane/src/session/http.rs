@@ -13,12 +13,10 @@
 //! extensions; forwarding (one message, or each message of a batch) translates with it and
 //! pins the replica it names.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderValue};
 
 use super::{Principal, SessionError, SessionKeys, SessionState, UpstreamSession};
-
-/// The session header, in both directions.
-pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+use crate::http::MCP_SESSION_ID;
 
 /// JSON-RPC error code for a session token that does not open, the code MCP SDKs use for
 /// an unknown session (sent with HTTP 404).

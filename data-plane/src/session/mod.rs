@@ -31,7 +31,7 @@ use crate::caller::Caller;
 pub use codec::{
     DEFAULT_MAX_AGE, SessionError, SessionKey, SessionKeyError, SessionKeys, TOKEN_VERSION,
 };
-pub use http::{MCP_SESSION_ID, SESSION_NOT_FOUND, ServerSession};
+pub use http::{SESSION_NOT_FOUND, ServerSession};
 pub use keys::{KeyRing, configured_keys, fleet_keys};
 
 /// Everything a session token carries.

@@ -2,7 +2,6 @@
 //! Both hand candidates to the one apply path in `crate::apply`.
 
 pub mod backoff;
-pub mod contact;
 pub mod control_plane;
 pub mod file;
 pub mod reconnect;

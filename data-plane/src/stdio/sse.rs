@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::Principal;
-use crate::deadline::BodyError;
+use crate::http::BodyError;
 
 /// Events buffered per open `GET` stream; a client that falls this far behind is
 /// disconnected (it can reconnect) rather than silently missing messages.

@@ -36,7 +36,7 @@ pub fn provider(
     settings: &Settings,
     node_id: &str,
 ) -> Result<SdkTracerProvider, ExporterBuildError> {
-    let client = HyperClient::new(crate::proxy::https_connector(), EXPORT_TIMEOUT, None);
+    let client = HyperClient::new(crate::upstream::https_connector(), EXPORT_TIMEOUT, None);
     let exporter = SpanExporter::builder()
         .with_http()
         .with_http_client(client)

@@ -12,7 +12,7 @@
 //! client id) and never carry arguments, results or credentials. A span's status is an
 //! error when the gateway refused or failed the request: a 5xx, an authentication failure,
 //! a policy refusal, any JSON-RPC error the gateway wrote itself (the answers the audit
-//! records tag, [`crate::audit::Answered`]), an upstream that could not be reached. Errors
+//! records tag, [`crate::http::Answered`]), an upstream that could not be reached. Errors
 //! the upstream answered are its own.
 
 use http::request::Parts;
@@ -87,8 +87,8 @@ impl RequestSpan {
             KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
             KeyValue::new("conduit.server.id", server.to_owned()),
         ]);
-        let gateway_error = crate::audit::status::answered(response)
-            .filter(|answered| answered.status != crate::audit::Status::Error);
+        let gateway_error = crate::http::answered(response)
+            .filter(|answered| answered.status != crate::http::Status::Error);
         if let Some(error) = gateway_error {
             span.set_attribute(KeyValue::new("rpc.jsonrpc.error_code", error.code));
             span.set_status(Status::error(format!("JSON-RPC error {}", error.code)));

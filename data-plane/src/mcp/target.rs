@@ -16,8 +16,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
+use super::lists::ListKind;
+use super::methods::known_method;
 use super::strict::Strict;
-use crate::aggregate::ListKind;
 
 /// What one message asks the policy phases to decide.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -300,49 +301,6 @@ pub fn names_something(method: Option<&str>) -> bool {
                 | "completion/complete"
         )
     )
-}
-
-/// Requests MCP defines for a client to send (2025-06-18 to 2026-07-28), apart from
-/// `subscriptions/listen`, whose subscriptions admission does not read yet.
-const KNOWN_REQUESTS: [&str; 19] = [
-    "initialize",
-    "ping",
-    "server/discover",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
-    "tasks/get",
-    "tasks/result",
-    "tasks/list",
-    "tasks/cancel",
-    "tasks/update",
-];
-
-/// Notifications MCP defines for a client to send.
-const KNOWN_NOTIFICATIONS: [&str; 5] = [
-    "notifications/initialized",
-    "notifications/cancelled",
-    "notifications/progress",
-    "notifications/roots/list_changed",
-    "notifications/tasks/status",
-];
-
-/// Whether admission knows `method` (a request, or with `notification` a notification):
-/// with admission on, anything else is refused (a request) or dropped (a notification).
-pub fn known_method(method: &str, notification: bool) -> bool {
-    if notification {
-        KNOWN_NOTIFICATIONS.contains(&method)
-    } else {
-        KNOWN_REQUESTS.contains(&method)
-    }
 }
 
 #[cfg(test)]
