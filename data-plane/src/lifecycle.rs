@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState};
 use crate::apply::{Applier, SharedRuntime};
 use crate::audit::{self, Auditor};
+use crate::backoff::Backoff;
 use crate::balancer::metrics::ReplicaMetrics;
 use crate::connection_limit::ConnectionLimits;
 use crate::metrics::Metrics;
@@ -29,7 +30,6 @@ use crate::public_tls;
 use crate::references::ReferencePolicy;
 use crate::runtime::{ConfigSource, Runtime};
 use crate::server::{self, ListenerSettings};
-use crate::source::backoff::Backoff;
 use crate::source::control_plane::{ControlPlaneError, ControlPlaneSettings, ControlPlaneSource};
 use crate::source::file::{FileSource, FileSourceError};
 use crate::source::session::SessionContext;
@@ -239,8 +239,9 @@ impl DataPlane {
             },
             limits,
         ));
+        let serving = Arc::clone(&runtime);
         traffic_tasks.spawn(public_tls::reload_on_change(
-            Arc::clone(&runtime),
+            move || serving.load().tls().cloned(),
             public_tls::RELOAD_INTERVAL,
             stop_traffic.clone(),
         ));

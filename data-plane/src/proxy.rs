@@ -157,7 +157,7 @@ impl Proxy {
         };
         let Some(server_id) = endpoint else {
             if let Some(ledger) = Ledger::of(request.extensions()) {
-                ledger.runtime(&self.runtime.load());
+                ledger.profile(self.runtime.load().audit_profile());
             }
             let response = error(
                 StatusCode::NOT_FOUND,
@@ -169,7 +169,7 @@ impl Proxy {
         };
         let runtime = self.runtime.load_full();
         if let Some(ledger) = Ledger::of(request.extensions()) {
-            ledger.runtime(&runtime);
+            ledger.profile(runtime.audit_profile());
         }
         let server = match scope {
             None => runtime.server(&server_id).cloned(),

@@ -17,14 +17,14 @@ use conduit_policy::Redactor;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Scheme, Uri};
 
-use crate::admission::Policies;
-use crate::aggregate::Catalog;
 use crate::approvals::{ApprovalSettings, Approvals};
 use crate::auth::Authenticator;
 use crate::balancer::ReplicaSet;
 use crate::balancer::health::Probe;
+use crate::catalog::Catalog;
 use crate::host_check::HostPolicy;
 use crate::metrics::Metrics;
+use crate::policies::Policies;
 use crate::public_tls::PublicTls;
 use crate::rate_limit::RateLimiter;
 use crate::session::SessionKeys;
@@ -360,6 +360,16 @@ impl Runtime {
     }
 
     /// Every routable server.
+    /// The process groups of the stdio servers, by server id.
+    pub fn stdio_groups(&self) -> std::collections::HashMap<String, Arc<stdio::Group>> {
+        self.servers()
+            .filter_map(|server| match &server.upstream {
+                Upstream::Stdio(stdio) => Some((server.id.clone(), Arc::clone(stdio.group()))),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn servers(&self) -> impl Iterator<Item = &Arc<Server>> {
         self.servers.values()
     }
@@ -634,6 +644,17 @@ fn parse_upstream_uri(url: &str) -> Result<Uri, UriProblem> {
         return Err(UriProblem::Invalid("the URL has no host".into()));
     }
     Ok(uri)
+}
+
+/// The replica metrics report the runtime serving at scrape time.
+impl crate::balancer::metrics::ServedReplicas for Arc<arc_swap::ArcSwap<Runtime>> {
+    fn each(&self, each: &mut dyn FnMut(&str, &crate::balancer::ReplicaSet)) {
+        for server in self.load().servers() {
+            if let Upstream::Http(upstream) = &server.upstream {
+                each(&server.id, &upstream.replicas);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

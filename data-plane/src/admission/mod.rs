@@ -24,9 +24,7 @@
 //! the control plane holds from the next request on. The compiled engines live in
 //! [`Policies`], part of the runtime; the engines themselves are `conduit_policy`'s.
 
-pub mod annotations;
 pub mod filter;
-mod policies;
 mod respond;
 
 use std::sync::Arc;
@@ -39,8 +37,9 @@ use http::request::Parts;
 use serde_json::Value;
 
 pub use crate::mcp::{Message, Subject, Target, Unreadable, known_method};
+pub use crate::policies::Policies;
+pub use crate::verdict::{Admitted, ApprovalNeeded, ApprovalSource, GuardrailOutcome};
 pub use filter::ItemFilter;
-pub use policies::Policies;
 
 use crate::caller::Caller;
 use crate::http::ProxyBody;
@@ -48,54 +47,6 @@ use crate::jsonrpc::RequestId;
 use crate::mcp::ListKind;
 use crate::runtime::Runtime;
 use crate::telemetry;
-
-/// What admission decided about a message that may go on, for the audit record.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Admitted {
-    /// The ACL policy that allowed the message (`None`: ACL off or `default_action`).
-    pub acl_policy: Option<String>,
-    /// The governance tool policy that held the call for approval.
-    pub governance_policy: Option<String>,
-    /// The enforced guardrail decision, when a rule (or the default) decided.
-    pub guardrail: Option<GuardrailOutcome>,
-    /// Shadow rules that matched: what they would have done.
-    pub shadow: Vec<GuardrailOutcome>,
-    /// Why the call needed an approval (granted by the approval phase), if it did.
-    pub approval: Option<ApprovalNeeded>,
-}
-
-/// A guardrail rule and its action (`block`, `alert`, `require_approval`, `bypass`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GuardrailOutcome {
-    pub rule: String,
-    pub action: &'static str,
-}
-
-/// A call held for approval, and by what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalNeeded {
-    pub source: ApprovalSource,
-    /// The reason given to the caller.
-    pub reason: String,
-}
-
-/// What holds a call for approval.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApprovalSource {
-    /// A governance tool policy (its name).
-    Governance(String),
-    /// A guardrail rule (its name).
-    Guardrail(String),
-}
-
-impl ApprovalSource {
-    /// The policy or rule name.
-    pub fn name(&self) -> &str {
-        match self {
-            ApprovalSource::Governance(name) | ApprovalSource::Guardrail(name) => name,
-        }
-    }
-}
 
 /// Run the policy phases for one message. `Ok` lets it go upstream; `Err` is the answer
 /// to give instead (a JSON-RPC error carrying `id`).

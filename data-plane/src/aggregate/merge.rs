@@ -16,8 +16,8 @@
 use crate::mcp::ListKind;
 use serde_json::{Map, Value, json};
 
-use super::catalog::Strategy;
 use super::ids;
+use crate::catalog::Strategy;
 
 /// The capabilities an aggregate merges; anything else a member declares stays private to
 /// it.

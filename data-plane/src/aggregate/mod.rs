@@ -21,7 +21,6 @@
 //! A stdio member is its process (`stdio`), which has no session: it is reached the same
 //! way on every request and replica.
 
-mod catalog;
 mod events;
 mod fanout;
 mod handshake;
@@ -31,7 +30,6 @@ mod lists;
 mod member_error;
 mod merge;
 mod route;
-mod routes;
 mod stream;
 mod upstream_headers;
 
@@ -45,7 +43,8 @@ use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
-pub use catalog::{Catalog, Scope, UnknownMember};
+use crate::catalog::routes;
+pub use crate::catalog::{Catalog, Scope, UnknownMember};
 
 use crate::caller::Caller;
 use crate::http::{MCP_SESSION_ID, ProxyBody, error};

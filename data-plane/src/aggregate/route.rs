@@ -14,15 +14,15 @@ use http_body_util::{BodyExt as _, Full};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::catalog::Strategy;
 use super::fanout::{self, Answer, Member, MemberError, Routing};
-use super::routes::Kind;
 use super::stream::{self, Deadline};
 use super::{
     Aggregator, Call, INVALID_PARAMS, RESOURCE_NOT_FOUND, empty, error, ids, lists, member_error,
     result,
 };
 use crate::admission::{self, Target};
+use crate::catalog::Strategy;
+use crate::catalog::routes::Kind;
 use crate::http::ProxyBody;
 use crate::jsonrpc;
 use crate::mcp::ListKind;

@@ -13,10 +13,10 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
 use super::{RateLimited, RateLimiter, RateRequest};
-use crate::admission::Target;
 use crate::caller::Caller;
 use crate::http::ProxyBody;
 use crate::jsonrpc::{self, RATE_LIMITED, RequestId};
+use crate::mcp::Target;
 
 /// The admission phase: count `target` for `caller`, or the answer refusing it.
 pub async fn admit(

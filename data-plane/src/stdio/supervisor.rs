@@ -23,8 +23,8 @@ use super::connection::{Connection, Failure, Unrouted};
 use super::handshake::{self, Initialized};
 use super::process::{self, Spawned};
 use super::sse::Listeners;
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
-use crate::source::backoff::Backoff;
 
 /// A process that ran this long before it ended starts the backoff schedule over.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(10);

@@ -26,8 +26,8 @@ use opentelemetry_sdk::trace::{SdkTracer, Span};
 
 use super::Telemetry;
 use super::sampler::with_trace_id;
-use crate::admission::{Message, Subject};
 use crate::caller::Caller;
+use crate::mcp::{Message, Subject};
 use crate::trace_context::TraceContext;
 
 /// Name of the authentication span.
