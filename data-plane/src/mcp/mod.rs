@@ -2,7 +2,7 @@
 //! metrics labels (`methods`), the list kinds (`lists`), and what a message asks for as
 //! the policy phases read it (`target`: message, target, subject).
 //!
-//! Like `http`, this sits at the bottom of the crate and imports nothing above `jsonrpc`.
+//! This sits at the bottom of the crate and imports nothing from it.
 
 mod lists;
 mod methods;
