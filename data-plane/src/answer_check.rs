@@ -28,7 +28,7 @@ use crate::jsonrpc::{self, RequestId};
 const QUOTED_ERROR_CHARS: usize = 200;
 
 /// Read and check `response`, the answer to request `id` of server `server_id`.
-pub async fn checked<B>(
+pub(crate) async fn checked<B>(
     response: Response<B>,
     deadline: Instant,
     id: &RequestId,

@@ -25,7 +25,7 @@ use crate::telemetry::{self, Telemetry};
 use crate::webhook::Webhooks;
 
 /// The serving runtime, swapped atomically by the applier and read by requests.
-pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
+pub(crate) type SharedRuntime = Arc<ArcSwap<Runtime>>;
 
 /// A configuration offered for apply.
 #[derive(Debug, Clone)]

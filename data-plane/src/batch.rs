@@ -19,7 +19,7 @@ use crate::jsonrpc::{self, BatchEntry, RequestId};
 use crate::sse;
 
 /// Answer a batch; `send` runs one message and returns the response it got.
-pub async fn answer<F, Fut>(entries: Vec<BatchEntry>, send: F) -> Response<ProxyBody>
+pub(crate) async fn answer<F, Fut>(entries: Vec<BatchEntry>, send: F) -> Response<ProxyBody>
 where
     F: Fn(Bytes, RequestId) -> Fut,
     Fut: Future<Output = Response<ProxyBody>>,

@@ -14,11 +14,11 @@ const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The pooled client of upstream requests.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The HTTP(S) client of upstream requests (and JWKS fetches): rustls with the system
 /// roots (the bundled Mozilla roots without a usable store), HTTP/1.1 and HTTP/2, pooled.
-pub fn upstream_client() -> UpstreamClient {
+pub(crate) fn upstream_client() -> UpstreamClient {
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
@@ -26,7 +26,7 @@ pub fn upstream_client() -> UpstreamClient {
 }
 
 /// The connector of [`upstream_client`], also used by the trace exporter (`telemetry`).
-pub fn https_connector() -> HttpsConnector<HttpConnector> {
+pub(crate) fn https_connector() -> HttpsConnector<HttpConnector> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));

@@ -23,7 +23,7 @@ use crate::catalog::Strategy;
 /// it.
 const MERGED_CAPABILITIES: [&str; 5] = ["tools", "resources", "prompts", "logging", "completions"];
 /// The name the gateway gives in `serverInfo` (its version is the crate's).
-pub const SERVER_NAME: &str = "conduit";
+pub(super) const SERVER_NAME: &str = "conduit";
 const SERVER_INFO_META: &str = "io.modelcontextprotocol/serverInfo";
 
 /// Two members of an endpoint offer the same name under `namespace_strategy: none`.
@@ -34,7 +34,7 @@ const SERVER_INFO_META: &str = "io.modelcontextprotocol/serverInfo";
      Use namespace_strategy: prefix (the {noun}s are then {first}.{name} and {second}.{name}) \
      or take one of the servers out of the endpoint"
 )]
-pub struct Collision {
+pub(super) struct Collision {
     /// What collides: `tool` or `prompt`.
     pub noun: &'static str,
     /// The name both offer.
@@ -47,7 +47,7 @@ pub struct Collision {
 }
 
 /// The protocol version of an aggregate session (see the module docs).
-pub fn negotiate(requested: &str, answered: &[&str]) -> String {
+pub(super) fn negotiate(requested: &str, answered: &[&str]) -> String {
     if answered.iter().all(|version| *version == requested) {
         return requested.to_owned();
     }
@@ -62,7 +62,7 @@ pub fn negotiate(requested: &str, answered: &[&str]) -> String {
 
 /// The union of the members' capabilities: a capability is offered when any member offers
 /// it, and `listChanged` / `subscribe` when any member sends those notifications.
-pub fn capabilities<'a>(members: impl IntoIterator<Item = &'a Value>) -> Value {
+pub(super) fn capabilities<'a>(members: impl IntoIterator<Item = &'a Value>) -> Value {
     let mut merged = Map::new();
     for member in members {
         for name in MERGED_CAPABILITIES {
@@ -84,7 +84,7 @@ pub fn capabilities<'a>(members: impl IntoIterator<Item = &'a Value>) -> Value {
 
 /// The members' instructions, each introduced by its server id, after a line saying how
 /// names are formed.
-pub fn instructions(strategy: Strategy, members: &[(&str, Option<&str>)]) -> Option<String> {
+pub(super) fn instructions(strategy: Strategy, members: &[(&str, Option<&str>)]) -> Option<String> {
     let parts: Vec<String> = members
         .iter()
         .filter_map(|(id, text)| text.filter(|t| !t.trim().is_empty()).map(|t| (id, t)))
@@ -117,7 +117,7 @@ pub fn instructions(strategy: Strategy, members: &[(&str, Option<&str>)]) -> Opt
 }
 
 /// The gateway's `initialize` result.
-pub fn initialize_result(
+pub(super) fn initialize_result(
     protocol_version: &str,
     capabilities: Value,
     instructions: Option<String>,
@@ -135,7 +135,10 @@ pub fn initialize_result(
 
 /// The gateway's `server/discover` result from the members' (in member order), or why
 /// there is none.
-pub fn discover_result(strategy: Strategy, members: &[(&str, &Value)]) -> Result<Value, String> {
+pub(super) fn discover_result(
+    strategy: Strategy,
+    members: &[(&str, &Value)],
+) -> Result<Value, String> {
     let mut versions: Option<Vec<String>> = None;
     for (id, result) in members {
         let Some(supported) = result.get("supportedVersions").and_then(Value::as_array) else {
@@ -175,7 +178,10 @@ pub fn discover_result(strategy: Strategy, members: &[(&str, &Value)]) -> Result
 
 /// The 2026-07-28 result fields of a merged result: `resultType`, the shortest `ttlMs` and
 /// the narrowest `cacheScope` of the members' results; absent when no member sent them.
-pub fn merge_result_fields<'a>(merged: &mut Value, results: impl IntoIterator<Item = &'a Value>) {
+pub(super) fn merge_result_fields<'a>(
+    merged: &mut Value,
+    results: impl IntoIterator<Item = &'a Value>,
+) {
     for result in results {
         if result.get("resultType").is_some() {
             merged["resultType"] = Value::String("complete".into());
@@ -194,7 +200,7 @@ pub fn merge_result_fields<'a>(merged: &mut Value, results: impl IntoIterator<It
 
 /// The merged items of a list, in member order, names namespaced per `strategy`.
 /// `endpoint` (a path) is only used in the collision error.
-pub fn list_items(
+pub(super) fn list_items(
     kind: ListKind,
     strategy: Strategy,
     endpoint: &str,

@@ -43,8 +43,8 @@ use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
+pub(crate) use crate::catalog::Scope;
 use crate::catalog::routes;
-pub use crate::catalog::{Catalog, Scope, UnknownMember};
 
 use crate::caller::Caller;
 use crate::http::{MCP_SESSION_ID, ProxyBody, error};
@@ -61,7 +61,7 @@ const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// Serves the aggregate endpoints; one per proxy.
 #[derive(Debug)]
-pub struct Aggregator {
+pub(crate) struct Aggregator {
     fanout: Fanout,
     inflight: inflight::InFlight,
     next_id: AtomicU64,
@@ -95,7 +95,7 @@ impl Call<'_> {
 
 impl Aggregator {
     /// An aggregator sending over the proxy's connection pool.
-    pub fn new(client: UpstreamClient) -> Aggregator {
+    pub(crate) fn new(client: UpstreamClient) -> Aggregator {
         Aggregator {
             fanout: Fanout::new(client),
             inflight: inflight::InFlight::default(),
@@ -112,7 +112,7 @@ impl Aggregator {
     /// Serve one message (or a GET/DELETE) on the aggregate endpoint `scope`. The caller
     /// has done the transport checks; `id` is the message's request id; `keys` open and
     /// seal session tokens.
-    pub async fn handle(
+    pub(crate) async fn handle(
         &self,
         runtime: &Runtime,
         scope: &Scope,
@@ -328,7 +328,7 @@ fn members(
 }
 
 /// The 404 of an unknown profile.
-pub fn unknown_profile(scope: &Scope, id: &RequestId) -> Response<ProxyBody> {
+pub(crate) fn unknown_profile(scope: &Scope, id: &RequestId) -> Response<ProxyBody> {
     let message = match scope {
         Scope::Profile(profile) => format!("unknown profile: {profile}"),
         Scope::All => "unknown endpoint".to_owned(),

@@ -22,12 +22,12 @@ use super::Reason;
 use super::keys::{KeySet, Pins, SigningKey};
 
 /// Largest key set document read.
-pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Time allowed for one fetch, body included.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Fetches the key set document.
-pub type Fetch =
+pub(crate) type Fetch =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>> + Send + Sync>;
 
 /// Keys of a `jwks_url`.

@@ -24,14 +24,14 @@ use super::ReplicaSet;
 use super::breaker::BreakerState;
 
 /// The replicas to report: those of the runtime serving at scrape time.
-pub trait ServedReplicas: Send + Sync + std::fmt::Debug {
+pub(crate) trait ServedReplicas: Send + Sync + std::fmt::Debug {
     /// Call `each` with every HTTP server's id and its replicas.
     fn each(&self, each: &mut dyn FnMut(&str, &ReplicaSet));
 }
 
 /// The per-replica metrics of whatever runtime is serving.
 #[derive(Debug)]
-pub struct ReplicaMetrics {
+pub(crate) struct ReplicaMetrics {
     replicas: Box<dyn ServedReplicas>,
     healthy: IntGaugeVec,
     circuit_state: IntGaugeVec,
@@ -43,7 +43,7 @@ pub struct ReplicaMetrics {
 
 impl ReplicaMetrics {
     /// Metrics of the replicas of `runtime`; register them with the data plane's registry.
-    pub fn new(replicas: impl ServedReplicas + 'static) -> Self {
+    pub(crate) fn new(replicas: impl ServedReplicas + 'static) -> Self {
         let labels = ["server", "replica"];
         let gauge = |name: &str, help: &str| {
             IntGaugeVec::new(Opts::new(name, help), &labels).expect("valid metric")

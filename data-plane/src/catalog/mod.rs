@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use conduit_config::{Document, NamespaceStrategy};
 
-pub mod routes;
+pub(crate) mod routes;
 
 use routes::RouteCache;
 

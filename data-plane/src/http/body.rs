@@ -6,20 +6,20 @@ use http::header::{self, HeaderMap, HeaderName};
 use http_body_util::combinators::BoxBody;
 
 /// Largest request body accepted (the original gateway's limit).
-pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// Response header naming the server that handled the request.
-pub const SERVER_ID_HEADER: &str = "x-conduit-server-id";
+pub(crate) const SERVER_ID_HEADER: &str = "x-conduit-server-id";
 /// The MCP session header, on requests and answers alike.
-pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub(crate) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// Errors a proxied response body can end with.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of every answer: streamed from the upstream or made by the gateway.
-pub type ProxyBody = BoxBody<Bytes, BodyError>;
+pub(crate) type ProxyBody = BoxBody<Bytes, BodyError>;
 
 /// Whether `headers` announce a server-sent event stream.
-pub fn is_event_stream(headers: &HeaderMap) -> bool {
+pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())

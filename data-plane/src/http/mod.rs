@@ -7,10 +7,10 @@
 
 mod body;
 mod response;
-pub mod status;
+pub(crate) mod status;
 
-pub use body::{
+pub(crate) use body::{
     BodyError, MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, SERVER_ID_HEADER, is_event_stream,
 };
-pub use response::{error, pass_back};
-pub use status::{Answered, Status, answered, tag, tag_as};
+pub(crate) use response::{error, pass_back};
+pub(crate) use status::{Status, answered, tag};

@@ -10,7 +10,7 @@ use crate::jsonrpc::{self, RequestId};
 
 /// An answer the gateway makes itself: a JSON-RPC error carrying `id`, tagged for the
 /// audit record (`status`).
-pub fn error(
+pub(crate) fn error(
     status: StatusCode,
     id: &RequestId,
     code: i64,
@@ -26,7 +26,7 @@ pub fn error(
 
 /// The upstream's response as the caller sees it: status, the headers MCP clients need,
 /// and the body streamed as it arrives.
-pub fn pass_back<B>(
+pub(crate) fn pass_back<B>(
     upstream: Response<B>,
     body: impl FnOnce(B) -> ProxyBody,
 ) -> Response<ProxyBody> {

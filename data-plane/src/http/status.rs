@@ -123,7 +123,7 @@ pub fn tag_as<B>(response: &mut Response<B>, status: Status, code: i64, message:
 }
 
 /// The tag of `response`, if the gateway made it.
-pub fn answered<B>(response: &Response<B>) -> Option<&Answered> {
+pub(crate) fn answered<B>(response: &Response<B>) -> Option<&Answered> {
     response.extensions().get::<Answered>()
 }
 

@@ -48,7 +48,7 @@ const CLIENT_NOTIFICATIONS: [&str; 5] = [
 
 /// Whether admission knows `method` (a request, or with `notification` a notification):
 /// with admission on, anything else is refused (a request) or dropped (a notification).
-pub fn known_method(method: &str, notification: bool) -> bool {
+pub(crate) fn known_method(method: &str, notification: bool) -> bool {
     if notification {
         CLIENT_NOTIFICATIONS.contains(&method)
     } else {
@@ -59,7 +59,7 @@ pub fn known_method(method: &str, notification: bool) -> bool {
 /// The `method` label of a JSON-RPC method: itself when it is one MCP defines for clients,
 /// `notifications` for any notification, else `other` (callers choose method names, so
 /// they never become label values).
-pub fn method_label(method: &str) -> &'static str {
+pub(crate) fn method_label(method: &str) -> &'static str {
     let labelled = CLIENT_REQUESTS
         .iter()
         .find(|known| known.labelled && known.method == method);

@@ -9,6 +9,6 @@ mod methods;
 mod strict;
 mod target;
 
-pub use lists::ListKind;
-pub use methods::{known_method, method_label};
-pub use target::{Message, Subject, Target, Unreadable, names_something};
+pub(crate) use lists::ListKind;
+pub(crate) use methods::{known_method, method_label};
+pub(crate) use target::{Message, Subject, Target, Unreadable, names_something};

@@ -52,7 +52,7 @@ impl Target<'_> {
 
 /// The parts of a message the policy phases read, owned so a [`Target`] can borrow them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Message {
+pub(crate) struct Message {
     /// The JSON-RPC method; `None` for a response.
     pub method: Option<String>,
     /// A method without an id: nobody waits for an answer.
@@ -63,7 +63,7 @@ pub struct Message {
 
 /// What a message names.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Subject {
+pub(crate) enum Subject {
     Tool {
         name: String,
         args: Value,
@@ -82,7 +82,7 @@ pub enum Subject {
 /// Why a message cannot be admitted as it is (answered −32602, or −32600 for a body that
 /// is not a message at all).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Unreadable {
+pub(crate) enum Unreadable {
     #[error("invalid message: {0}")]
     Invalid(String),
     #[error("{method} needs params.{param} (a string)")]
@@ -170,7 +170,7 @@ impl<'de> Deserialize<'de> for Params {
 
 impl Message {
     /// Read one JSON-RPC message (a body that passed the envelope check).
-    pub fn parse(body: &[u8]) -> Result<Message, Unreadable> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Message, Unreadable> {
         // Params given as an array (allowed by JSON-RPC, not used by MCP) name nothing.
         let probe = match serde_json::from_slice::<Probe<'_>>(body) {
             Ok(probe) => probe,
@@ -230,7 +230,7 @@ impl Message {
     }
 
     /// The target of this message on `server`.
-    pub fn target_on<'a>(&'a self, server: &'a str) -> Target<'a> {
+    pub(crate) fn target_on<'a>(&'a self, server: &'a str) -> Target<'a> {
         match &self.subject {
             Subject::Tool { name, args } => Target::ToolCall {
                 server,
@@ -244,7 +244,7 @@ impl Message {
     }
 
     /// The list whose answer must be filtered, if this is one.
-    pub fn list(&self) -> Option<ListKind> {
+    pub(crate) fn list(&self) -> Option<ListKind> {
         match self.subject {
             Subject::List(kind) => Some(kind),
             _ => None,
@@ -253,7 +253,7 @@ impl Message {
 
     /// Whether admission knows this message: a response, or a method MCP defines for a
     /// client to send ([`known_method`]).
-    pub fn known(&self) -> bool {
+    pub(crate) fn known(&self) -> bool {
         self.method
             .as_deref()
             .is_none_or(|method| known_method(method, self.notification))
@@ -290,7 +290,7 @@ struct MethodOnly<'a> {
 }
 
 /// Whether messages of `method` name something the policy phases decide on.
-pub fn names_something(method: Option<&str>) -> bool {
+pub(crate) fn names_something(method: Option<&str>) -> bool {
     matches!(
         method,
         Some(

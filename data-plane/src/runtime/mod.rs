@@ -29,7 +29,7 @@ use error::CompileError;
 mod error;
 mod server;
 
-pub use server::{DEFAULT_UPSTREAM_TIMEOUT, HttpUpstream, Server, Upstream};
+pub(crate) use server::{DEFAULT_UPSTREAM_TIMEOUT, HttpUpstream, Server, Upstream};
 
 /// Where an applied configuration came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use crate::balancer::ReplicaSet;
 use crate::stdio::{self, StdioServer};
 
 /// Upstream timeout (to response headers) when a server sets no `timeout_ms`.
-pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One routable upstream server.
 #[derive(Debug)]

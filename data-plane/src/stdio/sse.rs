@@ -21,7 +21,7 @@ use crate::http::BodyError;
 const LISTENER_BUFFER: usize = 256;
 
 /// One JSON-RPC message as an SSE `message` event.
-pub fn event(message: &Value) -> Bytes {
+pub(super) fn event(message: &Value) -> Bytes {
     crate::sse::message_event(&message.to_string())
 }
 
