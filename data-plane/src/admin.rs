@@ -21,14 +21,14 @@ use crate::metrics::Metrics;
 
 /// What the admin endpoints read.
 #[derive(Debug, Clone)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     pub runtime: SharedRuntime,
     pub metrics: Arc<Metrics>,
     /// Set when shutdown begins, so load balancers stop sending traffic while requests drain.
     pub draining: Arc<AtomicBool>,
 }
 
-pub fn router(state: AdminState) -> Router {
+pub(crate) fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -38,7 +38,7 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Serve the admin endpoints until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     state: AdminState,
     settings: InternalSettings,

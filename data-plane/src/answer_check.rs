@@ -21,14 +21,14 @@ use hyper::body::Body;
 use serde::de::IgnoredAny;
 use tokio::time::Instant;
 
+use crate::http::{MAX_BODY_BYTES, ProxyBody, pass_back};
 use crate::jsonrpc::{self, RequestId};
-use crate::proxy::{MAX_BODY_BYTES, ProxyBody, pass_back};
 
 /// Longest piece of an upstream's error text quoted to the client.
 const QUOTED_ERROR_CHARS: usize = 200;
 
 /// Read and check `response`, the answer to request `id` of server `server_id`.
-pub async fn checked<B>(
+pub(crate) async fn checked<B>(
     response: Response<B>,
     deadline: Instant,
     id: &RequestId,

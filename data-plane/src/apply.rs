@@ -25,7 +25,7 @@ use crate::telemetry::{self, Telemetry};
 use crate::webhook::Webhooks;
 
 /// The serving runtime, swapped atomically by the applier and read by requests.
-pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
+pub(crate) type SharedRuntime = Arc<ArcSwap<Runtime>>;
 
 /// A configuration offered for apply.
 #[derive(Debug, Clone)]
@@ -152,7 +152,7 @@ impl Applier {
                 self.runtime.store(Arc::clone(&runtime));
                 previous.stop_health_checks();
                 runtime.start_health_checks(&self.prober);
-                self.stdio.commit(&runtime);
+                self.stdio.commit(runtime.stdio_groups());
                 self.key_ring.note_applied(runtime.session_keys().is_some());
                 runtime
                     .applied()

@@ -14,12 +14,12 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::audit::EntryWatch;
+use crate::http::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, is_event_stream};
 use crate::jsonrpc::{self, BatchEntry, RequestId};
-use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, is_event_stream};
 use crate::sse;
 
 /// Answer a batch; `send` runs one message and returns the response it got.
-pub async fn answer<F, Fut>(entries: Vec<BatchEntry>, send: F) -> Response<ProxyBody>
+pub(crate) async fn answer<F, Fut>(entries: Vec<BatchEntry>, send: F) -> Response<ProxyBody>
 where
     F: Fn(Bytes, RequestId) -> Fut,
     Fut: Future<Output = Response<ProxyBody>>,

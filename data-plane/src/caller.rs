@@ -8,9 +8,9 @@ use std::sync::Arc;
 use http::request::Parts;
 
 /// Client id of callers when the config has no `auth` section.
-pub const ANONYMOUS: &str = "anonymous";
+pub(crate) const ANONYMOUS: &str = "anonymous";
 /// Tenant id of callers without one.
-pub const DEFAULT_TENANT: &str = "default";
+pub(crate) const DEFAULT_TENANT: &str = "default";
 
 /// The caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use conduit_data_plane::backoff::Backoff;
 use conduit_data_plane::lifecycle::{Settings, SourceSettings};
 use conduit_data_plane::references::ReferencePolicy;
-use conduit_data_plane::source::backoff::Backoff;
 use conduit_data_plane::source::file::DEFAULT_POLL_INTERVAL;
 pub use conduit_process::LogFormat;
 use conduit_process::internal_http::AllowedHosts;

@@ -17,22 +17,20 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use crate::http::BodyError;
 use crate::jsonrpc::{self, RequestId};
 use crate::sse;
-
-/// Errors a proxied response body can end with.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The upstream did not finish its answer before the deadline.
 #[derive(Debug, thiserror::Error)]
 #[error("upstream server {server_id} did not finish its answer within {timeout}")]
-pub struct DeadlineExceeded {
+pub(crate) struct DeadlineExceeded {
     pub server_id: String,
     pub timeout: String,
 }
 
 /// An upstream event stream answering a POST, ended at a deadline.
-pub struct DeadlineBody {
+pub(crate) struct DeadlineBody {
     inner: Incoming,
     sleep: Pin<Box<Sleep>>,
     /// Whom to blame when the deadline passes; taken when it fires.
@@ -121,7 +119,7 @@ impl Cut {
 impl DeadlineBody {
     /// Wrap the event stream `inner`, ending it at `deadline`; `id` is the request's
     /// JSON-RPC id (`null` for a notification, whose stream carries no reply to watch for).
-    pub fn new(
+    pub(crate) fn new(
         inner: Incoming,
         deadline: Instant,
         id: &RequestId,

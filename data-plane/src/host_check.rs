@@ -21,7 +21,7 @@ pub struct HostPolicy {
 }
 
 /// A `gateway.allowed_*` entry that does not parse: (path, message).
-pub type PatternError = (String, String);
+pub(crate) type PatternError = (String, String);
 
 impl HostPolicy {
     /// Compile the `gateway` section; every bad entry is reported with its path.

@@ -13,7 +13,7 @@ use std::ops::Range;
 
 /// Why [`split`] found no elements to return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SplitError {
+pub(crate) enum SplitError {
     /// More than the limit of elements (the scan stopped at the first one past it).
     TooMany,
     /// The text is not an array: no `[` first, no closing `]`, or text after it.
@@ -22,7 +22,7 @@ pub enum SplitError {
 
 /// The byte ranges of the top-level elements of the array in `text` (whitespace around
 /// them included), at most `limit`. `[]` (with any whitespace) has none.
-pub fn split(text: &[u8], limit: usize) -> Result<Vec<Range<usize>>, SplitError> {
+pub(crate) fn split(text: &[u8], limit: usize) -> Result<Vec<Range<usize>>, SplitError> {
     let Some(open) = text.iter().position(|byte| !byte.is_ascii_whitespace()) else {
         return Err(SplitError::Malformed);
     };

@@ -13,32 +13,32 @@ use serde_json::{Number, Value, json};
 use crate::json_array::{self, SplitError};
 
 /// Invalid JSON was received.
-pub const PARSE_ERROR: i64 = -32700;
+pub(crate) const PARSE_ERROR: i64 = -32700;
 /// The message is not a valid request (also used for an oversized body).
-pub const INVALID_REQUEST: i64 = -32600;
+pub(crate) const INVALID_REQUEST: i64 = -32600;
 /// No such method; used for an unknown server id, as the original gateway did.
-pub const METHOD_NOT_FOUND: i64 = -32601;
+pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
 /// The gateway could not get an answer from the upstream.
-pub const INTERNAL_ERROR: i64 = -32603;
+pub(crate) const INTERNAL_ERROR: i64 = -32603;
 /// Invalid method parameters.
-pub const INVALID_PARAMS: i64 = -32602;
+pub(crate) const INVALID_PARAMS: i64 = -32602;
 
 // Policy answers (the contract's error table); all at HTTP 200 except authentication.
 /// Authentication failed (HTTP 401).
-pub const AUTHENTICATION_FAILED: i64 = -32000;
+pub(crate) const AUTHENTICATION_FAILED: i64 = -32000;
 /// The ACL denies the call, read or get.
-pub const ACCESS_DENIED: i64 = -32003;
+pub(crate) const ACCESS_DENIED: i64 = -32003;
 /// A guardrail rule (or `guardrails.default_action: block`) blocks the call.
-pub const GUARDRAIL_BLOCKED: i64 = -32004;
+pub(crate) const GUARDRAIL_BLOCKED: i64 = -32004;
 /// A governance tool policy denies the call.
-pub const GOVERNANCE_DENIED: i64 = -32010;
+pub(crate) const GOVERNANCE_DENIED: i64 = -32010;
 /// The call needs an approval, or the approval given is not valid for it.
-pub const APPROVAL_REQUIRED: i64 = -32011;
+pub(crate) const APPROVAL_REQUIRED: i64 = -32011;
 /// A rate limit is exhausted.
-pub const RATE_LIMITED: i64 = -32029;
+pub(crate) const RATE_LIMITED: i64 = -32029;
 /// MCP 2026-07-28 `HeaderMismatch`: an `Mcp-Method` or `Mcp-Name` header the body does not
 /// confirm (HTTP 400).
-pub const HEADER_MISMATCH: i64 = -32020;
+pub(crate) const HEADER_MISMATCH: i64 = -32020;
 
 /// The id of a JSON-RPC request (`null` when absent, for notifications and batches).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,13 +51,13 @@ impl RequestId {
 }
 
 /// Most messages accepted in one batch.
-pub const MAX_BATCH: usize = 100;
+pub(crate) const MAX_BATCH: usize = 100;
 
 /// A POST body that passed the transport checks.
 #[derive(Debug)]
 pub enum Envelope {
     /// One valid message, forwarded as it came; the id of a request, `null` otherwise, and
-    /// the `method` label of the request metric (`crate::metrics::method_label`).
+    /// the `method` label of the request metric (`crate::mcp::method_label`).
     Single(RequestId, &'static str),
     /// A batch with at least one valid entry.
     Batch(Batch),
@@ -205,7 +205,7 @@ impl Probe<'_> {
     /// The metrics label of the message's method (`none` for a response).
     fn method_label(&self) -> &'static str {
         match &self.method {
-            Some(Field::Str(method)) => crate::metrics::method_label(method),
+            Some(Field::Str(method)) => crate::mcp::method_label(method),
             _ => "none",
         }
     }
@@ -249,12 +249,12 @@ impl Probe<'_> {
 /// Why a request body is not JSON at all.
 #[derive(Debug, thiserror::Error)]
 #[error("request body is not valid JSON: {0}")]
-pub struct ParseError(#[from] serde_json::Error);
+pub(crate) struct ParseError(#[from] serde_json::Error);
 
 /// The transport checks of a POST body: valid JSON (else −32700), a valid JSON-RPC 2.0
 /// envelope (else −32600 with the id when it can be read), batch limits. The body itself is
 /// never rewritten; batch entries are split apart.
-pub fn check(body: &[u8]) -> Result<Envelope, Rejection> {
+pub(crate) fn check(body: &[u8]) -> Result<Envelope, Rejection> {
     let parse_error = parse_rejection;
     let invalid = |id: RequestId, message: String| Rejection {
         code: INVALID_REQUEST,
@@ -355,7 +355,7 @@ fn parse_rejection(error: serde_json::Error) -> Rejection {
 }
 
 /// A JSON-RPC error message.
-pub fn error_object(id: &RequestId, code: i64, message: impl Into<String>) -> Value {
+pub(crate) fn error_object(id: &RequestId, code: i64, message: impl Into<String>) -> Value {
     json!({
         "jsonrpc": "2.0",
         "id": id.0,
@@ -364,7 +364,7 @@ pub fn error_object(id: &RequestId, code: i64, message: impl Into<String>) -> Va
 }
 
 /// A JSON-RPC error message with `data` (none when `None`).
-pub fn error_object_with_data(
+pub(crate) fn error_object_with_data(
     id: &RequestId,
     code: i64,
     message: impl Into<String>,
@@ -378,7 +378,7 @@ pub fn error_object_with_data(
 }
 
 /// An HTTP response with a JSON-RPC error body.
-pub fn error_response(
+pub(crate) fn error_response(
     status: StatusCode,
     id: &RequestId,
     code: i64,
@@ -388,7 +388,7 @@ pub fn error_response(
 }
 
 /// An HTTP response with a JSON body.
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response.headers_mut().insert(

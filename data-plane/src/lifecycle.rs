@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState};
 use crate::apply::{Applier, SharedRuntime};
 use crate::audit::{self, Auditor};
+use crate::backoff::Backoff;
 use crate::balancer::metrics::ReplicaMetrics;
 use crate::connection_limit::ConnectionLimits;
 use crate::metrics::Metrics;
@@ -29,7 +30,6 @@ use crate::public_tls;
 use crate::references::ReferencePolicy;
 use crate::runtime::{ConfigSource, Runtime};
 use crate::server::{self, ListenerSettings};
-use crate::source::backoff::Backoff;
 use crate::source::control_plane::{ControlPlaneError, ControlPlaneSettings, ControlPlaneSource};
 use crate::source::file::{FileSource, FileSourceError};
 use crate::source::session::SessionContext;
@@ -132,6 +132,10 @@ pub struct DataPlane {
 impl DataPlane {
     pub async fn start(settings: Settings) -> Result<DataPlane, StartError> {
         let metrics = Arc::new(Metrics::new());
+        // Each feature labels its own series; all exist from the start.
+        crate::auth::register_metrics(&metrics);
+        crate::rate_limit::register_metrics(&metrics);
+        crate::approvals::register_metrics(&metrics);
         let runtime: SharedRuntime = Arc::new(ArcSwap::from_pointee(Runtime::empty()));
         // One webhook sender per process (its delivery task runs on this Tokio runtime).
         let webhooks = Webhooks::start(&metrics, WebhookOptions::default());
@@ -235,8 +239,9 @@ impl DataPlane {
             },
             limits,
         ));
+        let serving = Arc::clone(&runtime);
         traffic_tasks.spawn(public_tls::reload_on_change(
-            Arc::clone(&runtime),
+            move || serving.load().tls().cloned(),
             public_tls::RELOAD_INTERVAL,
             stop_traffic.clone(),
         ));

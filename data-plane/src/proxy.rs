@@ -21,13 +21,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::Scheme;
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
@@ -37,7 +32,8 @@ use crate::apply::SharedRuntime;
 use crate::audit::{self, AuditedBody, Auditor, Ledger};
 use crate::auth;
 use crate::balancer::{Leased, Outcome};
-use crate::deadline::{BodyError, DeadlineBody};
+use crate::deadline::DeadlineBody;
+use crate::http::{MAX_BODY_BYTES, ProxyBody, SERVER_ID_HEADER, error, is_event_stream, pass_back};
 use crate::jsonrpc::{self, RequestId};
 use crate::metrics::{Metrics, status_class};
 use crate::routing_headers::{self, Carrying};
@@ -45,19 +41,11 @@ use crate::runtime::{HttpUpstream, Runtime, Server, Upstream};
 use crate::session::{self, KeyRing, ServerSession};
 use crate::telemetry::{self, Telemetry};
 use crate::trace_context::TraceContext;
+use crate::upstream::{UpstreamClient, upstream_client};
 use crate::{answer_check, batch};
 
-/// Largest request body accepted (the original gateway's limit).
-pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
-/// Response header naming the server that handled the request.
-pub const SERVER_ID_HEADER: &str = "x-conduit-server-id";
-const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default for `--body-read-timeout`.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub type ProxyBody = BoxBody<Bytes, BodyError>;
-pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Request headers passed to the upstream besides every `Mcp-*` header.
 const FORWARDED_REQUEST_HEADERS: [HeaderName; 5] = [
@@ -67,7 +55,6 @@ const FORWARDED_REQUEST_HEADERS: [HeaderName; 5] = [
     HeaderName::from_static("traceparent"),
     HeaderName::from_static("tracestate"),
 ];
-pub(crate) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// The public request handler and its upstream connection pool.
 #[derive(Debug)]
@@ -170,7 +157,7 @@ impl Proxy {
         };
         let Some(server_id) = endpoint else {
             if let Some(ledger) = Ledger::of(request.extensions()) {
-                ledger.runtime(&self.runtime.load());
+                ledger.profile(self.runtime.load().audit_profile());
             }
             let response = error(
                 StatusCode::NOT_FOUND,
@@ -182,7 +169,7 @@ impl Proxy {
         };
         let runtime = self.runtime.load_full();
         if let Some(ledger) = Ledger::of(request.extensions()) {
-            ledger.runtime(&runtime);
+            ledger.profile(runtime.audit_profile());
         }
         let server = match scope {
             None => runtime.server(&server_id).cloned(),
@@ -608,40 +595,6 @@ fn unreadable_message(id: &RequestId, unreadable: &Unreadable) -> Response<Proxy
     }
 }
 
-/// The HTTP(S) client of upstream requests (and JWKS fetches): rustls with the system
-/// roots (the bundled Mozilla roots without a usable store), HTTP/1.1 and HTTP/2, pooled.
-pub(crate) fn upstream_client() -> UpstreamClient {
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
-        .build(https_connector())
-}
-
-/// The connector of [`upstream_client`], also used by the trace exporter (`telemetry`).
-pub(crate) fn https_connector() -> HttpsConnector<HttpConnector> {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(UPSTREAM_CONNECT_TIMEOUT));
-    // The TLS layer below handles https URLs.
-    http.enforce_http(false);
-    let builder = HttpsConnectorBuilder::new();
-    let builder = match builder.with_native_roots() {
-        Ok(builder) => builder,
-        Err(error) => {
-            tracing::warn!(
-                %error,
-                "no usable system trust store; https upstreams are verified against the bundled Mozilla roots"
-            );
-            HttpsConnectorBuilder::new().with_webpki_roots()
-        }
-    };
-    builder
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http)
-}
-
 /// `Some(id)` for `/mcp/{id}` (one non-empty segment), else `None`.
 fn mcp_server_id(path: &str) -> Option<&str> {
     path.strip_prefix("/mcp/")
@@ -731,56 +684,6 @@ fn plain_http_host(uri: &Uri) -> Option<HeaderValue> {
     HeaderValue::from_str(host.strip_suffix(":80").unwrap_or(host)).ok()
 }
 
-/// The upstream's response as the caller sees it: status, the headers MCP clients need,
-/// and the body streamed as it arrives.
-pub(crate) fn pass_back<B>(
-    upstream: Response<B>,
-    body: impl FnOnce(B) -> ProxyBody,
-) -> Response<ProxyBody> {
-    let (parts, upstream_body) = upstream.into_parts();
-    let mut response = Response::new(body(upstream_body));
-    *response.status_mut() = parts.status;
-    for name in PASSED_BACK_RESPONSE_HEADERS {
-        for value in parts.headers.get_all(&name) {
-            response.headers_mut().append(name.clone(), value.clone());
-        }
-    }
-    response
-}
-
-/// Upstream response headers an MCP client needs: the content type (SSE stays SSE), the
-/// session, the OAuth challenge of a protected server (so clients can discover its
-/// authorization server) and back-off hints.
-const PASSED_BACK_RESPONSE_HEADERS: [HeaderName; 4] = [
-    header::CONTENT_TYPE,
-    MCP_SESSION_ID,
-    header::WWW_AUTHENTICATE,
-    header::RETRY_AFTER,
-];
-
-pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
-}
-
-/// An answer the gateway makes itself: a JSON-RPC error carrying `id`, tagged for the
-/// audit record (`audit::status`).
-pub(crate) fn error(
-    status: StatusCode,
-    id: &RequestId,
-    code: i64,
-    message: impl Into<String>,
-) -> Response<ProxyBody> {
-    let message = message.into();
-    let mut response = jsonrpc::error_response(status, id, code, message.as_str())
-        .map(|body| body.map_err(|never| match never {}).boxed());
-    // Audit records and trace spans both read why the gateway answered from this tag.
-    audit::tag(&mut response, code, &message);
-    response
-}
-
 /// The metrics label of a request: the server id when it is configured, else `unknown`
 /// (unknown ids share one label to bound metric cardinality).
 fn metrics_label(known: bool, server_id: String) -> String {
@@ -860,33 +763,6 @@ mod tests {
         assert_eq!(host("http://mcp.local:80/mcp").unwrap(), "mcp.local");
         assert_eq!(host("http://[::1]:8080/").unwrap(), "[::1]:8080");
         assert!(host("https://mcp.example.com/mcp").is_none());
-    }
-
-    #[test]
-    fn passes_back_what_mcp_clients_need_and_nothing_else() {
-        let upstream = Response::builder()
-            .status(StatusCode::UNAUTHORIZED)
-            .header("content-type", "application/json")
-            .header("www-authenticate", r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource""#)
-            .header("set-cookie", "upstream=1")
-            .header("server", "upstream/1.0")
-            .body(())
-            .unwrap();
-        let response = pass_back(upstream, |()| {
-            Full::new(Bytes::new())
-                .map_err(|never| match never {})
-                .boxed()
-        });
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert!(
-            response.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .contains("resource_metadata")
-        );
-        assert_eq!(response.headers()["content-type"], "application/json");
-        assert!(!response.headers().contains_key("set-cookie"));
-        assert!(!response.headers().contains_key("server"));
     }
 
     #[test]

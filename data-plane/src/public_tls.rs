@@ -26,10 +26,8 @@ use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::SharedRuntime;
-
 /// How often the certificate files are checked for changes.
-pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Why the TLS files cannot be used. Each names the file and the config field it came from.
 #[derive(Debug, thiserror::Error)]
@@ -171,14 +169,18 @@ impl PublicTls {
 /// Until `stop`, check the current runtime's certificate files every `interval` and reload
 /// them when they change. A failed reload is logged once it persists for a second check,
 /// so the moment between renaming a new certificate and its key into place is not noise.
-pub async fn reload_on_change(runtime: SharedRuntime, interval: Duration, stop: CancellationToken) {
+pub(crate) async fn reload_on_change(
+    current: impl Fn() -> Option<Arc<PublicTls>>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
     let mut failing: Option<String> = None;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let Some(tls) = runtime.load().tls().cloned() else {
+        let Some(tls) = current() else {
             failing = None;
             continue;
         };

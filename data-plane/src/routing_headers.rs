@@ -32,7 +32,7 @@ const MAX_QUOTED_CHARS: usize = 64;
 
 /// The shape of the request the headers came with.
 #[derive(Debug, Clone, Copy)]
-pub enum Carrying<'a> {
+pub(crate) enum Carrying<'a> {
     /// One JSON-RPC message: its body.
     Message(&'a [u8]),
     /// A JSON-RPC batch.
@@ -43,7 +43,7 @@ pub enum Carrying<'a> {
 
 /// Why the routing headers of a request are refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Mismatch {
+pub(crate) enum Mismatch {
     #[error("the {0} header is given more than once")]
     Repeated(&'static str),
     #[error("the {0} header is not allowed on a batch: each message names its own")]
@@ -59,7 +59,7 @@ pub enum Mismatch {
 }
 
 /// Check the routing headers of a request on `/mcp/{server_id}` against what it carries.
-pub fn check(headers: &HeaderMap, carrying: Carrying<'_>) -> Result<(), Mismatch> {
+pub(crate) fn check(headers: &HeaderMap, carrying: Carrying<'_>) -> Result<(), Mismatch> {
     let method = single(headers, &MCP_METHOD, "Mcp-Method")?;
     let name = single(headers, &MCP_NAME, "Mcp-Name")?;
     let field = match (method, name) {

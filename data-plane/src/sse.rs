@@ -8,11 +8,11 @@
 use bytes::{Bytes, BytesMut};
 
 /// Longest event the parser keeps; a longer one is an upstream fault, not a message.
-pub const MAX_EVENT_BYTES: usize = 10 * 1024 * 1024;
+pub(crate) const MAX_EVENT_BYTES: usize = 10 * 1024 * 1024;
 
 /// One complete event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Event {
+pub(crate) struct Event {
     /// The `event:` field; `None` means the default type, `message`.
     pub event: Option<String>,
     /// The `data:` lines joined with `\n`.
@@ -23,14 +23,14 @@ pub struct Event {
 
 /// Why an event stream cannot be parsed further.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SseError {
+pub(crate) enum SseError {
     #[error("an event exceeds {MAX_EVENT_BYTES} bytes")]
     EventTooLarge,
 }
 
 /// Feeds on chunks as they arrive and yields the events they complete.
 #[derive(Debug, Default)]
-pub struct Parser {
+pub(crate) struct Parser {
     buffer: BytesMut,
     /// A `\r` ended the previous chunk: a `\n` starting the next one belongs to it.
     after_carriage_return: bool,
@@ -40,12 +40,12 @@ pub struct Parser {
 }
 
 impl Parser {
-    pub fn new() -> Parser {
+    pub(crate) fn new() -> Parser {
         Parser::default()
     }
 
     /// Add `chunk` and return the events it completes, in order.
-    pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, SseError> {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, SseError> {
         let mut chunk = chunk;
         if self.after_carriage_return {
             self.after_carriage_return = false;
@@ -116,7 +116,7 @@ impl Parser {
 
 /// One `message` event carrying `json` (which has no line breaks when it is serialized
 /// JSON).
-pub fn message_event(json: &str) -> Bytes {
+pub(crate) fn message_event(json: &str) -> Bytes {
     let mut event = String::with_capacity(json.len() + 24);
     event.push_str("event: message\ndata: ");
     event.push_str(json);

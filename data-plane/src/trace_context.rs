@@ -13,11 +13,11 @@ use std::fmt;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// Response header (and optional request header) carrying the 32-hex trace id.
-pub const TRACE_ID_HEADER: HeaderName = HeaderName::from_static("x-conduit-trace-id");
+pub(crate) const TRACE_ID_HEADER: HeaderName = HeaderName::from_static("x-conduit-trace-id");
 /// The W3C `traceparent` header.
-pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// The W3C `tracestate` header.
-pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Flags when the caller sent none: sampled, so the gateway's span is recorded downstream.
 const DEFAULT_FLAGS: u8 = 0x01;

@@ -29,21 +29,21 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body, Frame};
 use serde_json::Value;
 
-use crate::aggregate::ListKind;
-use crate::deadline::BodyError;
+use crate::http::BodyError;
+use crate::http::{MAX_BODY_BYTES, ProxyBody, is_event_stream};
 use crate::jsonrpc::RequestId;
-use crate::proxy::{MAX_BODY_BYTES, ProxyBody, is_event_stream};
+use crate::mcp::ListKind;
 use crate::sse::MAX_EVENT_BYTES;
 
 /// Decides, item by item, what a caller sees of a list (and may look at each item, to
 /// learn tool annotations).
-pub trait ItemFilter: Send + Sync {
+pub(crate) trait ItemFilter: Send + Sync {
     /// Whether the caller may see the item named `key` (its name, URI or URI template).
     fn keep(&self, kind: ListKind, key: &str, item: &Value) -> bool;
 }
 
 /// The field that names an item of `kind`.
-pub fn key_field(kind: ListKind) -> &'static str {
+pub(crate) fn key_field(kind: ListKind) -> &'static str {
     match kind {
         ListKind::Tools | ListKind::Prompts => "name",
         ListKind::Resources => "uri",
@@ -52,7 +52,7 @@ pub fn key_field(kind: ListKind) -> &'static str {
 }
 
 /// Keep the items of a list the filter allows; returns how many were removed.
-pub fn filter_items(
+pub(crate) fn filter_items(
     kind: ListKind,
     items: &mut Vec<Value>,
     filter: &(dyn ItemFilter + '_),
@@ -69,7 +69,7 @@ pub fn filter_items(
 
 /// Filter `message` when it is the response to `id` carrying a list of `kind`; `true` when
 /// it was that response (filtered or not).
-pub fn filter_message(
+pub(crate) fn filter_message(
     message: &mut Value,
     id: &RequestId,
     kind: ListKind,
@@ -90,7 +90,7 @@ pub fn filter_message(
 
 /// The answer to a list request `id`, filtered: a JSON body rewritten, an event stream
 /// transformed as it flows, anything else (an error status without JSON) unchanged.
-pub async fn filter_response(
+pub(crate) async fn filter_response(
     response: Response<ProxyBody>,
     id: RequestId,
     kind: ListKind,
@@ -154,7 +154,7 @@ async fn read_bounded(mut body: ProxyBody) -> Result<Bytes, BodyError> {
 }
 
 /// The `GET` stream of a server, with every list any response on it holds filtered.
-pub fn filter_any_lists(
+pub(crate) fn filter_any_lists(
     response: Response<ProxyBody>,
     filter: Box<dyn ItemFilter>,
 ) -> Response<ProxyBody> {
@@ -217,7 +217,7 @@ fn hidden_notification(message: &Value, filter: &(dyn ItemFilter + '_)) -> bool 
 }
 
 /// An event stream with the list in the response to one request filtered.
-pub struct FilteredStream {
+pub(crate) struct FilteredStream {
     inner: ProxyBody,
     watch: Watch,
     filter: Box<dyn ItemFilter>,
@@ -235,7 +235,7 @@ pub struct FilteredStream {
 }
 
 impl FilteredStream {
-    pub fn new(
+    pub(crate) fn new(
         inner: ProxyBody,
         id: RequestId,
         kind: ListKind,

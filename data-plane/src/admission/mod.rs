@@ -24,12 +24,8 @@
 //! the control plane holds from the next request on. The compiled engines live in
 //! [`Policies`], part of the runtime; the engines themselves are `conduit_policy`'s.
 
-pub mod annotations;
-pub mod filter;
-mod policies;
+pub(crate) mod filter;
 mod respond;
-mod strict;
-pub mod target;
 
 use std::sync::Arc;
 
@@ -40,68 +36,21 @@ use http::Response;
 use http::request::Parts;
 use serde_json::Value;
 
-pub use filter::ItemFilter;
-pub use policies::Policies;
-pub use target::{Message, Subject, Target, Unreadable, known_method};
+pub(crate) use crate::mcp::{Message, Target, Unreadable, known_method};
+pub(crate) use crate::policies::Policies;
+pub(crate) use crate::verdict::{Admitted, ApprovalNeeded, ApprovalSource, GuardrailOutcome};
+pub(crate) use filter::ItemFilter;
 
-use crate::aggregate::ListKind;
 use crate::caller::Caller;
+use crate::http::ProxyBody;
 use crate::jsonrpc::RequestId;
-use crate::proxy::ProxyBody;
+use crate::mcp::ListKind;
 use crate::runtime::Runtime;
 use crate::telemetry;
 
-/// What admission decided about a message that may go on, for the audit record.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Admitted {
-    /// The ACL policy that allowed the message (`None`: ACL off or `default_action`).
-    pub acl_policy: Option<String>,
-    /// The governance tool policy that held the call for approval.
-    pub governance_policy: Option<String>,
-    /// The enforced guardrail decision, when a rule (or the default) decided.
-    pub guardrail: Option<GuardrailOutcome>,
-    /// Shadow rules that matched: what they would have done.
-    pub shadow: Vec<GuardrailOutcome>,
-    /// Why the call needed an approval (granted by the approval phase), if it did.
-    pub approval: Option<ApprovalNeeded>,
-}
-
-/// A guardrail rule and its action (`block`, `alert`, `require_approval`, `bypass`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GuardrailOutcome {
-    pub rule: String,
-    pub action: &'static str,
-}
-
-/// A call held for approval, and by what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalNeeded {
-    pub source: ApprovalSource,
-    /// The reason given to the caller.
-    pub reason: String,
-}
-
-/// What holds a call for approval.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApprovalSource {
-    /// A governance tool policy (its name).
-    Governance(String),
-    /// A guardrail rule (its name).
-    Guardrail(String),
-}
-
-impl ApprovalSource {
-    /// The policy or rule name.
-    pub fn name(&self) -> &str {
-        match self {
-            ApprovalSource::Governance(name) | ApprovalSource::Guardrail(name) => name,
-        }
-    }
-}
-
 /// Run the policy phases for one message. `Ok` lets it go upstream; `Err` is the answer
 /// to give instead (a JSON-RPC error carrying `id`).
-pub async fn admit(
+pub(crate) async fn admit(
     runtime: &Runtime,
     parts: &Parts,
     target: &Target<'_>,
@@ -173,7 +122,7 @@ async fn decide(
 /// A message without a [`Target`] (initialize, a list, ping, ...) on `server` (`None` on
 /// an aggregate endpoint, where it goes to several): it counts in the rate limits like
 /// every request. Notifications and responses are not counted.
-pub async fn admit_request(
+pub(crate) async fn admit_request(
     runtime: &Runtime,
     parts: &Parts,
     server: Option<&str>,
@@ -189,7 +138,7 @@ pub async fn admit_request(
 /// A method MCP does not define for clients, with admission on: a request is answered
 /// −32601 (keeping its id), a notification is dropped (answered 202, as any notification);
 /// both are counted in `conduit_unknown_methods_total`.
-pub fn unknown_method(
+pub(crate) fn unknown_method(
     runtime: &Runtime,
     method: &str,
     notification: bool,
@@ -216,7 +165,7 @@ pub fn unknown_method(
 
 /// Phase 0 on its own, for an aggregate endpoint, which checks a URI before it looks for
 /// the member that serves it: the refusal of an ambiguous `uri`, if it is one.
-pub fn refuse_ambiguous_uri(
+pub(crate) fn refuse_ambiguous_uri(
     runtime: &Runtime,
     parts: &Parts,
     uri: &str,
@@ -447,7 +396,7 @@ fn trace_id(parts: &Parts) -> String {
 }
 
 /// The `rule` label of calls blocked by `guardrails.default_action: block`.
-pub const DEFAULT_RULE: &str = "default_action";
+pub(crate) const DEFAULT_RULE: &str = "default_action";
 
 /// Phase 5: a call a governance policy or guardrail rule holds for approval.
 ///
@@ -455,7 +404,7 @@ pub const DEFAULT_RULE: &str = "default_action";
 /// passes when this data plane's grant set has a matching, unexpired grant; otherwise it
 /// is answered −32011 (a new pending request, an invalid id, or `unavailable` on a
 /// standalone data plane). No control-plane round trip either way.
-pub async fn approval_phase(
+pub(crate) async fn approval_phase(
     runtime: &Runtime,
     parts: &Parts,
     caller: &Caller,
@@ -492,7 +441,7 @@ pub async fn approval_phase(
 /// the global, client, server, tool, client+server+tool and workspace buckets, reads, gets
 /// and completions in the global, client, server and workspace ones. Refused → −32029 with
 /// `Retry-After`.
-pub async fn rate_limit_phase(
+pub(crate) async fn rate_limit_phase(
     runtime: &Runtime,
     _parts: &Parts,
     caller: &Caller,
@@ -504,7 +453,7 @@ pub async fn rate_limit_phase(
 
 /// What one caller may see of one server's lists: the ACL and, for tools, the governance
 /// tool policies decide; `tools/list` entries also teach the annotation registry.
-pub struct View<'a> {
+pub(crate) struct View<'a> {
     pub policies: &'a Policies,
     pub client: &'a str,
     pub workspace: &'a str,
@@ -536,14 +485,14 @@ impl ItemFilter for View<'_> {
 }
 
 /// A [`View`] that owns what it needs, for an event stream filtered as it flows.
-pub struct OwnedView {
+pub(crate) struct OwnedView {
     runtime: Arc<Runtime>,
     caller: Caller,
     server: String,
 }
 
 impl OwnedView {
-    pub fn new(runtime: Arc<Runtime>, parts: &Parts, server: &str) -> OwnedView {
+    pub(crate) fn new(runtime: Arc<Runtime>, parts: &Parts, server: &str) -> OwnedView {
         OwnedView {
             runtime,
             caller: Caller::of(parts),

@@ -9,19 +9,19 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
+use crate::http::ProxyBody;
 use crate::jsonrpc::{self, RequestId};
-use crate::proxy::ProxyBody;
 
 fn answer(id: &RequestId, code: i64, message: String, data: Option<Value>) -> Response<ProxyBody> {
     let body = jsonrpc::error_object_with_data(id, code, message.as_str(), data);
     let mut response = jsonrpc::json_response(StatusCode::OK, &body)
         .map(|body| body.map_err(|never| match never {}).boxed());
-    crate::audit::tag(&mut response, code, &message);
+    crate::http::tag(&mut response, code, &message);
     response
 }
 
 /// −32003: the ACL denies.
-pub fn acl_denied(
+pub(super) fn acl_denied(
     id: &RequestId,
     client: &str,
     verb: &str,
@@ -34,7 +34,7 @@ pub fn acl_denied(
 }
 
 /// −32010: a governance tool policy denies.
-pub fn governance_denied(id: &RequestId, policy: &str, reason: &str) -> Response<ProxyBody> {
+pub(super) fn governance_denied(id: &RequestId, policy: &str, reason: &str) -> Response<ProxyBody> {
     answer(
         id,
         jsonrpc::GOVERNANCE_DENIED,
@@ -44,7 +44,7 @@ pub fn governance_denied(id: &RequestId, policy: &str, reason: &str) -> Response
 }
 
 /// −32004: a guardrail rule (or `default_action: block`, without a rule) blocks.
-pub fn guardrail_blocked(
+pub(super) fn guardrail_blocked(
     id: &RequestId,
     message: &str,
     rule: Option<&str>,
@@ -64,7 +64,10 @@ pub fn guardrail_blocked(
 
 /// −32011: the approvals phase holds the call (pending, invalid or used-up id, or
 /// unavailable); −32029 with `Retry-After` when the client made too many requests.
-pub fn approval_refused(id: &RequestId, refusal: crate::approvals::Refusal) -> Response<ProxyBody> {
+pub(super) fn approval_refused(
+    id: &RequestId,
+    refusal: crate::approvals::Refusal,
+) -> Response<ProxyBody> {
     let mut response = answer(id, refusal.code, refusal.message, Some(refusal.data));
     if let Some(seconds) = refusal.retry_after {
         response
@@ -76,7 +79,7 @@ pub fn approval_refused(id: &RequestId, refusal: crate::approvals::Refusal) -> R
 
 /// −32602: a resource URI that stays ambiguous once normalized. The URI itself is not
 /// repeated: it is the caller's, and the caller has it.
-pub fn ambiguous_uri(
+pub(super) fn ambiguous_uri(
     id: &RequestId,
     why: conduit_policy::uri::AmbiguousUri,
 ) -> Response<ProxyBody> {
@@ -88,7 +91,7 @@ pub fn ambiguous_uri(
 }
 
 /// −32601: a method admission does not know (`method` already bounded).
-pub fn unknown_method(id: &RequestId, method: &str) -> Response<ProxyBody> {
+pub(super) fn unknown_method(id: &RequestId, method: &str) -> Response<ProxyBody> {
     let message =
         format!("method not found: {method:?} is not a method this gateway admits from clients");
     answer(id, jsonrpc::METHOD_NOT_FOUND, message, None)
@@ -96,7 +99,7 @@ pub fn unknown_method(id: &RequestId, method: &str) -> Response<ProxyBody> {
 
 /// 202 for a notification of an unknown method, which goes nowhere (tagged −32601 for the
 /// audit record: the gateway answered, the server never saw it).
-pub fn dropped_notification(method: &str) -> Response<ProxyBody> {
+pub(super) fn dropped_notification(method: &str) -> Response<ProxyBody> {
     let mut response = Response::new(
         http_body_util::Empty::new()
             .map_err(|never| match never {})
@@ -104,7 +107,7 @@ pub fn dropped_notification(method: &str) -> Response<ProxyBody> {
     );
     *response.status_mut() = StatusCode::ACCEPTED;
     let message = format!("notification {method:?} dropped: not a method this gateway admits");
-    crate::audit::tag(&mut response, jsonrpc::METHOD_NOT_FOUND, &message);
+    crate::http::tag(&mut response, jsonrpc::METHOD_NOT_FOUND, &message);
     response
 }
 
@@ -112,7 +115,7 @@ pub fn dropped_notification(method: &str) -> Response<ProxyBody> {
 const MAX_METHOD_CHARS: usize = 64;
 
 /// `method` cut to [`MAX_METHOD_CHARS`] characters (callers choose method names).
-pub fn bounded(method: &str) -> &str {
+pub(super) fn bounded(method: &str) -> &str {
     match method.char_indices().nth(MAX_METHOD_CHARS) {
         Some((end, _)) => &method[..end],
         None => method,

@@ -11,8 +11,8 @@ use futures_util::Stream;
 use hyper::body::Body;
 
 use super::fanout::{MemberError, Messages};
-use crate::deadline::BodyError;
-use crate::proxy::ProxyBody;
+use crate::http::BodyError;
+use crate::http::ProxyBody;
 use crate::sse;
 
 /// The data of every event of an event stream (priming events without data skipped).

@@ -21,26 +21,27 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use serde_json::Value;
 
-pub use super::member_error::MemberError;
+pub(super) use super::member_error::MemberError;
 
 use super::events::messages;
 use super::upstream_headers::member_headers;
 use crate::balancer::{Leased, Outcome};
 use crate::caller::Caller;
-use crate::proxy::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, UpstreamClient, is_event_stream};
+use crate::http::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, is_event_stream};
 use crate::runtime::{HttpUpstream, Server, Upstream};
 use crate::session::UpstreamSession;
 use crate::stdio::StdioServer;
 use crate::telemetry::{self, ChildSpan};
 use crate::trace_context::TraceContext;
+use crate::upstream::UpstreamClient;
 
 /// JSON-RPC messages as they arrive on a member's event stream, each the text of one
 /// message.
-pub type Messages = Pin<Box<dyn Stream<Item = Result<Bytes, MemberError>> + Send + Sync>>;
+pub(super) type Messages = Pin<Box<dyn Stream<Item = Result<Bytes, MemberError>> + Send + Sync>>;
 
 /// One member of an aggregate request: its server and its side of the client's session.
 #[derive(Debug, Clone)]
-pub struct Member {
+pub(super) struct Member {
     /// The server id.
     pub id: String,
     /// The server as the runtime compiled it.
@@ -67,7 +68,7 @@ impl Member {
     }
 
     /// The member's `timeout_ms`.
-    pub fn timeout(&self) -> Duration {
+    pub(super) fn timeout(&self) -> Duration {
         match self.link() {
             Link::Http(upstream) => upstream.timeout,
             Link::Stdio(stdio) => stdio.timeout(),
@@ -82,7 +83,7 @@ impl Member {
 }
 
 /// What a member answered to one message.
-pub struct Exchange {
+pub(super) struct Exchange {
     /// The member's `Mcp-Session-Id`, when it sent one (on `initialize`).
     pub session_id: Option<String>,
     /// The replica that answered, when the server has several (a session stays on it).
@@ -92,7 +93,7 @@ pub struct Exchange {
 }
 
 /// A member's answer as JSON-RPC messages.
-pub enum Answer {
+pub(super) enum Answer {
     /// Nothing to read (a notification or response was accepted).
     Accepted,
     /// One JSON-RPC message (or batch), as text.
@@ -103,7 +104,7 @@ pub enum Answer {
 
 /// The JSON-RPC method and name of a message, for the 2026-07-28 routing headers.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Routing<'a> {
+pub(super) struct Routing<'a> {
     /// The JSON-RPC method (`Mcp-Method`).
     pub method: Option<&'a str>,
     /// The tool or prompt name or resource URI the member sees (`Mcp-Name`).
@@ -112,19 +113,19 @@ pub struct Routing<'a> {
 
 /// Sends messages to members.
 #[derive(Debug, Clone)]
-pub struct Fanout {
+pub(super) struct Fanout {
     client: UpstreamClient,
 }
 
 impl Fanout {
     /// Fan out over the proxy's connection pool.
-    pub fn new(client: UpstreamClient) -> Fanout {
+    pub(super) fn new(client: UpstreamClient) -> Fanout {
         Fanout { client }
     }
 
     /// POST one message. The timeout covers the answer's head; reading an event stream
     /// is bounded by the caller.
-    pub async fn post(
+    pub(super) async fn post(
         &self,
         member: &Member,
         caller: &Parts,
@@ -162,7 +163,7 @@ impl Fanout {
     }
 
     /// Open the member's server event stream (GET). `Ok(None)` when it offers none (405).
-    pub async fn listen(
+    pub(super) async fn listen(
         &self,
         member: &Member,
         caller: &Parts,
@@ -181,7 +182,7 @@ impl Fanout {
 
     /// End the member's session (DELETE). A member that has no session, or does not
     /// support ending one, has nothing to end.
-    pub async fn close(&self, member: &Member, caller: &Parts) -> Result<(), MemberError> {
+    pub(super) async fn close(&self, member: &Member, caller: &Parts) -> Result<(), MemberError> {
         if member.session_id().is_none() {
             return Ok(());
         }
@@ -330,7 +331,7 @@ struct Sent {
 }
 
 /// A member's response to a request the gateway sent.
-pub struct Reply {
+pub(super) struct Reply {
     /// The member's `Mcp-Session-Id`, when it sent one (on `initialize`).
     pub session_id: Option<String>,
     /// The replica that answered, when the server has several.
@@ -342,7 +343,7 @@ pub struct Reply {
 /// Send `message` (a request with id `id`) and return the member's response to it: the
 /// JSON body, or the message carrying `id` on the event stream (anything else on that
 /// stream, such as progress, is dropped). The whole exchange ends at `deadline`.
-pub async fn request(
+pub(super) async fn request(
     fanout: &Fanout,
     member: &Member,
     caller: &Parts,

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::fanout::{self, Member, MemberError, Reply, Routing};
 use super::{Aggregator, Call, INVALID_PARAMS, error, merge, result};
+use crate::http::{MCP_SESSION_ID, ProxyBody};
 use crate::jsonrpc;
-use crate::proxy::{MCP_SESSION_ID, ProxyBody};
 use crate::session::{SessionState, UpstreamSession};
 
 /// One member's `initialize`, done.

@@ -12,12 +12,12 @@
 use serde_json::Value;
 
 /// Separator between the server id and the name in a prefixed name.
-pub const NAME_SEPARATOR: char = '.';
+pub(super) const NAME_SEPARATOR: char = '.';
 /// Separator between the server id and the original id in a rewritten request id.
 const ID_SEPARATOR: char = ':';
 
 /// `<server_id>.<name>`.
-pub fn prefixed(server_id: &str, name: &str) -> String {
+pub(super) fn prefixed(server_id: &str, name: &str) -> String {
     let mut out = String::with_capacity(server_id.len() + 1 + name.len());
     out.push_str(server_id);
     out.push(NAME_SEPARATOR);
@@ -27,18 +27,18 @@ pub fn prefixed(server_id: &str, name: &str) -> String {
 
 /// Split a prefixed name into `(server_id, name)`; `None` when it has no separator or an
 /// empty part.
-pub fn split_prefixed(name: &str) -> Option<(&str, &str)> {
+pub(super) fn split_prefixed(name: &str) -> Option<(&str, &str)> {
     name.split_once(NAME_SEPARATOR)
         .filter(|(server, rest)| !server.is_empty() && !rest.is_empty())
 }
 
 /// The id the client sees for request `id` sent by member `server_id`.
-pub fn client_request_id(server_id: &str, id: &Value) -> Value {
+pub(super) fn client_request_id(server_id: &str, id: &Value) -> Value {
     Value::String(format!("{server_id}{ID_SEPARATOR}{id}"))
 }
 
 /// The member and original id behind an id made by [`client_request_id`].
-pub fn member_request_id(id: &Value) -> Option<(&str, Value)> {
+pub(super) fn member_request_id(id: &Value) -> Option<(&str, Value)> {
     let (server, original) = id.as_str()?.split_once(ID_SEPARATOR)?;
     if server.is_empty() {
         return None;

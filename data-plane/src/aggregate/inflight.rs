@@ -14,13 +14,13 @@ type Key = (String, String);
 
 /// Requests in flight on routed aggregate calls.
 #[derive(Debug, Default, Clone)]
-pub struct InFlight {
+pub(super) struct InFlight {
     table: Arc<Mutex<HashMap<Key, String>>>,
 }
 
 /// Removes its entry when dropped.
 #[derive(Debug)]
-pub struct Tracked {
+pub(super) struct Tracked {
     table: Arc<Mutex<HashMap<Key, String>>>,
     key: Key,
 }
@@ -33,7 +33,7 @@ impl InFlight {
     }
 
     /// Record that `member` works on request `id` of session `token`.
-    pub fn track(&self, token: &str, id: &Value, member: &str) -> Tracked {
+    pub(super) fn track(&self, token: &str, id: &Value, member: &str) -> Tracked {
         let key = (token.to_owned(), id.to_string());
         Self::lock(&self.table).insert(key.clone(), member.to_owned());
         Tracked {
@@ -43,7 +43,7 @@ impl InFlight {
     }
 
     /// The member working on request `id` of session `token`, if it is in flight here.
-    pub fn member_of(&self, token: &str, id: &Value) -> Option<String> {
+    pub(super) fn member_of(&self, token: &str, id: &Value) -> Option<String> {
         Self::lock(&self.table)
             .get(&(token.to_owned(), id.to_string()))
             .cloned()

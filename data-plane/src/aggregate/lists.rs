@@ -15,16 +15,17 @@ use futures_util::future::join_all;
 use http::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::catalog::Strategy;
 use super::fanout::{self, Member, MemberError, Routing};
-use super::merge::{self, ListKind};
-use super::routes::Kind;
+use super::merge;
 use super::{Aggregator, Call, INVALID_PARAMS, error, member_error, result};
 use crate::admission::View;
 use crate::admission::filter::filter_items;
 use crate::caller::Caller;
+use crate::catalog::Strategy;
+use crate::catalog::routes::Kind;
+use crate::http::ProxyBody;
 use crate::jsonrpc;
-use crate::proxy::ProxyBody;
+use crate::mcp::ListKind;
 
 /// Most pages read from one member for one list.
 const MAX_PAGES: usize = 100;

@@ -12,7 +12,7 @@ use crate::balancer::NoReplica;
 /// A member could not answer. Each names the member: the fault is upstream, except
 /// `Managed`, a gap of the gateway.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum MemberError {
+pub(super) enum MemberError {
     #[error("upstream server {server} is unreachable: {cause}")]
     Unreachable { server: String, cause: String },
     #[error("upstream server {server} did not answer within {timeout}")]
@@ -48,7 +48,7 @@ pub enum MemberError {
 
 impl MemberError {
     /// The HTTP status the client gets when this error is the whole answer.
-    pub fn status(&self) -> StatusCode {
+    pub(super) fn status(&self) -> StatusCode {
         match self {
             MemberError::Unreachable { .. }
             | MemberError::Malformed { .. }
@@ -63,12 +63,12 @@ impl MemberError {
 
     /// Whether the client's session cannot go on with this member (the member forgot its
     /// session, or the replica holding it is gone): the client must start a new session.
-    pub fn ends_session(&self) -> bool {
+    pub(super) fn ends_session(&self) -> bool {
         self.status() == StatusCode::NOT_FOUND
     }
 
     /// The member did not answer within `timeout`.
-    pub fn timeout(server: &str, timeout: Duration) -> MemberError {
+    pub(super) fn timeout(server: &str, timeout: Duration) -> MemberError {
         MemberError::Timeout {
             server: server.to_owned(),
             timeout: humantime::format_duration(timeout).to_string(),

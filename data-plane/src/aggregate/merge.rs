@@ -13,75 +13,18 @@
 //! intersection of the members' lists; an empty intersection is an error, which makes
 //! clients fall back to `initialize`.
 
+use crate::mcp::ListKind;
 use serde_json::{Map, Value, json};
 
-use super::catalog::Strategy;
 use super::ids;
+use crate::catalog::Strategy;
 
 /// The capabilities an aggregate merges; anything else a member declares stays private to
 /// it.
 const MERGED_CAPABILITIES: [&str; 5] = ["tools", "resources", "prompts", "logging", "completions"];
 /// The name the gateway gives in `serverInfo` (its version is the crate's).
-pub const SERVER_NAME: &str = "conduit";
+pub(super) const SERVER_NAME: &str = "conduit";
 const SERVER_INFO_META: &str = "io.modelcontextprotocol/serverInfo";
-
-/// The lists an aggregate merges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListKind {
-    Tools,
-    Prompts,
-    Resources,
-    ResourceTemplates,
-}
-
-impl ListKind {
-    /// The list method of a JSON-RPC method name.
-    pub fn of_method(method: &str) -> Option<ListKind> {
-        match method {
-            "tools/list" => Some(ListKind::Tools),
-            "prompts/list" => Some(ListKind::Prompts),
-            "resources/list" => Some(ListKind::Resources),
-            "resources/templates/list" => Some(ListKind::ResourceTemplates),
-            _ => None,
-        }
-    }
-
-    /// The JSON-RPC method of the list.
-    pub fn method(self) -> &'static str {
-        match self {
-            ListKind::Tools => "tools/list",
-            ListKind::Prompts => "prompts/list",
-            ListKind::Resources => "resources/list",
-            ListKind::ResourceTemplates => "resources/templates/list",
-        }
-    }
-
-    /// The result field holding the items.
-    pub fn field(self) -> &'static str {
-        match self {
-            ListKind::Tools => "tools",
-            ListKind::Prompts => "prompts",
-            ListKind::Resources => "resources",
-            ListKind::ResourceTemplates => "resourceTemplates",
-        }
-    }
-
-    /// What one item is called in messages.
-    fn noun(self) -> &'static str {
-        match self {
-            ListKind::Tools => "tool",
-            ListKind::Prompts => "prompt",
-            ListKind::Resources => "resource",
-            ListKind::ResourceTemplates => "resource template",
-        }
-    }
-
-    /// Whether clients call items by their name, so a name must identify one member.
-    /// Resources and templates are addressed by URI; their names are labels.
-    fn named(self) -> bool {
-        matches!(self, ListKind::Tools | ListKind::Prompts)
-    }
-}
 
 /// Two members of an endpoint offer the same name under `namespace_strategy: none`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,7 +34,7 @@ impl ListKind {
      Use namespace_strategy: prefix (the {noun}s are then {first}.{name} and {second}.{name}) \
      or take one of the servers out of the endpoint"
 )]
-pub struct Collision {
+pub(super) struct Collision {
     /// What collides: `tool` or `prompt`.
     pub noun: &'static str,
     /// The name both offer.
@@ -104,7 +47,7 @@ pub struct Collision {
 }
 
 /// The protocol version of an aggregate session (see the module docs).
-pub fn negotiate(requested: &str, answered: &[&str]) -> String {
+pub(super) fn negotiate(requested: &str, answered: &[&str]) -> String {
     if answered.iter().all(|version| *version == requested) {
         return requested.to_owned();
     }
@@ -119,7 +62,7 @@ pub fn negotiate(requested: &str, answered: &[&str]) -> String {
 
 /// The union of the members' capabilities: a capability is offered when any member offers
 /// it, and `listChanged` / `subscribe` when any member sends those notifications.
-pub fn capabilities<'a>(members: impl IntoIterator<Item = &'a Value>) -> Value {
+pub(super) fn capabilities<'a>(members: impl IntoIterator<Item = &'a Value>) -> Value {
     let mut merged = Map::new();
     for member in members {
         for name in MERGED_CAPABILITIES {
@@ -141,7 +84,7 @@ pub fn capabilities<'a>(members: impl IntoIterator<Item = &'a Value>) -> Value {
 
 /// The members' instructions, each introduced by its server id, after a line saying how
 /// names are formed.
-pub fn instructions(strategy: Strategy, members: &[(&str, Option<&str>)]) -> Option<String> {
+pub(super) fn instructions(strategy: Strategy, members: &[(&str, Option<&str>)]) -> Option<String> {
     let parts: Vec<String> = members
         .iter()
         .filter_map(|(id, text)| text.filter(|t| !t.trim().is_empty()).map(|t| (id, t)))
@@ -174,7 +117,7 @@ pub fn instructions(strategy: Strategy, members: &[(&str, Option<&str>)]) -> Opt
 }
 
 /// The gateway's `initialize` result.
-pub fn initialize_result(
+pub(super) fn initialize_result(
     protocol_version: &str,
     capabilities: Value,
     instructions: Option<String>,
@@ -192,7 +135,10 @@ pub fn initialize_result(
 
 /// The gateway's `server/discover` result from the members' (in member order), or why
 /// there is none.
-pub fn discover_result(strategy: Strategy, members: &[(&str, &Value)]) -> Result<Value, String> {
+pub(super) fn discover_result(
+    strategy: Strategy,
+    members: &[(&str, &Value)],
+) -> Result<Value, String> {
     let mut versions: Option<Vec<String>> = None;
     for (id, result) in members {
         let Some(supported) = result.get("supportedVersions").and_then(Value::as_array) else {
@@ -232,7 +178,10 @@ pub fn discover_result(strategy: Strategy, members: &[(&str, &Value)]) -> Result
 
 /// The 2026-07-28 result fields of a merged result: `resultType`, the shortest `ttlMs` and
 /// the narrowest `cacheScope` of the members' results; absent when no member sent them.
-pub fn merge_result_fields<'a>(merged: &mut Value, results: impl IntoIterator<Item = &'a Value>) {
+pub(super) fn merge_result_fields<'a>(
+    merged: &mut Value,
+    results: impl IntoIterator<Item = &'a Value>,
+) {
     for result in results {
         if result.get("resultType").is_some() {
             merged["resultType"] = Value::String("complete".into());
@@ -251,7 +200,7 @@ pub fn merge_result_fields<'a>(merged: &mut Value, results: impl IntoIterator<It
 
 /// The merged items of a list, in member order, names namespaced per `strategy`.
 /// `endpoint` (a path) is only used in the collision error.
-pub fn list_items(
+pub(super) fn list_items(
     kind: ListKind,
     strategy: Strategy,
     endpoint: &str,

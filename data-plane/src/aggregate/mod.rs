@@ -21,7 +21,6 @@
 //! A stdio member is its process (`stdio`), which has no session: it is reached the same
 //! way on every request and replica.
 
-mod catalog;
 mod events;
 mod fanout;
 mod handshake;
@@ -31,7 +30,6 @@ mod lists;
 mod member_error;
 mod merge;
 mod route;
-mod routes;
 mod stream;
 mod upstream_headers;
 
@@ -45,14 +43,15 @@ use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
-pub use catalog::{Catalog, Scope, UnknownMember};
-pub use merge::ListKind;
+pub(crate) use crate::catalog::Scope;
+use crate::catalog::routes;
 
 use crate::caller::Caller;
+use crate::http::{MCP_SESSION_ID, ProxyBody, error};
 use crate::jsonrpc::{self, RequestId};
-use crate::proxy::{MCP_SESSION_ID, ProxyBody, UpstreamClient, error};
 use crate::runtime::Runtime;
 use crate::session::{Principal, SESSION_NOT_FOUND, SessionKeys, SessionState};
+use crate::upstream::UpstreamClient;
 use fanout::{Fanout, Member};
 
 /// Invalid method parameter(s).
@@ -62,7 +61,7 @@ const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// Serves the aggregate endpoints; one per proxy.
 #[derive(Debug)]
-pub struct Aggregator {
+pub(crate) struct Aggregator {
     fanout: Fanout,
     inflight: inflight::InFlight,
     next_id: AtomicU64,
@@ -96,7 +95,7 @@ impl Call<'_> {
 
 impl Aggregator {
     /// An aggregator sending over the proxy's connection pool.
-    pub fn new(client: UpstreamClient) -> Aggregator {
+    pub(crate) fn new(client: UpstreamClient) -> Aggregator {
         Aggregator {
             fanout: Fanout::new(client),
             inflight: inflight::InFlight::default(),
@@ -113,7 +112,7 @@ impl Aggregator {
     /// Serve one message (or a GET/DELETE) on the aggregate endpoint `scope`. The caller
     /// has done the transport checks; `id` is the message's request id; `keys` open and
     /// seal session tokens.
-    pub async fn handle(
+    pub(crate) async fn handle(
         &self,
         runtime: &Runtime,
         scope: &Scope,
@@ -222,7 +221,7 @@ impl Aggregator {
                 route::by_uri(self, call, message).await
             }
             "logging/setLevel" => route::broadcast_request(self, call, &message).await,
-            _ => match merge::ListKind::of_method(method) {
+            _ => match crate::mcp::ListKind::of_method(method) {
                 Some(kind) => lists::list(self, call, kind, &message).await,
                 None => error(
                     StatusCode::OK,
@@ -329,7 +328,7 @@ fn members(
 }
 
 /// The 404 of an unknown profile.
-pub fn unknown_profile(scope: &Scope, id: &RequestId) -> Response<ProxyBody> {
+pub(crate) fn unknown_profile(scope: &Scope, id: &RequestId) -> Response<ProxyBody> {
     let message = match scope {
         Scope::Profile(profile) => format!("unknown profile: {profile}"),
         Scope::All => "unknown endpoint".to_owned(),

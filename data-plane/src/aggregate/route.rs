@@ -14,18 +14,18 @@ use http_body_util::{BodyExt as _, Full};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::catalog::Strategy;
 use super::fanout::{self, Answer, Member, MemberError, Routing};
-use super::merge::ListKind;
-use super::routes::Kind;
 use super::stream::{self, Deadline};
 use super::{
     Aggregator, Call, INVALID_PARAMS, RESOURCE_NOT_FOUND, empty, error, ids, lists, member_error,
     result,
 };
 use crate::admission::{self, Target};
+use crate::catalog::Strategy;
+use crate::catalog::routes::Kind;
+use crate::http::ProxyBody;
 use crate::jsonrpc;
-use crate::proxy::ProxyBody;
+use crate::mcp::ListKind;
 
 /// `tools/call` and `prompts/get`: to the member the name belongs to, name unprefixed.
 pub(super) async fn by_name(
@@ -402,7 +402,7 @@ pub(super) async fn notification(
     }
     // A call, read or get sent without an id is no MCP message; forwarded to every member
     // it would pass no admission phase, so it goes nowhere.
-    if admission::target::names_something(Some(method)) {
+    if crate::mcp::names_something(Some(method)) {
         tracing::debug!(method, "a notification named like a request is dropped");
         return empty(StatusCode::ACCEPTED);
     }

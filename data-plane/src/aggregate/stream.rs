@@ -22,13 +22,13 @@ use tokio::time::{Instant, Sleep};
 use super::fanout::Messages;
 use super::ids;
 use super::inflight::Tracked;
-use crate::deadline::BodyError;
+use crate::http::BodyError;
+use crate::http::ProxyBody;
 use crate::jsonrpc::{self, RequestId};
-use crate::proxy::ProxyBody;
 use crate::sse;
 
 /// `message` from member `server` as the client must see it.
-pub fn rewrite(server: &str, message: Bytes) -> Bytes {
+pub(super) fn rewrite(server: &str, message: Bytes) -> Bytes {
     // Only requests change; most messages are responses and notifications, and a request
     // always names its method.
     if !contains(&message, b"\"method\"") {
@@ -54,7 +54,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// How a POST stream is bounded.
-pub struct Deadline {
+pub(super) struct Deadline {
     /// When the member's answer must be complete.
     pub at: Instant,
     /// The client's request id, carried by the error that ends the stream.
@@ -65,7 +65,7 @@ pub struct Deadline {
 
 /// The answer stream of one member to one client request. `tracked` is kept until the
 /// stream ends.
-pub fn answer(
+pub(super) fn answer(
     server: String,
     messages: Messages,
     deadline: Deadline,
@@ -136,7 +136,7 @@ fn error_event(id: &RequestId, message: &str) -> Bytes {
 }
 
 /// The merged server event streams of several members (GET).
-pub fn merged(streams: Vec<(String, Messages)>) -> ProxyBody {
+pub(super) fn merged(streams: Vec<(String, Messages)>) -> ProxyBody {
     type Events = Pin<Box<dyn Stream<Item = Result<Frame<Bytes>, BodyError>> + Send + Sync>>;
     let streams = streams.into_iter().map(|(server, messages)| {
         let events = messages

@@ -10,7 +10,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 
 use super::fanout::{Member, Routing};
-use crate::proxy::MCP_SESSION_ID;
+use crate::http::MCP_SESSION_ID;
 use crate::runtime::HttpUpstream;
 use crate::trace_context::TraceContext;
 

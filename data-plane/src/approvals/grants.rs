@@ -14,9 +14,10 @@ use conduit_proto::v1 as pb;
 use conduit_signing::grant_set;
 
 /// Prefix of every signed grant set (the format is the control plane's too).
-pub use conduit_signing::grant_set::DOMAIN as GRANT_SET_CONTEXT;
+#[cfg(test)]
+pub(crate) use conduit_signing::grant_set::DOMAIN as GRANT_SET_CONTEXT;
 /// Seconds a grant stays usable past its `expires_at`, for clock differences.
-pub const CLOCK_SKEW: i64 = 5;
+pub(crate) const CLOCK_SKEW: i64 = 5;
 
 /// Why a grant set was not used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,7 +36,7 @@ pub enum GrantSetError {
 
 /// One usable grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
+pub(crate) struct Grant {
     pub client_id: String,
     pub tenant_id: String,
     pub server_id: String,
@@ -51,7 +52,7 @@ pub struct Grant {
 
 impl Grant {
     /// Uses the control plane counted for `node_id`, and for every other data plane.
-    pub fn counted(&self, node_id: &str) -> (u32, u32) {
+    pub(crate) fn counted(&self, node_id: &str) -> (u32, u32) {
         let mine = self.uses.get(node_id).copied().unwrap_or(0);
         let others = self
             .uses
@@ -64,7 +65,7 @@ impl Grant {
 
 /// What a retry presents.
 #[derive(Debug, Clone, Copy)]
-pub struct Presented<'a> {
+pub(crate) struct Presented<'a> {
     pub id: &'a str,
     pub client_id: &'a str,
     pub tenant_id: &'a str,
@@ -75,7 +76,7 @@ pub struct Presented<'a> {
 
 /// The grants of one verified set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GrantTable {
+pub(crate) struct GrantTable {
     issued_at_ms: i64,
     grants: HashMap<String, Grant>,
 }
@@ -83,7 +84,7 @@ pub struct GrantTable {
 impl GrantTable {
     /// Verify `set` with `public_key` and decode it; `current` is the table in use, which a
     /// set issued before it does not replace.
-    pub fn verify(
+    pub(crate) fn verify(
         set: &pb::GrantSet,
         public_key: Option<&[u8]>,
         current: &GrantTable,
@@ -126,16 +127,12 @@ impl GrantTable {
         })
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.grants.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.grants.is_empty()
-    }
-
     /// Uses of every grant in the set, as the control plane counted them.
-    pub fn counted_uses(&self) -> u64 {
+    pub(crate) fn counted_uses(&self) -> u64 {
         self.grants
             .values()
             .flat_map(|grant| grant.uses.values())
@@ -144,12 +141,12 @@ impl GrantTable {
     }
 
     /// Whether this set holds a grant with this id.
-    pub fn contains(&self, id: &str) -> bool {
+    pub(crate) fn contains(&self, id: &str) -> bool {
         self.grants.contains_key(id)
     }
 
     /// The grant that matches `presented` at `now` (unix seconds), uses not yet counted.
-    pub fn matching(&self, presented: &Presented<'_>, now: i64) -> Option<&Grant> {
+    pub(crate) fn matching(&self, presented: &Presented<'_>, now: i64) -> Option<&Grant> {
         self.grants.get(presented.id).filter(|grant| {
             grant.client_id == presented.client_id
                 && grant.tenant_id == presented.tenant_id
@@ -161,7 +158,8 @@ impl GrantTable {
     }
 
     /// Whether a grant matches `presented` at `now` (unix seconds), uses not counted.
-    pub fn allows(&self, presented: &Presented<'_>, now: i64) -> bool {
+    #[cfg(test)]
+    pub(crate) fn allows(&self, presented: &Presented<'_>, now: i64) -> bool {
         self.matching(presented, now).is_some()
     }
 }

@@ -5,7 +5,7 @@
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// A fresh id.
-pub fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     encode(rand::random::<u128>())
 }
 
@@ -21,7 +21,7 @@ fn encode(bits: u128) -> String {
 }
 
 /// Whether `text` has the shape of an id this module makes.
-pub fn is_well_formed(text: &str) -> bool {
+pub(crate) fn is_well_formed(text: &str) -> bool {
     text.strip_prefix("apr_")
         .is_some_and(|rest| rest.len() == 26 && rest.bytes().all(|b| ALPHABET.contains(&b)))
 }

@@ -22,11 +22,11 @@
 //! ([`grants`]). Expiry is judged by this data plane's clock, read through tokio's clock
 //! (so tests can pause it) from a wall-clock reading taken at start.
 
-pub mod grants;
-pub mod ids;
-pub mod outbox;
-pub mod throttle;
-pub mod usage;
+pub(crate) mod grants;
+pub(crate) mod ids;
+pub(crate) mod outbox;
+pub(crate) mod throttle;
+pub(crate) mod usage;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -46,19 +46,20 @@ use throttle::Throttle;
 use usage::Usage;
 
 /// The request header carrying a granted approval's id.
-pub const APPROVAL_HEADER: &str = "X-Conduit-Approval-Id";
+pub(crate) const APPROVAL_HEADER: &str = "X-Conduit-Approval-Id";
 /// JSON-RPC error code of every approvals answer.
-pub const APPROVAL_REQUIRED: i64 = crate::jsonrpc::APPROVAL_REQUIRED;
+pub(crate) const APPROVAL_REQUIRED: i64 = crate::jsonrpc::APPROVAL_REQUIRED;
 /// Message of a refused approval id.
-pub const INVALID_MESSAGE: &str = "approval is invalid, expired, or does not match this request";
+pub(crate) const INVALID_MESSAGE: &str =
+    "approval is invalid, expired, or does not match this request";
 /// Request lifetime when `governance.approvals.ttl_seconds` is not set.
-pub const DEFAULT_TTL_SECONDS: u64 = 3600;
+pub(crate) const DEFAULT_TTL_SECONDS: u64 = 3600;
 /// Start of the answer to a grant with no use left.
-pub const USED_UP_MESSAGE: &str = "approval is used up";
+pub(crate) const USED_UP_MESSAGE: &str = "approval is used up";
 
 /// `conduit_approvals_total{outcome}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// A new request was made (−32011 pending).
     Requested,
     /// A grant let the call through.
@@ -72,7 +73,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+    pub(crate) const ALL: [Outcome; 5] = [
         Outcome::Requested,
         Outcome::Granted,
         Outcome::Invalid,
@@ -80,7 +81,7 @@ impl Outcome {
         Outcome::Throttled,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Requested => "requested",
             Outcome::Granted => "granted",
@@ -484,6 +485,14 @@ impl Clock {
     fn now(&self) -> i64 {
         let elapsed = i64::try_from(self.start.elapsed().as_secs()).unwrap_or(i64::MAX);
         self.unix_at_start.saturating_add(elapsed)
+    }
+}
+
+/// Create every `conduit_approvals_total{outcome}` series up front, so dashboards can
+/// rate() them before the first approval.
+pub(crate) fn register_metrics(metrics: &Metrics) {
+    for outcome in Outcome::ALL {
+        metrics.approvals.with_label_values(&[outcome.as_str()]);
     }
 }
 

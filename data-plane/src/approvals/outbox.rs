@@ -14,7 +14,7 @@ use conduit_proto::v1 as pb;
 use tokio::sync::Notify;
 
 /// Requests waiting to be sent.
-pub const CAPACITY: usize = 1024;
+pub(crate) const CAPACITY: usize = 1024;
 /// Requests kept after sending, for the next stream.
 const RESEND: usize = 256;
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Clients tracked at most; beyond that, buckets that are full again are forgotten first.
-pub const MAX_CLIENTS: usize = 10_000;
+pub(crate) const MAX_CLIENTS: usize = 10_000;
 /// The refill period of `requests_per_minute`.
 const PERIOD: Duration = Duration::from_secs(60);
 
@@ -29,20 +29,25 @@ struct Bucket {
 
 /// A refused request: seconds until the client's bucket holds a token again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Throttled {
+pub(crate) struct Throttled {
     pub retry_after_secs: u64,
 }
 
 /// The buckets of every client.
 #[derive(Debug, Default)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     buckets: Mutex<HashMap<(String, String), Bucket>>,
 }
 
 impl Throttle {
     /// Take a token for a new request of `client_id` in `tenant_id`, with `per_minute`
     /// requests a minute allowed.
-    pub fn take(&self, tenant_id: &str, client_id: &str, per_minute: u32) -> Result<(), Throttled> {
+    pub(crate) fn take(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        per_minute: u32,
+    ) -> Result<(), Throttled> {
         let limit = f64::from(per_minute.max(1));
         let rate = limit / PERIOD.as_secs_f64();
         let now = Instant::now();

@@ -18,20 +18,20 @@ use super::grants::{Grant, GrantTable};
 
 /// A grant that has no use left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UsedUp {
+pub(crate) struct UsedUp {
     pub max_uses: u32,
 }
 
 /// Uses per grant id on this data plane.
 #[derive(Debug, Default)]
-pub struct Usage {
+pub(crate) struct Usage {
     counts: Mutex<HashMap<String, u32>>,
 }
 
 impl Usage {
     /// Take one use of grant `id` as data plane `node_id`; returns this data plane's count
     /// afterwards (what it reports to the control plane).
-    pub fn consume(&self, id: &str, grant: &Grant, node_id: &str) -> Result<u32, UsedUp> {
+    pub(crate) fn consume(&self, id: &str, grant: &Grant, node_id: &str) -> Result<u32, UsedUp> {
         let (counted_mine, others) = grant.counted(node_id);
         let mut counts = self.lock();
         let mine = counts.get(id).copied().unwrap_or(0).max(counted_mine);
@@ -47,12 +47,12 @@ impl Usage {
 
     /// Forget grants that are no longer in `table` (used up or expired: they cannot come
     /// back, ids are never reused).
-    pub fn retain(&self, table: &GrantTable) {
+    pub(crate) fn retain(&self, table: &GrantTable) {
         self.lock().retain(|id, _| table.contains(id));
     }
 
     /// Every grant's count on this data plane, to report again on a new stream.
-    pub fn counts(&self) -> Vec<(String, u32)> {
+    pub(crate) fn counts(&self) -> Vec<(String, u32)> {
         self.lock()
             .iter()
             .map(|(id, count)| (id.clone(), *count))

@@ -16,9 +16,10 @@ use hyper::body::{Body, Frame, SizeHint};
 use super::Auditor;
 use super::ledger::Ledger;
 use super::record::{Ending, json_rpc_error};
-use super::status::{Answered, Status};
-use crate::deadline::{BodyError, DeadlineExceeded};
-use crate::proxy::ProxyBody;
+use crate::deadline::DeadlineExceeded;
+use crate::http::BodyError;
+use crate::http::ProxyBody;
+use crate::http::status::{Answered, Status};
 use crate::sse;
 
 /// Largest answer kept to look for a JSON-RPC error (or to record with `log_responses`).

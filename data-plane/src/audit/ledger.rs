@@ -19,12 +19,12 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::Profile;
-use super::status::{Answered, Status, answered};
-use crate::admission::{Admitted, Target};
 use crate::caller::Caller;
+use crate::http::status::{Answered, Status, answered};
 use crate::jsonrpc::BatchEntry;
-use crate::runtime::Runtime;
+use crate::mcp::Target;
 use crate::trace_context::TraceId;
+use crate::verdict::Admitted;
 
 /// The facts of one request; cheap to clone (shared).
 #[derive(Debug, Clone)]
@@ -112,9 +112,9 @@ impl Ledger {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The runtime that serves the request.
-    pub fn runtime(&self, runtime: &Runtime) {
-        self.facts().profile = Some(Arc::clone(runtime.audit_profile()));
+    /// The audit profile of the runtime that serves the request.
+    pub fn profile(&self, profile: &Arc<super::Profile>) {
+        self.facts().profile = Some(Arc::clone(profile));
     }
 
     /// The authenticated caller.

@@ -16,7 +16,6 @@ mod body;
 mod ledger;
 pub mod queue;
 mod record;
-pub mod status;
 
 #[cfg(test)]
 mod tests;
@@ -31,15 +30,15 @@ use http::request::Parts;
 use http::{Method, Response};
 use prometheus::IntCounter;
 
+pub use crate::http::status::{Answered, Status, tag, tag_as};
 pub use body::AuditedBody;
 pub use ledger::{EntryWatch, Ledger, Note};
 pub use queue::Queue;
 pub use record::MAX_STRING_CHARS;
-pub use status::{Answered, Status, tag, tag_as};
 
+use crate::http::{ProxyBody, is_event_stream};
 use crate::jsonrpc::{Envelope, Rejection};
 use crate::metrics::Metrics;
-use crate::proxy::{ProxyBody, is_event_stream};
 
 /// What goes into records, from `observability`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +160,7 @@ impl Auditor {
             known => known.to_owned(),
         };
         let http = response.status();
-        let answered = status::answered(&response).cloned();
+        let answered = crate::http::answered(&response).cloned();
         let event_stream = is_event_stream(response.headers());
         let auditor = Arc::clone(self);
         response.map(|body| {

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::Profile;
 use super::ledger::{Facts, MessageFacts, Reply, Shared};
-use super::status::{Answered, Status};
+use crate::http::status::{Answered, Status};
 
 /// Longest string kept in recorded arguments and responses.
 pub const MAX_STRING_CHARS: usize = 500;

@@ -12,13 +12,15 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::*;
-use crate::admission::{Admitted, GuardrailOutcome, Target};
 use crate::caller::Caller;
-use crate::deadline::{BodyError, DeadlineExceeded};
+use crate::deadline::DeadlineExceeded;
+use crate::http::BodyError;
+use crate::http::error;
 use crate::jsonrpc::{self, RequestId};
-use crate::proxy::error;
+use crate::mcp::Target;
 use crate::runtime::{Applied, ConfigSource, Runtime};
 use crate::trace_context::TraceContext;
+use crate::verdict::{Admitted, GuardrailOutcome};
 
 fn runtime(observability: &str) -> Arc<Runtime> {
     let text = format!("servers:\n  - id: crm\n    url: http://127.0.0.1:1/mcp\n{observability}");
@@ -58,7 +60,7 @@ impl Harness {
     fn ledger(&self, runtime: &Arc<Runtime>, body: &str) -> (Ledger, http::request::Parts) {
         let trace = TraceContext::from_headers(&HeaderMap::new());
         let ledger = Ledger::start(trace.trace_id(), Instant::now());
-        ledger.runtime(runtime);
+        ledger.profile(runtime.audit_profile());
         ledger.caller(&Caller::authenticated("agent-1", Some("acme")));
         let (mut parts, ()) = http::Request::post("/mcp/crm")
             .body(())

@@ -12,14 +12,14 @@ use http::header::{AUTHORIZATION, HeaderName};
 use super::Reason;
 
 /// The API key header (lower priority than `Authorization`).
-pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// Longest credential read; longer ones are refused without further work.
-pub const MAX_CREDENTIAL_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_CREDENTIAL_BYTES: usize = 16 * 1024;
 const BEARER: &[u8] = b"Bearer ";
 
 /// Where a credential may come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accept {
+pub(super) enum Accept {
     /// `Authorization: Bearer` only (tokens).
     Bearer,
     /// `Authorization: Bearer`, else `X-API-Key` (API keys).
@@ -27,7 +27,7 @@ pub enum Accept {
 }
 
 /// The credential of the request, borrowed from its headers.
-pub fn extract(headers: &HeaderMap, accept: Accept) -> Result<&[u8], Reason> {
+pub(super) fn extract(headers: &HeaderMap, accept: Accept) -> Result<&[u8], Reason> {
     let mut authorization = headers.get_all(AUTHORIZATION).iter();
     let first = authorization.next();
     if first.is_some() && authorization.next().is_some() {

@@ -20,9 +20,9 @@ use super::remote::RemoteKeys;
 use crate::caller::Caller;
 
 /// Client claim when `client_claim` is not set.
-pub const DEFAULT_CLIENT_CLAIM: &str = "sub";
+pub(crate) const DEFAULT_CLIENT_CLAIM: &str = "sub";
 /// Tenant claim when `tenant_claim` is not set.
-pub const DEFAULT_TENANT_CLAIM: &str = "org_id";
+pub(crate) const DEFAULT_TENANT_CLAIM: &str = "org_id";
 
 /// Where the verification keys come from.
 #[derive(Debug)]

@@ -217,7 +217,7 @@ impl Pins {
 }
 
 /// The JOSE name of an algorithm.
-pub fn alg_name(alg: JwtAlgorithm) -> &'static str {
+pub(super) fn alg_name(alg: JwtAlgorithm) -> &'static str {
     use JwtAlgorithm::*;
     match alg {
         RS256 => "RS256",
@@ -236,7 +236,7 @@ pub fn alg_name(alg: JwtAlgorithm) -> &'static str {
 }
 
 /// The algorithm a JOSE name stands for; `None` for `none` and everything unknown.
-pub fn alg_from_name(name: &str) -> Option<JwtAlgorithm> {
+pub(super) fn alg_from_name(name: &str) -> Option<JwtAlgorithm> {
     use JwtAlgorithm::*;
     [
         RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512,

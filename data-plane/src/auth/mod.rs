@@ -24,18 +24,17 @@ use conduit_config::{Auth, AuthMethod};
 use http::HeaderMap;
 use http::header::HeaderValue;
 
-pub use self::api_key::ApiKeys;
-pub use self::credential::{MAX_CREDENTIAL_BYTES, X_API_KEY};
-pub use self::jwt::{DEFAULT_CLIENT_CLAIM, DEFAULT_TENANT_CLAIM, JwtVerifier, Keys};
-pub use self::keys::{KeySet, KeySetError, Pins};
-pub use self::reason::Reason;
-pub use self::remote::{FETCH_TIMEOUT, Fetch, MAX_JWKS_BYTES, RemoteKeys};
+pub(crate) use self::api_key::ApiKeys;
+pub(crate) use self::jwt::{JwtVerifier, Keys};
+pub(crate) use self::keys::KeySet;
+pub(crate) use self::reason::Reason;
+pub(crate) use self::remote::RemoteKeys;
 use crate::caller::Caller;
 
 /// The challenge of a 401 without a credential.
-pub const CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer realm="conduit""#);
+pub(crate) const CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer realm="conduit""#);
 /// The challenge of a 401 whose credential was refused.
-pub const CHALLENGE_INVALID: HeaderValue =
+pub(crate) const CHALLENGE_INVALID: HeaderValue =
     HeaderValue::from_static(r#"Bearer realm="conduit", error="invalid_token""#);
 
 /// The compiled `auth` section.
@@ -46,7 +45,7 @@ pub enum Authenticator {
 }
 
 /// A problem found while compiling `auth`: (path, message).
-pub type Problem = (String, String);
+pub(crate) type Problem = (String, String);
 
 impl Authenticator {
     /// `None` for `method: none`.
@@ -94,7 +93,7 @@ impl Authenticator {
 }
 
 /// The `WWW-Authenticate` value of a refusal for `reason`.
-pub fn challenge(reason: Reason) -> HeaderValue {
+pub(crate) fn challenge(reason: Reason) -> HeaderValue {
     if reason.credential_presented() {
         CHALLENGE_INVALID
     } else {
@@ -164,6 +163,14 @@ fn jwt_keys(auth: &Auth) -> Result<Keys, Vec<Problem>> {
         Duration::from_secs(auth.jwks_cache_seconds()),
         Duration::from_secs(auth.jwks_refresh_min_interval_seconds()),
     )))
+}
+
+/// Create every `conduit_auth_failures_total{reason}` series up front, so dashboards can
+/// rate() them before the first failure.
+pub(crate) fn register_metrics(metrics: &crate::metrics::Metrics) {
+    for reason in Reason::ALL {
+        metrics.auth_failures.with_label_values(&[reason.as_str()]);
+    }
 }
 
 #[cfg(test)]

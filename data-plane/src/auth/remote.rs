@@ -22,12 +22,12 @@ use super::Reason;
 use super::keys::{KeySet, Pins, SigningKey};
 
 /// Largest key set document read.
-pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Time allowed for one fetch, body included.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Fetches the key set document.
-pub type Fetch =
+pub(crate) type Fetch =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>> + Send + Sync>;
 
 /// Keys of a `jwks_url`.
@@ -171,7 +171,7 @@ impl RemoteKeys {
 }
 
 async fn fetch_http(
-    client: Arc<OnceLock<crate::proxy::UpstreamClient>>,
+    client: Arc<OnceLock<crate::upstream::UpstreamClient>>,
     uri: Uri,
 ) -> Result<Bytes, String> {
     let request = Request::builder()
@@ -180,7 +180,7 @@ async fn fetch_http(
         .header(header::ACCEPT, "application/json")
         .body(Full::new(Bytes::new()))
         .map_err(|error| error.to_string())?;
-    let response = (client.get_or_init(crate::proxy::upstream_client))
+    let response = (client.get_or_init(crate::upstream::upstream_client))
         .request(request)
         .await
         .map_err(|error| crate::error_chain(&error).to_string())?;

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 /// Thresholds of the breakers of one server (`router.circuit_breaker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerConfig {
+pub(crate) struct BreakerConfig {
     /// Failures in a row that open a closed breaker.
     pub failure_threshold: u32,
     /// Time an open breaker waits before admitting trial requests.
@@ -34,7 +34,7 @@ pub struct BreakerConfig {
 impl BreakerConfig {
     /// The breaker settings in effect, or `None` when breakers are off (the block is
     /// absent or says `enabled: false`).
-    pub fn from_config(config: Option<&CircuitBreaker>) -> Option<BreakerConfig> {
+    pub(crate) fn from_config(config: Option<&CircuitBreaker>) -> Option<BreakerConfig> {
         let config = config?;
         if config.enabled == Some(false) {
             return None;
@@ -81,7 +81,7 @@ impl BreakerState {
 
 /// Admission of one request by a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Permit {
+pub(crate) struct Permit {
     epoch: u64,
     /// A half-open trial, holding one of the `half_open_max_requests` slots.
     trial: bool,
@@ -97,7 +97,7 @@ enum Phase {
 /// The breaker of one replica. Not synchronized: the replica keeps it behind a mutex that
 /// is never held across an `.await`.
 #[derive(Debug, Clone)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     phase: Phase,
     epoch: u64,
     /// Transitions so far, indexed like [`BreakerState::gauge`].
@@ -117,7 +117,7 @@ impl Default for Breaker {
 impl Breaker {
     /// The current state (an open breaker whose timeout has passed still reads open until
     /// a request asks for admission).
-    pub fn state(&self) -> BreakerState {
+    pub(crate) fn state(&self) -> BreakerState {
         match self.phase {
             Phase::Closed { .. } => BreakerState::Closed,
             Phase::Open { .. } => BreakerState::Open,
@@ -126,13 +126,13 @@ impl Breaker {
     }
 
     /// How many times the breaker entered `state`.
-    pub fn transitions_to(&self, state: BreakerState) -> u64 {
+    pub(crate) fn transitions_to(&self, state: BreakerState) -> u64 {
         self.transitions[state.gauge() as usize]
     }
 
     /// Admit a request at `now`, or refuse it (`None`) while open or while every trial slot
     /// is taken.
-    pub fn try_acquire(&mut self, config: &BreakerConfig, now: Instant) -> Option<Permit> {
+    pub(crate) fn try_acquire(&mut self, config: &BreakerConfig, now: Instant) -> Option<Permit> {
         if let Phase::Open { until } = self.phase {
             if now < until {
                 return None;
@@ -159,7 +159,8 @@ impl Breaker {
     }
 
     /// Whether a request would be admitted at `now`, without taking a trial slot.
-    pub fn would_admit(&self, config: &BreakerConfig, now: Instant) -> bool {
+    #[cfg(test)]
+    pub(crate) fn would_admit(&self, config: &BreakerConfig, now: Instant) -> bool {
         match self.phase {
             Phase::Closed { .. } => true,
             Phase::Open { until } => now >= until,
@@ -168,7 +169,7 @@ impl Breaker {
     }
 
     /// The admitted request succeeded.
-    pub fn on_success(&mut self, config: &BreakerConfig, permit: Permit) {
+    pub(crate) fn on_success(&mut self, config: &BreakerConfig, permit: Permit) {
         if permit.epoch != self.epoch {
             return;
         }
@@ -189,7 +190,7 @@ impl Breaker {
     }
 
     /// The admitted request failed at `now`.
-    pub fn on_failure(&mut self, config: &BreakerConfig, permit: Permit, now: Instant) {
+    pub(crate) fn on_failure(&mut self, config: &BreakerConfig, permit: Permit, now: Instant) {
         if permit.epoch != self.epoch {
             return;
         }
@@ -210,7 +211,7 @@ impl Breaker {
 
     /// The admitted request ended without an outcome (the caller went away): its trial
     /// slot, if any, is freed and nothing is counted.
-    pub fn on_abandon(&mut self, permit: Permit) {
+    pub(crate) fn on_abandon(&mut self, permit: Permit) {
         if permit.epoch != self.epoch || !permit.trial {
             return;
         }

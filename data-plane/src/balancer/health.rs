@@ -36,7 +36,7 @@ const PING: &str = r#"{"jsonrpc":"2.0","id":"conduit-health-check","method":"pin
 
 /// Health check settings of the data plane (`router.health_check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HealthConfig {
+pub(crate) struct HealthConfig {
     /// Time between two probes of a replica.
     pub interval: Duration,
     /// Time a probe may take, to the response headers.
@@ -50,7 +50,7 @@ pub struct HealthConfig {
 impl HealthConfig {
     /// The settings in effect, or `None` when health checks are off. They are on by
     /// default, also without a `router.health_check` block.
-    pub fn from_config(config: Option<&HealthCheck>) -> Option<HealthConfig> {
+    pub(crate) fn from_config(config: Option<&HealthCheck>) -> Option<HealthConfig> {
         let default = HealthCheck::default();
         let config = config.unwrap_or(&default);
         if config.enabled == Some(false) {
@@ -67,7 +67,7 @@ impl HealthConfig {
 
 /// Consecutive probe results of one replica and the verdict they lead to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthTracker {
+pub(crate) struct HealthTracker {
     healthy: bool,
     failures: u32,
     successes: u32,
@@ -75,7 +75,7 @@ pub struct HealthTracker {
 
 impl HealthTracker {
     /// Start from the replica's current verdict (kept across configuration swaps).
-    pub fn new(healthy: bool) -> Self {
+    pub(crate) fn new(healthy: bool) -> Self {
         HealthTracker {
             healthy,
             failures: 0,
@@ -84,7 +84,7 @@ impl HealthTracker {
     }
 
     /// Count one probe; returns the new verdict when it changes.
-    pub fn record(&mut self, alive: bool, config: &HealthConfig) -> Option<bool> {
+    pub(crate) fn record(&mut self, alive: bool, config: &HealthConfig) -> Option<bool> {
         if alive {
             self.failures = 0;
             self.successes = self.successes.saturating_add(1);
@@ -133,13 +133,13 @@ pub trait Probe: Clone + Send + Sync + 'static {
 /// Probes over HTTP(S), with a client of its own: probes never wait behind requests for
 /// pooled connections, and no idle connection is kept to any replica between probes.
 #[derive(Debug, Clone)]
-pub struct HttpProber {
+pub(crate) struct HttpProber {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl HttpProber {
     /// A prober trusting the system's roots (the bundled Mozilla roots without them).
-    pub fn new() -> HttpProber {
+    pub(crate) fn new() -> HttpProber {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.enforce_http(false);

@@ -97,14 +97,14 @@ impl Drop for ReplicaLease {
 }
 
 /// A response body that keeps its request's [`ReplicaLease`] until the body ends.
-pub struct Leased<B> {
+pub(crate) struct Leased<B> {
     inner: B,
     _lease: ReplicaLease,
 }
 
 impl<B> Leased<B> {
     /// `inner`, holding `lease` until it is dropped.
-    pub fn new(inner: B, lease: ReplicaLease) -> Self {
+    pub(crate) fn new(inner: B, lease: ReplicaLease) -> Self {
         Leased {
             inner,
             _lease: lease,

@@ -20,14 +20,19 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 
+use super::ReplicaSet;
 use super::breaker::BreakerState;
-use crate::apply::SharedRuntime;
-use crate::runtime::Upstream;
+
+/// The replicas to report: those of the runtime serving at scrape time.
+pub(crate) trait ServedReplicas: Send + Sync + std::fmt::Debug {
+    /// Call `each` with every HTTP server's id and its replicas.
+    fn each(&self, each: &mut dyn FnMut(&str, &ReplicaSet));
+}
 
 /// The per-replica metrics of whatever runtime is serving.
 #[derive(Debug)]
-pub struct ReplicaMetrics {
-    runtime: SharedRuntime,
+pub(crate) struct ReplicaMetrics {
+    replicas: Box<dyn ServedReplicas>,
     healthy: IntGaugeVec,
     circuit_state: IntGaugeVec,
     in_flight: IntGaugeVec,
@@ -38,13 +43,13 @@ pub struct ReplicaMetrics {
 
 impl ReplicaMetrics {
     /// Metrics of the replicas of `runtime`; register them with the data plane's registry.
-    pub fn new(runtime: SharedRuntime) -> Self {
+    pub(crate) fn new(replicas: impl ServedReplicas + 'static) -> Self {
         let labels = ["server", "replica"];
         let gauge = |name: &str, help: &str| {
             IntGaugeVec::new(Opts::new(name, help), &labels).expect("valid metric")
         };
         ReplicaMetrics {
-            runtime,
+            replicas: Box::new(replicas),
             healthy: gauge(
                 "conduit_dp_replica_healthy",
                 "1 while the replica passes its health checks (or checks are off), else 0.",
@@ -87,13 +92,9 @@ impl Collector for ReplicaMetrics {
         self.circuit_state.reset();
         self.in_flight.reset();
         self.transitions.reset();
-        let runtime = self.runtime.load();
-        for server in runtime.servers() {
-            let Upstream::Http(upstream) = &server.upstream else {
-                continue;
-            };
-            for replica in upstream.replicas.replicas() {
-                let labels = [server.id.as_str(), replica.label()];
+        self.replicas.each(&mut |server_id, replicas| {
+            for replica in replicas.replicas() {
+                let labels = [server_id, replica.label()];
                 let (state, transitions) = replica.breaker_snapshot();
                 self.healthy
                     .with_label_values(&labels)
@@ -114,7 +115,7 @@ impl Collector for ReplicaMetrics {
                         .inc_by(transitions[state.gauge() as usize]);
                 }
             }
-        }
+        });
         [
             self.healthy.collect(),
             self.circuit_state.collect(),

@@ -26,10 +26,10 @@
 //! ([`ReplicaSet::inherit`]), so a config swap neither forgets a broken replica nor
 //! resurrects it.
 
-pub mod breaker;
-pub mod health;
+pub(crate) mod breaker;
+pub(crate) mod health;
 mod lease;
-pub mod metrics;
+pub(crate) mod metrics;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -40,7 +40,7 @@ use http::{StatusCode, Uri};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use self::lease::{Leased, Outcome, ReplicaLease};
+pub(crate) use self::lease::{Leased, Outcome, ReplicaLease};
 
 use self::breaker::{Breaker, BreakerConfig, BreakerState};
 use self::health::{HealthConfig, Probe};

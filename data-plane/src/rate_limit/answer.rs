@@ -13,10 +13,10 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
 use super::{RateLimited, RateLimiter, RateRequest};
-use crate::admission::Target;
 use crate::caller::Caller;
+use crate::http::ProxyBody;
 use crate::jsonrpc::{self, RATE_LIMITED, RequestId};
-use crate::proxy::ProxyBody;
+use crate::mcp::Target;
 
 /// The admission phase: count `target` for `caller`, or the answer refusing it.
 pub async fn admit(
@@ -114,7 +114,7 @@ impl RateLimited {
             header::RETRY_AFTER,
             HeaderValue::from(self.retry_after_secs),
         );
-        crate::audit::tag(&mut response, RATE_LIMITED, &self.to_string());
+        crate::http::tag(&mut response, RATE_LIMITED, &self.to_string());
         response
     }
 }

@@ -324,3 +324,15 @@ fn whole_seconds(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     secs.max(1)
 }
+
+/// Create every `conduit_rate_limit_rejections_total{bucket, window}` series up front, so
+/// dashboards can rate() them before the first rejection.
+pub fn register_metrics(metrics: &Metrics) {
+    for bucket in BucketKind::ALL {
+        for window in Window::ALL {
+            metrics
+                .rate_limit_rejections
+                .with_label_values(&[bucket.as_str(), window.as_str()]);
+        }
+    }
+}

@@ -63,7 +63,7 @@ return {0, 0}
 
 /// Why Redis could not decide.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     #[error("{0}")]
     Redis(#[from] RedisError),
     #[error("no answer within {} ms", .0.as_millis())]

@@ -22,11 +22,11 @@ use rand::RngCore as _;
 use super::{Principal, SessionState, unix_now};
 
 /// The version tag every token starts with; a new format gets a new tag.
-pub const TOKEN_VERSION: &str = "c1";
+pub(crate) const TOKEN_VERSION: &str = "c1";
 
 /// How long a token stays valid after it was issued unless [`SessionKeys::with_max_age`]
 /// says otherwise (the control plane keeps retired keys exactly as long).
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// AES-GCM's tag length.
 const TAG_LEN: usize = 16;

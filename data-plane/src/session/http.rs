@@ -13,21 +13,19 @@
 //! extensions; forwarding (one message, or each message of a batch) translates with it and
 //! pins the replica it names.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderValue};
 
 use super::{Principal, SessionError, SessionKeys, SessionState, UpstreamSession};
-
-/// The session header, in both directions.
-pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+use crate::http::MCP_SESSION_ID;
 
 /// JSON-RPC error code for a session token that does not open, the code MCP SDKs use for
 /// an unknown session (sent with HTTP 404).
-pub const SESSION_NOT_FOUND: i64 = -32001;
+pub(crate) const SESSION_NOT_FOUND: i64 = -32001;
 
 /// The session a request on a single-server endpoint belongs to, with the keys that
 /// seal its tokens.
 #[derive(Debug, Clone)]
-pub struct ServerSession {
+pub(crate) struct ServerSession {
     server_id: String,
     keys: SessionKeys,
     /// The caller of the request: tokens open and are sealed only for it.
@@ -41,7 +39,7 @@ pub struct ServerSession {
 impl ServerSession {
     /// The request's session from its `Mcp-Session-Id` header; no header, no session yet.
     /// `principal` is the request's caller.
-    pub fn open(
+    pub(crate) fn open(
         headers: &HeaderMap,
         server_id: &str,
         keys: SessionKeys,
@@ -69,13 +67,13 @@ impl ServerSession {
     }
 
     /// The replica the upstream session lives on, when the token names one.
-    pub fn replica(&self) -> Option<&str> {
+    pub(crate) fn replica(&self) -> Option<&str> {
         self.upstream.as_ref()?.replica.as_deref()
     }
 
     /// Request headers for the upstream: the client's token replaced by the upstream's
     /// session id (or removed, for a session with a stateless upstream).
-    pub fn to_upstream(&self, headers: &mut HeaderMap) {
+    pub(crate) fn to_upstream(&self, headers: &mut HeaderMap) {
         headers.remove(&MCP_SESSION_ID);
         let upstream_id = self.upstream.as_ref().and_then(|u| u.session_id.as_deref());
         // The id came out of a token we sealed from a valid header value.
@@ -87,7 +85,7 @@ impl ServerSession {
     /// Response headers for the client: an upstream session id replaced by a token
     /// naming it (and `replica`, the upstream URL that issued it, when the server has
     /// several).
-    pub fn to_client(&self, headers: &mut HeaderMap, replica: Option<&str>) {
+    pub(crate) fn to_client(&self, headers: &mut HeaderMap, replica: Option<&str>) {
         let server_id = self.server_id.as_str();
         let Some(value) = headers.remove(&MCP_SESSION_ID) else {
             return;

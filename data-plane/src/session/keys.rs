@@ -98,7 +98,7 @@ impl KeyRing {
 
 /// The keys a configuration names (`gateway.session_keys`, references resolved), or `None`
 /// when it names none. Errors carry the config path.
-pub fn configured_keys(
+pub(crate) fn configured_keys(
     gateway: Option<&Gateway>,
 ) -> Result<Option<SessionKeys>, Vec<(String, String)>> {
     let Some(gateway) = gateway.filter(|g| !g.session_keys.is_empty()) else {
@@ -123,7 +123,7 @@ pub fn configured_keys(
 }
 
 /// The fleet's keys from a snapshot's key set.
-pub fn fleet_keys(set: &SessionKeySet) -> Result<SessionKeys, SessionKeyError> {
+pub(crate) fn fleet_keys(set: &SessionKeySet) -> Result<SessionKeys, SessionKeyError> {
     let keys = set
         .keys
         .iter()

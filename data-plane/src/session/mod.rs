@@ -28,11 +28,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::caller::Caller;
 
-pub use codec::{
-    DEFAULT_MAX_AGE, SessionError, SessionKey, SessionKeyError, SessionKeys, TOKEN_VERSION,
-};
-pub use http::{MCP_SESSION_ID, SESSION_NOT_FOUND, ServerSession};
-pub use keys::{KeyRing, configured_keys, fleet_keys};
+pub(crate) use codec::{SessionError, SessionKey, SessionKeyError, SessionKeys};
+pub(crate) use http::{SESSION_NOT_FOUND, ServerSession};
+pub(crate) use keys::{KeyRing, configured_keys, fleet_keys};
 
 /// Everything a session token carries.
 ///
@@ -119,7 +117,7 @@ pub struct UpstreamSession {
 
 /// Seconds since the Unix epoch by the wall clock: tokens are opened by other processes,
 /// possibly on other hosts, so a monotonic clock would mean nothing to them.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

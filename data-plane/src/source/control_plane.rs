@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
-use super::backoff::Backoff;
 use super::reconnect::{self, SessionEnd, SessionReport};
 use super::session::{self, SessionContext};
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 
 /// Snapshots carry whole documents; tonic's 4 MiB default is too small for large fleets'

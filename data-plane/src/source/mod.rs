@@ -1,8 +1,6 @@
 //! Where configuration comes from: the control plane's config stream or a local file.
 //! Both hand candidates to the one apply path in `crate::apply`.
 
-pub mod backoff;
-pub mod contact;
 pub mod control_plane;
 pub mod file;
 pub mod reconnect;

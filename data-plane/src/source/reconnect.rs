@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::{Backoff, jittered};
+use crate::backoff::{Backoff, jittered};
 use crate::metrics::Metrics;
 
 /// How one session on the config stream ended.

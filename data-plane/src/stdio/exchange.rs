@@ -29,8 +29,8 @@ use super::sse::{self, EventBody};
 use super::supervisor::Ready;
 use super::{Principal, StdioServer};
 use crate::caller::Caller;
+use crate::http::ProxyBody;
 use crate::jsonrpc;
-use crate::proxy::ProxyBody;
 
 /// Events (progress, logging, server→client requests) buffered per request; beyond it an
 /// event for a caller that does not read is dropped rather than stalling the process.
@@ -281,7 +281,7 @@ fn stream(mut waiting: Waiting, mut events: mpsc::Receiver<Bytes>) -> Response<P
 
 fn failure_reply(id: &Value, failure: &Failure) -> Response<ProxyBody> {
     let mut response = json(failure.status, &error(id, failure));
-    crate::audit::tag(&mut response, jsonrpc::INTERNAL_ERROR, &failure.message);
+    crate::http::tag(&mut response, jsonrpc::INTERNAL_ERROR, &failure.message);
     response
 }
 

@@ -21,7 +21,7 @@ use super::connection::{Connection, Failure, Outcome};
 use super::remap;
 
 /// The newest protocol version the gateway asks a process for.
-pub const PROTOCOL_VERSION: &str = "2025-11-25";
+pub(super) const PROTOCOL_VERSION: &str = "2025-11-25";
 
 /// Every protocol version with an `initialize` handshake, oldest first.
 const HANDSHAKE_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -36,7 +36,7 @@ pub struct Initialized {
 }
 
 /// `initialize` the process on `connection`, then send `notifications/initialized`.
-pub async fn initialize(
+pub(super) async fn initialize(
     connection: &Arc<Connection>,
     timeout: Duration,
 ) -> Result<Initialized, String> {
@@ -101,7 +101,7 @@ fn accept(answer: Value) -> Result<Initialized, String> {
 }
 
 /// The gateway's answer to a client's `initialize` request.
-pub fn answer(initialized: &Initialized, request: &Value) -> Value {
+pub(super) fn answer(initialized: &Initialized, request: &Value) -> Value {
     let requested = remap::param(request, "protocolVersion").and_then(Value::as_str);
     let mut result = initialized.result.clone();
     if let Some(object) = result.as_object_mut() {
@@ -112,7 +112,7 @@ pub fn answer(initialized: &Initialized, request: &Value) -> Value {
 }
 
 /// The protocol version a client is told (see the module doc).
-pub fn client_version<'a>(requested: Option<&'a str>, negotiated: &'a str) -> &'a str {
+pub(super) fn client_version<'a>(requested: Option<&'a str>, negotiated: &'a str) -> &'a str {
     match requested {
         // Versions are dates, so their text orders them.
         Some(requested) if HANDSHAKE_VERSIONS.contains(&requested) && requested <= negotiated => {

@@ -83,9 +83,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use group::{Group, Isolation};
-pub use pool::Pool;
-pub use supervisor::Process;
+pub(crate) use group::{Group, Isolation};
+pub(crate) use pool::Pool;
+pub(crate) use supervisor::Process;
 
 use crate::caller::Caller;
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use super::{Group, Isolation, Spec};
 use crate::metrics::Metrics;
-use crate::runtime::{Runtime, Upstream};
 
 /// The live stdio servers' processes, by server id. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -63,16 +62,10 @@ impl Pool {
         }
     }
 
-    /// `runtime` was applied: start its processes, retire the ones it no longer uses (each
-    /// after its outstanding requests, within its timeout).
-    pub fn commit(&self, runtime: &Runtime) {
-        let wanted: HashMap<String, Arc<Group>> = runtime
-            .servers()
-            .filter_map(|server| match &server.upstream {
-                Upstream::Stdio(stdio) => Some((server.id.clone(), Arc::clone(stdio.group()))),
-                _ => None,
-            })
-            .collect();
+    /// A runtime with the stdio servers `wanted` (by id) was applied: start their
+    /// processes, retire the ones it no longer uses (each after its outstanding requests,
+    /// within its timeout).
+    pub fn commit(&self, wanted: HashMap<String, Arc<Group>>) {
         for group in wanted.values() {
             group.start();
         }

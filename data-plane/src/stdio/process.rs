@@ -42,7 +42,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// A started child and its pipes.
 #[derive(Debug)]
-pub struct Spawned {
+pub(super) struct Spawned {
     pub child: Child,
     pub stdin: ChildStdin,
     pub stdout: ChildStdout,
@@ -50,7 +50,7 @@ pub struct Spawned {
 }
 
 /// Start `spec` with piped stdio, in its own process group.
-pub fn spawn(spec: &Spec) -> io::Result<Spawned> {
+pub(super) fn spawn(spec: &Spec) -> io::Result<Spawned> {
     let mut command = Command::new(&spec.command);
     command
         .args(&spec.args)
@@ -74,7 +74,7 @@ pub fn spawn(spec: &Spec) -> io::Result<Spawned> {
 
 /// The child's environment: the basic variables of `parent` (see [`INHERITED_ENV`]), then
 /// the server's `env`, which wins.
-pub fn child_env(
+pub(super) fn child_env(
     configured: &std::collections::BTreeMap<String, String>,
     parent: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Vec<(OsString, OsString)> {
@@ -95,7 +95,7 @@ pub fn child_env(
 }
 
 /// Feed queued lines to the process until the queue closes or the pipe breaks.
-pub async fn write_stdin(
+pub(super) async fn write_stdin(
     mut stdin: ChildStdin,
     mut queue: mpsc::Receiver<Bytes>,
 ) -> io::Result<()> {
@@ -116,7 +116,11 @@ pub async fn write_stdin(
 
 /// Read the process's messages and hand each to `connection` until stdout ends; returns
 /// why it ended.
-pub async fn read_stdout(stdout: ChildStdout, connection: Arc<Connection>, server: &str) -> String {
+pub(super) async fn read_stdout(
+    stdout: ChildStdout,
+    connection: Arc<Connection>,
+    server: &str,
+) -> String {
     let mut reader = BufReader::with_capacity(64 * 1024, stdout);
     let mut line = Vec::new();
     let mut budget = LogBudget::new();
@@ -152,7 +156,7 @@ pub async fn read_stdout(stdout: ChildStdout, connection: Arc<Connection>, serve
 }
 
 /// Log the process's stderr, line by line, cut and rate-limited; never parsed.
-pub async fn log_stderr(stderr: ChildStderr, server: Arc<str>) {
+pub(super) async fn log_stderr(stderr: ChildStderr, server: Arc<str>) {
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
     let mut budget = LogBudget::new();
@@ -174,7 +178,7 @@ pub async fn log_stderr(stderr: ChildStderr, server: Arc<str>) {
 
 /// Stop a child whose stdin is already closed: wait for it to exit, then `SIGTERM` its
 /// process group, then `SIGKILL` it.
-pub async fn terminate(child: &mut Child) -> Option<ExitStatus> {
+pub(super) async fn terminate(child: &mut Child) -> Option<ExitStatus> {
     if let Ok(Ok(status)) = tokio::time::timeout(EXIT_GRACE, child.wait()).await {
         return Some(status);
     }
@@ -197,7 +201,7 @@ pub async fn terminate(child: &mut Child) -> Option<ExitStatus> {
 
 /// How [`read_line`] ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Line {
+pub(super) enum Line {
     /// A whole line (without its newline), or the unterminated last one.
     Whole,
     /// A line longer than the limit: its first `max` bytes, the rest was discarded.
@@ -207,7 +211,7 @@ pub enum Line {
 }
 
 /// Read one line into `line` (cleared first), keeping at most `max` bytes of it.
-pub async fn read_line<R: AsyncBufRead + Unpin>(
+pub(super) async fn read_line<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     line: &mut Vec<u8>,
     max: usize,
@@ -282,14 +286,14 @@ fn printable(text: &str) -> String {
 /// At most [`LOG_LINES_PER_WINDOW`] log lines per [`LOG_WINDOW`], so a process that floods
 /// its output cannot flood the data plane's log.
 #[derive(Debug)]
-pub struct LogBudget {
+pub(super) struct LogBudget {
     window_start: Instant,
     used: u32,
     suppressed: u64,
 }
 
 impl LogBudget {
-    pub fn new() -> LogBudget {
+    pub(super) fn new() -> LogBudget {
         LogBudget {
             window_start: Instant::now(),
             used: 0,
@@ -299,7 +303,7 @@ impl LogBudget {
 
     /// Whether a line may be logged now. The first line admitted after some were
     /// suppressed is preceded by a line saying how many.
-    pub fn admit(&mut self, server: &str, what: &str) -> bool {
+    pub(super) fn admit(&mut self, server: &str, what: &str) -> bool {
         let now = Instant::now();
         if now.duration_since(self.window_start) >= LOG_WINDOW {
             self.window_start = now;

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 /// What a JSON-RPC message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     /// `method` and `id`.
     Request,
     /// `method` without `id`.
@@ -21,7 +21,7 @@ pub enum Kind {
 }
 
 /// The kind of `message`.
-pub fn kind(message: &Value) -> Kind {
+pub(super) fn kind(message: &Value) -> Kind {
     let Some(object) = message.as_object() else {
         return Kind::Invalid;
     };
@@ -36,17 +36,17 @@ pub fn kind(message: &Value) -> Kind {
 }
 
 /// The `method` of a request or notification.
-pub fn method(message: &Value) -> Option<&str> {
+pub(super) fn method(message: &Value) -> Option<&str> {
     message.get("method").and_then(Value::as_str)
 }
 
 /// The message's `id` (`null` when it has none).
-pub fn id(message: &Value) -> Value {
+pub(super) fn id(message: &Value) -> Value {
     message.get("id").cloned().unwrap_or(Value::Null)
 }
 
 /// Replace the message's `id`, returning the old one.
-pub fn replace_id(message: &mut Value, id: Value) -> Value {
+pub(super) fn replace_id(message: &mut Value, id: Value) -> Value {
     match message.as_object_mut() {
         Some(object) => object.insert("id".into(), id).unwrap_or(Value::Null),
         None => Value::Null,
@@ -54,13 +54,13 @@ pub fn replace_id(message: &mut Value, id: Value) -> Value {
 }
 
 /// The gateway id a process used in a response, if it is one the gateway could have issued.
-pub fn gateway_id(id: &Value) -> Option<u64> {
+pub(super) fn gateway_id(id: &Value) -> Option<u64> {
     id.as_u64()
 }
 
 /// Replace `params._meta.progressToken` of a request with `token`; returns the caller's
 /// token, or `None` (and leaves the message alone) when it has none.
-pub fn replace_request_progress_token(request: &mut Value, token: Value) -> Option<Value> {
+pub(super) fn replace_request_progress_token(request: &mut Value, token: Value) -> Option<Value> {
     let slot = request
         .get_mut("params")?
         .get_mut("_meta")?
@@ -70,35 +70,35 @@ pub fn replace_request_progress_token(request: &mut Value, token: Value) -> Opti
 }
 
 /// Replace the `params` field `name` of a notification, returning the old value.
-pub fn replace_param(message: &mut Value, name: &str, value: Value) -> Option<Value> {
+pub(super) fn replace_param(message: &mut Value, name: &str, value: Value) -> Option<Value> {
     let slot = message.get_mut("params")?.as_object_mut()?.get_mut(name)?;
     Some(std::mem::replace(slot, value))
 }
 
 /// The `params` field `name` of a notification.
-pub fn param<'a>(message: &'a Value, name: &str) -> Option<&'a Value> {
+pub(super) fn param<'a>(message: &'a Value, name: &str) -> Option<&'a Value> {
     message.get("params")?.get(name)
 }
 
 /// One message as a line for the process's stdin.
-pub fn line(message: &Value) -> Bytes {
+pub(super) fn line(message: &Value) -> Bytes {
     let mut bytes = serde_json::to_vec(message).unwrap_or_default();
     bytes.push(b'\n');
     Bytes::from(bytes)
 }
 
 /// A JSON-RPC success response.
-pub fn result(id: Value, result: Value) -> Value {
+pub(super) fn result(id: Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
 /// A JSON-RPC error response.
-pub fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
+pub(super) fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
 }
 
 /// A JSON-RPC notification.
-pub fn notification(method: &str, params: Map<String, Value>) -> Value {
+pub(super) fn notification(method: &str, params: Map<String, Value>) -> Value {
     json!({"jsonrpc": "2.0", "method": method, "params": params})
 }
 

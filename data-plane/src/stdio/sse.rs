@@ -14,14 +14,14 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::Principal;
-use crate::deadline::BodyError;
+use crate::http::BodyError;
 
 /// Events buffered per open `GET` stream; a client that falls this far behind is
 /// disconnected (it can reconnect) rather than silently missing messages.
 const LISTENER_BUFFER: usize = 256;
 
 /// One JSON-RPC message as an SSE `message` event.
-pub fn event(message: &Value) -> Bytes {
+pub(super) fn event(message: &Value) -> Bytes {
     crate::sse::message_event(&message.to_string())
 }
 

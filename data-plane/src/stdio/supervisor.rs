@@ -23,11 +23,11 @@ use super::connection::{Connection, Failure, Unrouted};
 use super::handshake::{self, Initialized};
 use super::process::{self, Spawned};
 use super::sse::Listeners;
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
-use crate::source::backoff::Backoff;
 
 /// A process that ran this long before it ended starts the backoff schedule over.
-pub const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+pub(super) const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 /// Lines queued for a process's stdin; writers wait (within their deadline) beyond it.
 const INPUT_QUEUE: usize = 1024;
 
@@ -51,7 +51,7 @@ pub struct Process {
 
 /// Where a process is in its life.
 #[derive(Debug, Clone)]
-pub enum State {
+pub(super) enum State {
     /// Prepared for a candidate configuration, not started.
     Idle,
     /// Being started and initialized.
@@ -372,7 +372,7 @@ fn round_to_millis(duration: Duration) -> Duration {
 /// When to start a process again: a jittered exponential backoff over consecutive quick
 /// failures, reset once a process has run for a while.
 #[derive(Debug)]
-pub struct RestartPolicy {
+pub(super) struct RestartPolicy {
     backoff: Backoff,
     healthy_after: Duration,
     started: Instant,
@@ -381,7 +381,7 @@ pub struct RestartPolicy {
 }
 
 impl RestartPolicy {
-    pub fn new(backoff: Backoff, healthy_after: Duration) -> RestartPolicy {
+    pub(super) fn new(backoff: Backoff, healthy_after: Duration) -> RestartPolicy {
         RestartPolicy {
             backoff,
             healthy_after,
@@ -391,12 +391,12 @@ impl RestartPolicy {
     }
 
     /// A process was started now.
-    pub fn started(&mut self) {
+    pub(super) fn started(&mut self) {
         self.started = Instant::now();
     }
 
     /// The delay before the next start, the process having just ended.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(super) fn next_delay(&mut self) -> Duration {
         if self.started.elapsed() >= self.healthy_after {
             self.backoff.reset();
             self.failures = 0;
@@ -406,7 +406,7 @@ impl RestartPolicy {
     }
 
     /// Consecutive failures since the last healthy run, the latest included.
-    pub fn failures(&self) -> u32 {
+    pub(super) fn failures(&self) -> u32 {
         self.failures
     }
 }

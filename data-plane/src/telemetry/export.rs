@@ -23,20 +23,20 @@ use super::Settings;
 use super::sampler::{RatioSampler, RequestIds};
 
 /// Spans waiting for export; more are dropped (a burst of a few thousand requests fits).
-pub const MAX_QUEUE_SIZE: usize = 4096;
+pub(crate) const MAX_QUEUE_SIZE: usize = 4096;
 /// Spans per OTLP request.
 const MAX_EXPORT_BATCH_SIZE: usize = 512;
 /// How often queued spans are sent when the batch is not full.
 const SCHEDULED_DELAY: Duration = Duration::from_secs(1);
 /// One export (an HTTP request to the collector) gives up after this long.
-pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Build the provider of `settings`; its batch task is spawned on the current Tokio runtime.
-pub fn provider(
+pub(super) fn provider(
     settings: &Settings,
     node_id: &str,
 ) -> Result<SdkTracerProvider, ExporterBuildError> {
-    let client = HyperClient::new(crate::proxy::https_connector(), EXPORT_TIMEOUT, None);
+    let client = HyperClient::new(crate::upstream::https_connector(), EXPORT_TIMEOUT, None);
     let exporter = SpanExporter::builder()
         .with_http()
         .with_http_client(client)

@@ -28,17 +28,15 @@ use conduit_config::{ConfigError, Document};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
-pub use export::{EXPORT_TIMEOUT, MAX_QUEUE_SIZE};
-pub use sampler::RatioSampler;
-pub use spans::{
-    AUTH, ChildSpan, POLICY, RequestSpan, authenticated, child, describe, describe_body,
-    end_policy, failed, note_batch, upstream, upstream_context,
+pub(crate) use spans::{
+    AUTH, ChildSpan, POLICY, authenticated, child, describe, describe_body, end_policy, failed,
+    note_batch, upstream, upstream_context,
 };
 
 /// `service.name` when the config names none.
-pub const DEFAULT_SERVICE_NAME: &str = "conduit";
+pub(crate) const DEFAULT_SERVICE_NAME: &str = "conduit";
 /// How long process shutdown waits for the last spans to be exported.
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The trace export settings of one configuration.
 #[derive(Debug, Clone, PartialEq)]

@@ -27,13 +27,13 @@ use opentelemetry_sdk::trace::{
 
 /// Follows a sampled parent, else samples `rate` of the trace ids.
 #[derive(Debug, Clone)]
-pub struct RatioSampler {
+pub(crate) struct RatioSampler {
     ratio: Sampler,
 }
 
 impl RatioSampler {
     /// `rate` is clamped to 0..=1 (the config is validated; this keeps the sampler total).
-    pub fn new(rate: f64) -> RatioSampler {
+    pub(crate) fn new(rate: f64) -> RatioSampler {
         let rate = if rate.is_nan() {
             0.0
         } else {
@@ -98,7 +98,7 @@ thread_local! {
 
 /// Random span ids; trace ids from [`with_trace_id`] when one is set.
 #[derive(Debug, Default)]
-pub struct RequestIds {
+pub(super) struct RequestIds {
     random: RandomIdGenerator,
 }
 
@@ -118,7 +118,7 @@ impl IdGenerator for RequestIds {
 /// Run `start` (a synchronous span start) so that a root span it creates has `trace_id`.
 /// The slot is cleared afterwards, so a span that did not need it (one with a parent, or
 /// one a shut-down provider refused) cannot leak the id into another request.
-pub fn with_trace_id<T>(trace_id: u128, start: impl FnOnce() -> T) -> T {
+pub(super) fn with_trace_id<T>(trace_id: u128, start: impl FnOnce() -> T) -> T {
     NEXT_TRACE_ID.with(|slot| slot.set(Some(trace_id)));
     let started = start();
     NEXT_TRACE_ID.with(|slot| slot.set(None));

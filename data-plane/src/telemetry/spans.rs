@@ -12,7 +12,7 @@
 //! client id) and never carry arguments, results or credentials. A span's status is an
 //! error when the gateway refused or failed the request: a 5xx, an authentication failure,
 //! a policy refusal, any JSON-RPC error the gateway wrote itself (the answers the audit
-//! records tag, [`crate::audit::Answered`]), an upstream that could not be reached. Errors
+//! records tag, [`crate::http::Answered`]), an upstream that could not be reached. Errors
 //! the upstream answered are its own.
 
 use http::request::Parts;
@@ -26,14 +26,14 @@ use opentelemetry_sdk::trace::{SdkTracer, Span};
 
 use super::Telemetry;
 use super::sampler::with_trace_id;
-use crate::admission::{Message, Subject};
 use crate::caller::Caller;
+use crate::mcp::{Message, Subject};
 use crate::trace_context::TraceContext;
 
 /// Name of the authentication span.
-pub const AUTH: &str = "auth";
+pub(crate) const AUTH: &str = "auth";
 /// Name of the admission span.
-pub const POLICY: &str = "policy";
+pub(crate) const POLICY: &str = "policy";
 /// Attribute values from the request (method and tool names) are cut to this many bytes.
 const MAX_NAME_BYTES: usize = 128;
 
@@ -87,8 +87,8 @@ impl RequestSpan {
             KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
             KeyValue::new("conduit.server.id", server.to_owned()),
         ]);
-        let gateway_error = crate::audit::status::answered(response)
-            .filter(|answered| answered.status != crate::audit::Status::Error);
+        let gateway_error = crate::http::answered(response)
+            .filter(|answered| answered.status != crate::http::Status::Error);
         if let Some(error) = gateway_error {
             span.set_attribute(KeyValue::new("rpc.jsonrpc.error_code", error.code));
             span.set_status(Status::error(format!("JSON-RPC error {}", error.code)));
@@ -119,19 +119,19 @@ impl RequestSpan {
 
 /// A span inside the request; it ends when dropped.
 #[derive(Debug)]
-pub struct ChildSpan {
+pub(crate) struct ChildSpan {
     span: Span,
     name: &'static str,
 }
 
 impl ChildSpan {
     /// The span's id and whether it is sampled.
-    pub fn span_context(&self) -> &SpanContext {
+    pub(crate) fn span_context(&self) -> &SpanContext {
         self.span.span_context()
     }
 
     /// End the upstream span: its HTTP status, or why no answer came (an error).
-    pub fn upstream_outcome(mut self, outcome: Result<StatusCode, &str>) {
+    pub(crate) fn upstream_outcome(mut self, outcome: Result<StatusCode, &str>) {
         match outcome {
             Ok(status) => {
                 self.span.set_attribute(KeyValue::new(
@@ -153,12 +153,12 @@ fn request_span(parts: &Parts) -> Option<&RequestSpan> {
 }
 
 /// Start a child span of the request (`AUTH`, `POLICY`).
-pub fn child(parts: &Parts, name: &'static str) -> Option<ChildSpan> {
+pub(crate) fn child(parts: &Parts, name: &'static str) -> Option<ChildSpan> {
     Some(request_span(parts)?.child(name, SpanKind::Internal))
 }
 
 /// The caller authenticated: its client id goes on the request span.
-pub fn authenticated(span: Option<ChildSpan>, parts: &Parts, caller: &Caller) {
+pub(crate) fn authenticated(span: Option<ChildSpan>, parts: &Parts, caller: &Caller) {
     let (Some(_span), Some(request)) = (span, request_span(parts)) else {
         return;
     };
@@ -170,7 +170,7 @@ pub fn authenticated(span: Option<ChildSpan>, parts: &Parts, caller: &Caller) {
 
 /// The phase of `span` refused the request because of `reason` (a bounded word, never a
 /// credential).
-pub fn failed(span: Option<ChildSpan>, parts: &Parts, reason: &str) {
+pub(crate) fn failed(span: Option<ChildSpan>, parts: &Parts, reason: &str) {
     let Some(mut span) = span else { return };
     span.span.set_status(Status::error(reason.to_owned()));
     if let Some(request) = request_span(parts) {
@@ -179,14 +179,14 @@ pub fn failed(span: Option<ChildSpan>, parts: &Parts, reason: &str) {
 }
 
 /// End the admission span; `refused` when admission answered instead of the upstream.
-pub fn end_policy(span: Option<ChildSpan>, parts: &Parts, refused: bool) {
+pub(crate) fn end_policy(span: Option<ChildSpan>, parts: &Parts, refused: bool) {
     if refused {
         failed(span, parts, "refused");
     }
 }
 
 /// The request is a batch: its messages are not described one by one on its span.
-pub fn note_batch(parts: &mut Parts) {
+pub(crate) fn note_batch(parts: &mut Parts) {
     if let Some(request) = parts.extensions.get_mut::<RequestSpan>() {
         request.batch = true;
         request
@@ -198,7 +198,7 @@ pub fn note_batch(parts: &mut Parts) {
 
 /// Put the message's JSON-RPC method and tool name on the request span (unless it is a
 /// batch, whose messages are many).
-pub fn describe(parts: &Parts, message: &Message) {
+pub(crate) fn describe(parts: &Parts, message: &Message) {
     let Some(request) = request_span(parts) else {
         return;
     };
@@ -213,7 +213,7 @@ pub fn describe(parts: &Parts, message: &Message) {
 
 /// [`describe`] for a message admission does not read: parsed here only when the request
 /// span is recorded, so tracing costs nothing more for requests it does not sample.
-pub fn describe_body(parts: &Parts, body: &[u8]) {
+pub(crate) fn describe_body(parts: &Parts, body: &[u8]) {
     let recorded = request_span(parts)
         .is_some_and(|request| !request.batch && request.cx.span().is_recording());
     if recorded && let Ok(message) = Message::parse(body) {
@@ -244,7 +244,7 @@ fn bounded(text: &str) -> String {
 }
 
 /// Start the upstream span of a call to `server` (at `uri` for an HTTP server).
-pub fn upstream(parts: &Parts, server: &str, uri: Option<&Uri>) -> Option<ChildSpan> {
+pub(crate) fn upstream(parts: &Parts, server: &str, uri: Option<&Uri>) -> Option<ChildSpan> {
     let mut span = request_span(parts)?.child("upstream", SpanKind::Client);
     if span.span.is_recording() {
         span.span
@@ -264,7 +264,7 @@ pub fn upstream(parts: &Parts, server: &str, uri: Option<&Uri>) -> Option<ChildS
 
 /// The trace context to propagate upstream: the upstream span as the parent when there is
 /// one (with its sampling decision), else `trace` unchanged.
-pub fn upstream_context(trace: &TraceContext, span: Option<&ChildSpan>) -> TraceContext {
+pub(crate) fn upstream_context(trace: &TraceContext, span: Option<&ChildSpan>) -> TraceContext {
     match span {
         Some(span) => {
             let context = span.span_context();

@@ -11,7 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Why an address may not be reached.
-pub fn refusal(ip: IpAddr) -> Option<&'static str> {
+pub(crate) fn refusal(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => refusal_v4(v4),
         IpAddr::V6(v6) => refusal_v6(v6),
@@ -82,7 +82,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 
 /// Outcome of resolving a webhook's host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolved {
+pub(crate) enum Resolved {
     /// Addresses that may be reached (never empty).
     Allowed(Vec<SocketAddr>),
     /// Every address the host resolves to is refused; the first one and why.
@@ -93,7 +93,7 @@ pub enum Resolved {
 
 /// Resolve `host:port` and keep the addresses the guard allows (all of them when
 /// `allow_private`).
-pub async fn resolve(host: &str, port: u16, allow_private: bool) -> Resolved {
+pub(crate) async fn resolve(host: &str, port: u16, allow_private: bool) -> Resolved {
     // `[::1]` in a URL is the host `::1`.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {

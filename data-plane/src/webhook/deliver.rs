@@ -41,7 +41,7 @@ impl Default for DeliveryOptions {
 
 /// How a delivery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// A 2xx answer.
     Delivered,
     /// Every attempt failed; the last reason.
@@ -70,7 +70,7 @@ impl tower::Service<Name> for Checked {
 }
 
 /// Deliver `body` to `url` (an http or https URL validated by the config).
-pub async fn deliver(
+pub(crate) async fn deliver(
     tls: &rustls::ClientConfig,
     url: &str,
     body: Bytes,

@@ -9,8 +9,8 @@
 //! Outcomes are counted in `conduit_webhook_deliveries_total{outcome}` (delivered, failed,
 //! refused_address, dropped).
 
-pub mod address;
-pub mod deliver;
+pub(crate) mod address;
+pub(crate) mod deliver;
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
-pub use deliver::{Delivery, DeliveryOptions};
+pub(crate) use deliver::{Delivery, DeliveryOptions};
 
 /// `event` of a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use conduit_data_plane::backoff::Backoff;
 use conduit_data_plane::lifecycle::{DataPlane, Settings, SourceSettings};
-use conduit_data_plane::source::backoff::Backoff;
 
 /// Longest a test waits for something that should happen promptly.
 pub const PATIENCE: Duration = Duration::from_secs(10);

@@ -7,8 +7,10 @@ use conduit_policy::acl::Acl;
 use conduit_policy::governance::Governance;
 use conduit_policy::guardrails::Guardrails;
 
-use super::annotations::Registry;
-use crate::aggregate::ListKind;
+mod annotations;
+
+use crate::mcp::ListKind;
+use annotations::Registry;
 
 /// The compiled policy sections.
 #[derive(Debug, Default)]

@@ -25,17 +25,17 @@ use conduit_policy::annotations::ToolAnnotations;
 use serde_json::Value;
 
 /// Most tools recorded per server.
-pub const MAX_TOOLS_PER_SERVER: usize = 10_000;
+pub(super) const MAX_TOOLS_PER_SERVER: usize = 10_000;
 
 /// The annotations of one server's tools.
 #[derive(Debug, Default)]
-pub struct ServerTools {
+pub(super) struct ServerTools {
     tools: RwLock<HashMap<String, ToolAnnotations>>,
 }
 
 impl ServerTools {
     /// Record the annotations of a `tools/list` entry named `name`.
-    pub fn record(&self, name: &str, tool: &Value) {
+    pub(super) fn record(&self, name: &str, tool: &Value) {
         let annotations = ToolAnnotations::from_tool(tool);
         if self.get(name) == Some(annotations) {
             return;
@@ -48,7 +48,7 @@ impl ServerTools {
     }
 
     /// The recorded annotations of `name`.
-    pub fn get(&self, name: &str) -> Option<ToolAnnotations> {
+    pub(super) fn get(&self, name: &str) -> Option<ToolAnnotations> {
         let tools = self.tools.read().unwrap_or_else(PoisonError::into_inner);
         tools.get(name).copied()
     }

@@ -4,7 +4,7 @@
 //! A gateway answer knows why it was given (its HTTP status and JSON-RPC code), so it
 //! carries an [`Answered`] in its response extensions: the record then needs no parse of
 //! the body to tell an ACL denial from a rate limit or an upstream timeout. Answers from
-//! the upstream carry no tag and are judged by their status and body (see `record`).
+//! the upstream carry no tag and are judged by their status and body (see `audit::record`).
 
 use http::{Response, StatusCode};
 
@@ -123,7 +123,7 @@ pub fn tag_as<B>(response: &mut Response<B>, status: Status, code: i64, message:
 }
 
 /// The tag of `response`, if the gateway made it.
-pub fn answered<B>(response: &Response<B>) -> Option<&Answered> {
+pub(crate) fn answered<B>(response: &Response<B>) -> Option<&Answered> {
     response.extensions().get::<Answered>()
 }
 

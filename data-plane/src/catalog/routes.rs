@@ -131,7 +131,7 @@ fn bounded_insert<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, key: K, v
 /// parts must match exactly; a `{var}` (or `{.var}`, `{;var}`) expression matches text
 /// without `/`, `?` or `#`; reserved, fragment, path and query expressions (`{+var}`,
 /// `{#var}`, `{/var}`, `{?var}`, `{&var}`) match anything.
-pub fn template_matches(template: &str, uri: &str) -> bool {
+pub(crate) fn template_matches(template: &str, uri: &str) -> bool {
     match parse(template) {
         Some(parts) => matches_from(&parts, uri),
         None => false,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 /// A [`Value`] in which no object repeats a key.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Strict(pub Value);
+pub(super) struct Strict(pub Value);
 
 impl<'de> Deserialize<'de> for Strict {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Strict, D::Error> {

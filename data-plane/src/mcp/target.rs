@@ -16,8 +16,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
+use super::lists::ListKind;
+use super::methods::known_method;
 use super::strict::Strict;
-use crate::aggregate::ListKind;
 
 /// What one message asks the policy phases to decide.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,7 +52,7 @@ impl Target<'_> {
 
 /// The parts of a message the policy phases read, owned so a [`Target`] can borrow them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Message {
+pub(crate) struct Message {
     /// The JSON-RPC method; `None` for a response.
     pub method: Option<String>,
     /// A method without an id: nobody waits for an answer.
@@ -62,7 +63,7 @@ pub struct Message {
 
 /// What a message names.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Subject {
+pub(crate) enum Subject {
     Tool {
         name: String,
         args: Value,
@@ -81,7 +82,7 @@ pub enum Subject {
 /// Why a message cannot be admitted as it is (answered −32602, or −32600 for a body that
 /// is not a message at all).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Unreadable {
+pub(crate) enum Unreadable {
     #[error("invalid message: {0}")]
     Invalid(String),
     #[error("{method} needs params.{param} (a string)")]
@@ -169,7 +170,7 @@ impl<'de> Deserialize<'de> for Params {
 
 impl Message {
     /// Read one JSON-RPC message (a body that passed the envelope check).
-    pub fn parse(body: &[u8]) -> Result<Message, Unreadable> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Message, Unreadable> {
         // Params given as an array (allowed by JSON-RPC, not used by MCP) name nothing.
         let probe = match serde_json::from_slice::<Probe<'_>>(body) {
             Ok(probe) => probe,
@@ -229,7 +230,7 @@ impl Message {
     }
 
     /// The target of this message on `server`.
-    pub fn target_on<'a>(&'a self, server: &'a str) -> Target<'a> {
+    pub(crate) fn target_on<'a>(&'a self, server: &'a str) -> Target<'a> {
         match &self.subject {
             Subject::Tool { name, args } => Target::ToolCall {
                 server,
@@ -243,7 +244,7 @@ impl Message {
     }
 
     /// The list whose answer must be filtered, if this is one.
-    pub fn list(&self) -> Option<ListKind> {
+    pub(crate) fn list(&self) -> Option<ListKind> {
         match self.subject {
             Subject::List(kind) => Some(kind),
             _ => None,
@@ -252,7 +253,7 @@ impl Message {
 
     /// Whether admission knows this message: a response, or a method MCP defines for a
     /// client to send ([`known_method`]).
-    pub fn known(&self) -> bool {
+    pub(crate) fn known(&self) -> bool {
         self.method
             .as_deref()
             .is_none_or(|method| known_method(method, self.notification))
@@ -289,7 +290,7 @@ struct MethodOnly<'a> {
 }
 
 /// Whether messages of `method` name something the policy phases decide on.
-pub fn names_something(method: Option<&str>) -> bool {
+pub(crate) fn names_something(method: Option<&str>) -> bool {
     matches!(
         method,
         Some(
@@ -300,49 +301,6 @@ pub fn names_something(method: Option<&str>) -> bool {
                 | "completion/complete"
         )
     )
-}
-
-/// Requests MCP defines for a client to send (2025-06-18 to 2026-07-28), apart from
-/// `subscriptions/listen`, whose subscriptions admission does not read yet.
-const KNOWN_REQUESTS: [&str; 19] = [
-    "initialize",
-    "ping",
-    "server/discover",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
-    "tasks/get",
-    "tasks/result",
-    "tasks/list",
-    "tasks/cancel",
-    "tasks/update",
-];
-
-/// Notifications MCP defines for a client to send.
-const KNOWN_NOTIFICATIONS: [&str; 5] = [
-    "notifications/initialized",
-    "notifications/cancelled",
-    "notifications/progress",
-    "notifications/roots/list_changed",
-    "notifications/tasks/status",
-];
-
-/// Whether admission knows `method` (a request, or with `notification` a notification):
-/// with admission on, anything else is refused (a request) or dropped (a notification).
-pub fn known_method(method: &str, notification: bool) -> bool {
-    if notification {
-        KNOWN_NOTIFICATIONS.contains(&method)
-    } else {
-        KNOWN_REQUESTS.contains(&method)
-    }
 }
 
 #[cfg(test)]

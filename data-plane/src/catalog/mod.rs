@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use conduit_config::{Document, NamespaceStrategy};
 
-use super::routes::RouteCache;
+pub(crate) mod routes;
+
+use routes::RouteCache;
 
 /// The profile id the configuration reserves for "every server".
 const DEFAULT_PROFILE: &str = "default";

@@ -2,7 +2,9 @@
 //!
 //! The registry is per process instance (not global) so several data planes can run in one
 //! test process. Label values come from enums with `as_str()`, never free-form strings,
-//! except the server id, which is bounded by the applied configuration.
+//! except the server id, which is bounded by the applied configuration. The label enums
+//! belong to the features (`auth`, `rate_limit`, `approvals`), which create their series
+//! up front themselves (`register_metrics`), so this module imports no feature.
 
 use std::sync::Arc;
 
@@ -12,7 +14,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::source::contact::{Contact, StaleSeconds};
+mod contact;
+
+pub use contact::{Contact, StaleSeconds};
 
 /// Outcome label of `conduit_dp_config_applies_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +59,7 @@ pub struct Metrics {
     /// `conduit_unknown_methods_total{kind}`, kind ∈ request, notification: methods MCP
     /// does not define for clients, refused (or dropped) with admission on.
     pub unknown_methods: IntCounterVec,
-    /// `conduit_auth_failures_total{reason}`, reason from [`crate::auth::Reason`].
+    /// `conduit_auth_failures_total{reason}`, reason from `auth::Reason`.
     pub auth_failures: IntCounterVec,
     pub rate_limit_rejections: IntCounterVec,
     pub rate_limit_backend_errors: IntCounterVec,
@@ -345,22 +349,11 @@ impl Metrics {
         for outcome in [ApplyOutcome::Applied, ApplyOutcome::Rejected] {
             config_applies.with_label_values(&[outcome.as_str()]);
         }
-        for reason in crate::auth::Reason::ALL {
-            auth_failures.with_label_values(&[reason.as_str()]);
-        }
-        for bucket in crate::rate_limit::BucketKind::ALL {
-            for window in crate::rate_limit::Window::ALL {
-                rate_limit_rejections.with_label_values(&[bucket.as_str(), window.as_str()]);
-            }
-        }
         for kind in ["request", "notification"] {
             unknown_methods.with_label_values(&[kind]);
         }
         for decision in ["allowed", "refused"] {
             rate_limit_backend_errors.with_label_values(&[decision]);
-        }
-        for outcome in crate::approvals::Outcome::ALL {
-            approvals.with_label_values(&[outcome.as_str()]);
         }
 
         Metrics {
@@ -417,37 +410,6 @@ impl Default for Metrics {
     }
 }
 
-/// JSON-RPC methods that are their own `method` label of `conduit_dp_requests_total`.
-const LABELLED_METHODS: [&str; 13] = [
-    "initialize",
-    "ping",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
-];
-
-/// The `method` label of a JSON-RPC method: itself when it is one MCP defines for clients,
-/// `notifications` for any notification, else `other` (callers choose method names, so
-/// they never become label values).
-pub fn method_label(method: &str) -> &'static str {
-    if let Some(known) = LABELLED_METHODS.iter().find(|known| **known == method) {
-        return known;
-    }
-    if method.starts_with("notifications/") {
-        "notifications"
-    } else {
-        "other"
-    }
-}
-
 /// `2xx`, `4xx`, ... for a status code.
 pub fn status_class(status: http::StatusCode) -> &'static str {
     match status.as_u16() {
@@ -466,6 +428,9 @@ mod tests {
     #[test]
     fn exports_every_metric_name() {
         let metrics = Metrics::new();
+        crate::auth::register_metrics(&metrics);
+        crate::rate_limit::register_metrics(&metrics);
+        crate::approvals::register_metrics(&metrics);
         metrics
             .requests
             .with_label_values(&["a", "tools/call", "2xx"])
@@ -524,15 +489,6 @@ mod tests {
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
-    }
-
-    #[test]
-    fn method_labels_are_a_closed_set() {
-        assert_eq!(method_label("tools/call"), "tools/call");
-        assert_eq!(method_label("logging/setLevel"), "logging/setLevel");
-        assert_eq!(method_label("notifications/initialized"), "notifications");
-        assert_eq!(method_label("tools/call2"), "other");
-        assert_eq!(method_label("server/discover"), "other");
     }
 
     #[test]
