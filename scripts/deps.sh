@@ -74,6 +74,8 @@ ensure_rust_toolchain() {
 # What `scripts/test.sh` needs.
 ensure_test_dependencies() {
     ensure_c_toolchain
+    # scripts/check_layers.py
+    have python3 || install_apt_packages python3
     if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
         install_apt_packages "${APT_PACKAGES[@]}"
     fi

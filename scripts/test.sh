@@ -3,8 +3,8 @@
 #
 #   bash scripts/test.sh
 #
-# Installs what the tests need when it is missing, then: rustfmt check, clippy with
-# warnings denied, a build of every binary (the end-to-end tests run the real binaries),
+# Installs what the tests need when it is missing, then: rustfmt check, the data plane's
+# layers (scripts/check_layers.py, ARCHITECTURE.md), clippy with warnings denied, a build of every binary (the end-to-end tests run the real binaries),
 # every test of the workspace, and the interop suite (tests/interop/run.sh: real MCP SDK
 # clients and servers and the official conformance suite, through a real data plane).
 set -euo pipefail
@@ -24,6 +24,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+
+log "data-plane layers (ARCHITECTURE.md)"
+python3 scripts/check_layers.py
 
 log "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Check the layers of `data-plane/src` that ARCHITECTURE.md describes.
+
+Every top-level module of the crate belongs to one layer below. A module may name
+(`crate::x`, `use crate::{x, ...}`) modules of its own layer or a lower one, never a higher
+one, and the modules of one layer never form a cycle. Test code (`tests.rs`, `*_tests.rs`,
+and what follows a `#[cfg(test)] mod` line) is not checked. A module that is in no layer is
+an error too, so a new module gets a place before it lands.
+
+    python3 scripts/check_layers.py            # exits 1 and lists what breaks the layers
+    python3 scripts/check_layers.py --graph    # also prints who imports whom
+"""
+
+import pathlib
+import re
+import sys
+
+# Bottom to top; keep in step with "Layers of `data-plane/src`" in ARCHITECTURE.md.
+LAYERS = [
+    ("vocabulary", ["json_array", "sse", "caller", "trace_context", "backoff", "snapshot",
+                    "mcp", "jsonrpc", "http", "upstream", "verdict"]),
+    ("shared services", ["metrics", "deadline", "state", "references", "host_check",
+                         "connection_limit", "session"]),
+    ("features", ["auth", "rate_limit", "approvals", "webhook", "audit", "telemetry",
+                  "balancer", "stdio", "public_tls", "policies", "catalog", "answer_check",
+                  "batch", "routing_headers"]),
+    ("runtime", ["runtime"]),
+    ("config paths", ["apply", "source"]),
+    ("request path", ["admission", "aggregate", "proxy", "server", "admin", "lifecycle",
+                      "cli", "lib", "main"]),
+]
+
+CRATE_ROOT = pathlib.Path(__file__).resolve().parent.parent / "data-plane" / "src"
+TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*(pub(\([a-z]+\))?\s+)?mod\s+\w+\s*\{")
+USE_CRATE = re.compile(r"\buse\s+crate::([^;]*);")
+CRATE_PATH = re.compile(r"(?<![\w:])crate::(\w+)")
+
+
+def module_name(path):
+    relative = path.relative_to(CRATE_ROOT)
+    if len(relative.parts) > 1:
+        return relative.parts[0]
+    return relative.stem
+
+
+def production_text(path):
+    text = path.read_text()
+    test_block = TEST_MODULE.search(text)
+    if test_block:
+        text = text[: test_block.start()]
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def named_modules(text):
+    """The top-level modules a file's text names through `crate::`."""
+    names = set(CRATE_PATH.findall(text))
+    for statement in USE_CRATE.findall(text):
+        statement = re.sub(r"\s+", "", statement)
+        if not statement.startswith("{"):
+            continue
+        depth = 0
+        start = 1
+        for index, char in enumerate(statement):
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+            if (char == "," and depth == 1) or (char == "}" and depth == 0):
+                item = statement[start:index]
+                start = index + 1
+                head = re.split(r"::|\{", item)[0]
+                if head:
+                    names.add(head)
+    return names
+
+
+def find_cycle(nodes, edges):
+    """One cycle among `nodes` (a list of names), or None."""
+    state = {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        trail.append(node)
+        for target in sorted(edges.get(node, ())):
+            if target not in nodes:
+                continue
+            if state.get(target) == "open":
+                return trail[trail.index(target):] + [target]
+            if target not in state:
+                found = visit(target, trail)
+                if found:
+                    return found
+        trail.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(nodes):
+        if node not in state:
+            found = visit(node, [])
+            if found:
+                return found
+    return None
+
+
+def main():
+    layer_of = {}
+    for rank, (_, modules) in enumerate(LAYERS):
+        for module in modules:
+            layer_of[module] = rank
+    edges = {}
+    problems = []
+    for path in sorted(CRATE_ROOT.rglob("*.rs")):
+        if path.name == "tests.rs" or path.name.endswith("_tests.rs"):
+            continue
+        module = module_name(path)
+        if module not in layer_of:
+            problems.append(f"{path.relative_to(CRATE_ROOT)}: module `{module}` is in no layer")
+            continue
+        for target in named_modules(production_text(path)) - {module, "self", "super"}:
+            edges.setdefault(module, set()).add(target)
+            if target not in layer_of:
+                continue
+            if layer_of[target] > layer_of[module]:
+                problems.append(
+                    f"{path.relative_to(CRATE_ROOT)}: `{module}` ({LAYERS[layer_of[module]][0]}) "
+                    f"imports `{target}` ({LAYERS[layer_of[target]][0]}), a higher layer"
+                )
+    for name, modules in LAYERS:
+        cycle = find_cycle(modules, edges)
+        if cycle:
+            problems.append(f"import cycle in layer {name}: {' -> '.join(cycle)}")
+    if "--graph" in sys.argv[1:]:
+        for module in sorted(edges):
+            print(f"{module} -> {' '.join(sorted(edges[module]))}")
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print(f"layers hold: {len(layer_of)} modules in {len(LAYERS)} layers")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
