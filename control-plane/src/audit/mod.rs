@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::versions::Versions;
-pub use db::{AUDIT_DB_FILE, AuditDb, Filter, GroupBy};
+pub use db::{AUDIT_DB_FILE, AuditDb, Checkpointed, Filter, GroupBy};
 pub use stats::{Stats, StatsRow};
 
 /// QueryAudit's limit when the request says 0.
@@ -36,6 +36,9 @@ pub const MAX_LIMIT: u32 = 10_000;
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// How often old records are purged (also once at start).
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the WAL of `audit.db` is copied into the database file (see
+/// [`AuditDb::checkpoint`]); it holds about this much of ingest at most.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 pub use conduit_proto::AUDIT_STATUSES as STATUSES;
 
@@ -249,6 +252,35 @@ impl Audit {
                     let now = chrono::Utc::now().timestamp_millis();
                     if let Err(error) = self.purge(days, now).await {
                         tracing::warn!(%error, "cannot purge old audit records");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checkpoint `audit.db` every [`CHECKPOINT_INTERVAL`] until `shutdown` (closing the
+    /// database checkpoints the rest).
+    pub async fn run_checkpoints(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(CHECKPOINT_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Log the first failure of a run of failures only.
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {
+                    let db = self.db.clone();
+                    match tokio::task::spawn_blocking(move || db.checkpoint()).await {
+                        Ok(Ok(_)) => failing = false,
+                        Ok(Err(error)) => {
+                            if !failing {
+                                tracing::warn!(%error, "cannot checkpoint the audit database");
+                            }
+                            failing = true;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "audit checkpoint task failed");
+                        }
                     }
                 }
             }

@@ -394,3 +394,84 @@ fn database_file_and_wal_are_private() {
     let db = AuditDb::open(&dir.path().join("data")).unwrap();
     assert!(db.get(&format!("{:032x}", 1)).unwrap().is_some());
 }
+
+#[test]
+fn a_checkpoint_copies_the_whole_wal_and_the_next_commit_starts_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = AuditDb::open(&dir.path().join("data")).unwrap();
+    let now = now_ms();
+    let many: Vec<_> = (1..=1000)
+        .map(|n| record(n, now, "a", "t", "ok", 1))
+        .collect();
+    db.insert(&many).unwrap();
+    let first = db.checkpoint().unwrap();
+    assert!(first.wal_frames > 0, "{first:?}");
+    assert_eq!(first.copied, first.wal_frames, "{first:?}");
+    db.insert(&[record(1001, now, "a", "t", "ok", 1)]).unwrap();
+    let second = db.checkpoint().unwrap();
+    // Appended after the first commit's frames, the WAL would hold more than before.
+    assert!(
+        second.wal_frames < first.wal_frames,
+        "WAL not restarted: {first:?} then {second:?}"
+    );
+    assert_eq!(second.copied, second.wal_frames);
+    assert_eq!(db.count(&Filter::default()).unwrap().requests, 1001);
+}
+
+#[test]
+fn trace_queries_use_the_trace_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = AuditDb::open(&dir.path().join("data")).unwrap();
+    let filter = Filter {
+        trace_id: format!("{:032x}", 7u128 << 64),
+        ..Filter::default()
+    };
+    let (clause, values) = filter.to_sql();
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    let mut statement = conn
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT id FROM audit_records{clause}"
+        ))
+        .unwrap();
+    let plan: Vec<String> = statement
+        .query_map(rusqlite::params_from_iter(values), |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("audit_records_by_trace")),
+        "{plan:?}"
+    );
+}
+
+#[test]
+fn a_version_1_database_keeps_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    {
+        let conn = rusqlite::Connection::open(data.join(AUDIT_DB_FILE)).unwrap();
+        conn.execute_batch(db::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO audit_records VALUES ('00000000000000000000000000000001', 5, \
+             'trace-1', 'dp-1', 3, 'alice', 'acme', 'files', 'tools/call', 'read', '{}', 9, \
+             'ok', 200, NULL, '', 120, '', '', '', '', ''); \
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let db = AuditDb::open(&data).unwrap();
+    let stored = db.get(&format!("{:032x}", 1)).unwrap().unwrap();
+    assert_eq!(
+        (stored.time_unix_ms, stored.trace_id.as_str()),
+        (5, "trace-1")
+    );
+    // The same record again is still a duplicate.
+    assert_eq!(db.insert(std::slice::from_ref(&stored)).unwrap(), 0);
+    let by_trace = Filter {
+        trace_id: "trace-1".into(),
+        ..Filter::default()
+    };
+    assert_eq!(db.query(&by_trace, 10).unwrap(), vec![stored]);
+}

@@ -192,7 +192,7 @@ impl Records {
         let tool = TOOLS[(r % TOOLS.len() as u64) as usize];
         let server = SERVERS[((r >> 8) % SERVERS.len() as u64) as usize];
         let client = (r >> 16) % 50;
-        let failed = (r >> 24) % 50 == 0;
+        let failed = (r >> 24).is_multiple_of(50);
         let padding = 60 + ((r >> 32) % 300) as usize;
         let arguments = format!(
             r#"{{"query":"repo:acme/app is:open label:bug {}","page":{},"per_page":50,"token":"[REDACTED]"}}"#,
