@@ -10,6 +10,8 @@
 #   bash bench/audit-ingest.sh                          # 3 rounds of 10 s on one database
 #   bash bench/audit-ingest.sh --rounds 5 --duration 20
 #   bash bench/audit-ingest.sh --no-build               # reuse the release binaries
+#   bash bench/audit-ingest.sh --cp-binary FILE         # another control-plane build
+#                                                       # (e.g. a saved copy of an older one)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,12 +19,14 @@ rounds=3
 duration=10s
 build=1
 settle=3
+cp_binary=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
         --duration) duration=$2; shift 2 ;;
         --settle) settle=$2; shift 2 ;;
         --no-build) build=0; shift ;;
+        --cp-binary) cp_binary=$2; shift 2 ;;
         -h|--help)
             cat <<EOF
 usage: bash bench/audit-ingest.sh [options]
@@ -31,6 +35,7 @@ usage: bash bench/audit-ingest.sh [options]
   --settle S        seconds to wait after a round before the CPU time is read,
                     so a background checkpoint of the round is counted          [$settle]
   --no-build        use the release binaries already built
+  --cp-binary FILE  run this conduit-control-plane instead of the release build
 EOF
             exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
@@ -61,7 +66,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Copies, so a rebuild elsewhere cannot swap a binary mid-run.
-cp "$target_dir/release/conduit-control-plane" "$target_dir/release/conduit-bench-audit-ingest" "$work/"
+cp "${cp_binary:-$target_dir/release/conduit-control-plane}" "$work/conduit-control-plane"
+cp "$target_dir/release/conduit-bench-audit-ingest" "$work/"
 
 free_port() {
     local attempt port

@@ -192,6 +192,9 @@ pub struct GroupCount {
 /// Page cache of the writing connection, in KiB (a negative `cache_size` is KiB).
 const WRITER_CACHE_KIB: i64 = -32 * 1024;
 
+/// Bytes the WAL file is cut back to when it starts over.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 /// The open audit database. Cheap to share behind an `Arc`.
 pub struct AuditDb {
     writer: Mutex<Connection>,
@@ -220,6 +223,9 @@ impl AuditDb {
         // Checkpoints run from `checkpoint`, off the ingest path: with the default (every
         // 1,000 pages) one commit in a few would copy the whole WAL before its ack.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // The WAL is reused from its start after each full checkpoint, but its file keeps
+        // the size of its busiest second; cut it back when it is reused.
+        writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let reader = Connection::open(&path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         reader.pragma_update(None, "query_only", true)?;
@@ -260,46 +266,23 @@ impl AuditDb {
         &self.path
     }
 
-    /// Store `records` in one transaction; an id already stored is ignored. Returns how
-    /// many rows are new.
+    /// Store `records` in one transaction; a record already stored (same time and id) is
+    /// ignored. Returns how many rows are new.
     pub fn insert(&self, records: &[pb::AuditRecord]) -> Result<u64, StoreError> {
+        Ok(self.insert_all(std::slice::from_ref(&records.to_vec()))?[0])
+    }
+
+    /// Store every group of `groups` in one transaction; returns how many rows of each
+    /// group are new.
+    pub fn insert_all(&self, groups: &[Vec<pb::AuditRecord>]) -> Result<Vec<u64>, StoreError> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction()?;
-        let mut inserted = 0;
-        {
-            let mut statement = tx.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO audit_records ({COLUMNS}) VALUES \
-                 (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))?;
-            for r in records {
-                inserted += statement.execute(params![
-                    r.id,
-                    r.time_unix_ms,
-                    r.trace_id,
-                    r.node_id,
-                    clamp(r.config_version),
-                    r.client_id,
-                    r.tenant_id,
-                    r.server_id,
-                    r.method,
-                    r.target,
-                    r.arguments_json,
-                    clamp(r.duration_micros),
-                    r.status,
-                    r.http_status,
-                    r.error_code,
-                    r.error_message,
-                    clamp(r.response_bytes),
-                    r.guardrail_rule,
-                    r.guardrail_action,
-                    r.acl_policy,
-                    r.cache_status,
-                    r.response_json,
-                ])? as u64;
-            }
+        let mut news = Vec::with_capacity(groups.len());
+        for records in groups {
+            news.push(insert_records(&tx, records)?);
         }
         tx.commit()?;
-        Ok(inserted)
+        Ok(news)
     }
 
     /// Records matching `filter`, newest first, at most `limit`.
@@ -448,4 +431,45 @@ fn record_of_row(row: &Row<'_>) -> rusqlite::Result<pb::AuditRecord> {
         cache_status: row.get(20)?,
         response_json: row.get(21)?,
     })
+}
+
+/// Insert `records` with the cached statement; returns how many rows are new.
+fn insert_records(
+    tx: &rusqlite::Transaction<'_>,
+    records: &[pb::AuditRecord],
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    {
+        let mut statement = tx.prepare_cached(&format!(
+            "INSERT OR IGNORE INTO audit_records ({COLUMNS}) VALUES \
+                 (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))?;
+        for r in records {
+            inserted += statement.execute(params![
+                r.id,
+                r.time_unix_ms,
+                r.trace_id,
+                r.node_id,
+                clamp(r.config_version),
+                r.client_id,
+                r.tenant_id,
+                r.server_id,
+                r.method,
+                r.target,
+                r.arguments_json,
+                clamp(r.duration_micros),
+                r.status,
+                r.http_status,
+                r.error_code,
+                r.error_message,
+                clamp(r.response_bytes),
+                r.guardrail_rule,
+                r.guardrail_action,
+                r.acl_policy,
+                r.cache_status,
+                r.response_json,
+            ])? as u64;
+        }
+    }
+    Ok(inserted)
 }

@@ -475,3 +475,34 @@ fn a_version_1_database_keeps_its_records() {
     };
     assert_eq!(db.query(&by_trace, 10).unwrap(), vec![stored]);
 }
+
+#[tokio::test]
+async fn batches_stored_together_are_counted_each() {
+    let (_dir, audit, metrics) = open();
+    let now = now_ms();
+    let records = vec![
+        record(1, now, "files", "read", "ok", 5),
+        record(2, now, "files", "write", "ok", 7),
+    ];
+    // The second batch is a resend of the first within the same commit.
+    let stored = audit
+        .ingest_all(
+            "dp-1",
+            vec![batch(1, records.clone(), 4), batch(1, records, 4)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|ingested| ingested.new)
+            .collect::<Vec<_>>(),
+        [2, 0]
+    );
+    assert_eq!(metrics.audit_records.get(), 2);
+    assert_eq!(
+        metrics.audit_dropped.get(),
+        4,
+        "a resend's drops are not counted"
+    );
+}
