@@ -241,24 +241,26 @@ impl AuditDb {
 
     /// Copy what the WAL holds into the database file. The bulk is copied while ingest
     /// goes on (a passive checkpoint takes no writer lock); then, holding the writer for
-    /// the few pages committed meanwhile, the rest, so the WAL is fully copied and the next
-    /// commit starts it over from the beginning instead of growing it.
+    /// the pages committed meanwhile, the rest, and the WAL is emptied, so the next commit
+    /// starts it over instead of growing it.
     pub fn checkpoint(&self) -> Result<Checkpointed, StoreError> {
         let checkpointer = lock(&self.checkpointer);
-        let passive = |conn: &Connection| {
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        let checkpoint = |conn: &Connection, mode: &str| {
+            conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
                 Ok(Checkpointed {
                     wal_frames: row.get(1)?,
                     copied: row.get(2)?,
                 })
             })
         };
-        let first = passive(&checkpointer)?;
+        let first = checkpoint(&checkpointer, "PASSIVE")?;
         if first.copied >= first.wal_frames {
             return Ok(first);
         }
+        // TRUNCATE, not PASSIVE: it also empties the file, so the WAL cannot keep growing
+        // when commits follow each other too closely for a passive pass to ever finish.
         let _writer = lock(&self.writer);
-        Ok(passive(&checkpointer)?)
+        Ok(checkpoint(&checkpointer, "TRUNCATE")?)
     }
 
     /// Path of the database file.
