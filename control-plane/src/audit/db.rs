@@ -254,11 +254,13 @@ impl AuditDb {
             })
         };
         let first = checkpoint(&checkpointer, "PASSIVE")?;
-        if first.copied >= first.wal_frames {
+        if first.wal_frames <= 0 {
             return Ok(first);
         }
-        // TRUNCATE, not PASSIVE: it also empties the file, so the WAL cannot keep growing
-        // when commits follow each other too closely for a passive pass to ever finish.
+        // Even a complete passive pass does not make the WAL start over: the writer only
+        // does so when every frame was copied before its transaction began, which a
+        // writer committing without pause never sees. So the second pass holds the writer
+        // and empties the file (TRUNCATE).
         let _writer = lock(&self.writer);
         Ok(checkpoint(&checkpointer, "TRUNCATE")?)
     }
