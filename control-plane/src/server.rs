@@ -251,6 +251,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     ));
     let persistence = tokio::spawn(fleet.run_persistence(store, shutdown.clone()));
     let sweeper = tokio::spawn(approvals.run_sweeper(shutdown.clone()));
+    let checkpoints = tokio::spawn(audit.clone().run_checkpoints(shutdown.clone()));
     let retention = tokio::spawn(audit.run_retention(versions.clone(), shutdown.clone()));
 
     tracing::info!(
@@ -284,6 +285,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         rotation.await?;
         sweeper.await?;
         retention.await?;
+        checkpoints.await?;
         grpc??;
         http?.map_err(ServeError::Http)?;
         tracing::info!("control plane stopped");

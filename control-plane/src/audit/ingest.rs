@@ -1,7 +1,8 @@
 //! Audit ingest of one config stream: the stream loop hands each `AuditBatch` to a worker
 //! task of its own and goes on serving snapshots and heartbeats; the worker stores the
-//! batches in arrival order and answers each with `AuditAck{sequence}` on the same stream
-//! only after its transaction committed.
+//! batches in arrival order (those that queued up during a commit together, in the next
+//! one) and answers each with `AuditAck{sequence}` on the same stream only after its
+//! transaction committed.
 //!
 //! A batch that cannot be stored gets no ack: the data plane keeps it and sends it again
 //! (ids make that idempotent). The same holds when the worker is [`QUEUE`] batches behind,
@@ -67,24 +68,35 @@ async fn run(
 ) {
     // Log the first failure of a run of failures only; the counter has every one.
     let mut failing = false;
-    while let Some(batch) = batches.recv().await {
-        let sequence = batch.sequence;
-        match audit.ingest(&node_id, batch).await {
+    while let Some(first) = batches.recv().await {
+        // What arrived while the previous commit ran is stored in the same commit.
+        let mut group = vec![first];
+        while let Ok(batch) = batches.try_recv() {
+            group.push(batch);
+        }
+        let sequences: Vec<u64> = group.iter().map(|batch| batch.sequence).collect();
+        let sequence = sequences[0];
+        match audit.ingest_all(&node_id, group).await {
             Ok(_) => {
                 failing = false;
-                let ack = ControlPlaneMessage {
-                    kind: Some(control_plane_message::Kind::AuditAck(pb::AuditAck {
-                        sequence,
-                    })),
-                };
-                if outbound.send(Ok(ack)).await.is_err() {
-                    // The stream is gone; the data plane resends on its next stream and
-                    // the stored ids make that a no-op.
-                    return;
+                for sequence in sequences {
+                    let ack = ControlPlaneMessage {
+                        kind: Some(control_plane_message::Kind::AuditAck(pb::AuditAck {
+                            sequence,
+                        })),
+                    };
+                    if outbound.send(Ok(ack)).await.is_err() {
+                        // The stream is gone; the data plane resends on its next stream
+                        // and the stored ids make that a no-op.
+                        return;
+                    }
                 }
             }
             Err(error) => {
-                audit.metrics.audit_ingest_failures.inc();
+                audit
+                    .metrics
+                    .audit_ingest_failures
+                    .inc_by(sequences.len() as u64);
                 if !failing {
                     tracing::error!(%node_id, sequence, %error, "cannot store an audit batch; not acknowledged");
                 } else {

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::versions::Versions;
-pub use db::{AUDIT_DB_FILE, AuditDb, Filter, GroupBy};
+pub use db::{AUDIT_DB_FILE, AuditDb, Checkpointed, Filter, GroupBy};
 pub use stats::{Stats, StatsRow};
 
 /// QueryAudit's limit when the request says 0.
@@ -36,6 +36,9 @@ pub const MAX_LIMIT: u32 = 10_000;
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// How often old records are purged (also once at start).
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the WAL of `audit.db` is copied into the database file (see
+/// [`AuditDb::checkpoint`]); it holds about this much of ingest at most.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 pub use conduit_proto::AUDIT_STATUSES as STATUSES;
 
@@ -88,73 +91,66 @@ impl Audit {
         node_id: &str,
         batch: pb::AuditBatch,
     ) -> Result<Ingested, AuditError> {
-        let mut invalid = 0;
-        let mut relabelled = 0;
-        let mut cut = 0;
-        let mut records = Vec::with_capacity(batch.records.len());
-        for mut record in batch.records {
-            if !valid_id(&record.id) {
-                invalid += 1;
-                continue;
-            }
-            // A data plane cuts every string to its cap before sending; one that did not
-            // still cannot store more.
-            cut += bound_audit_record(&mut record);
-            // The stream is authenticated as `node_id`; a data plane cannot write records
-            // in another node's name.
-            if record.node_id != node_id {
-                relabelled += u64::from(!record.node_id.is_empty());
-                node_id.clone_into(&mut record.node_id);
-            }
-            records.push(record);
-        }
-        if invalid > 0 {
-            tracing::warn!(
-                node_id,
+        let mut stored = self.ingest_all(node_id, vec![batch]).await?;
+        Ok(stored.remove(0))
+    }
+
+    /// Store the batches of one stream, in order, in one transaction: the batches a stream
+    /// has queued while the previous commit ran share one commit (each commit writes the
+    /// pages it touched to the WAL, so fewer, larger commits write fewer pages per
+    /// record). Only committed batches return `Ok` (and may be acknowledged).
+    pub async fn ingest_all(
+        &self,
+        node_id: &str,
+        batches: Vec<pb::AuditBatch>,
+    ) -> Result<Vec<Ingested>, AuditError> {
+        let mut checked = Vec::with_capacity(batches.len());
+        let mut summaries = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let (records, invalid, relabelled) = check(node_id, batch.sequence, batch.records);
+            summaries.push((
+                batch.sequence,
+                batch.dropped,
+                records.len(),
                 invalid,
-                sequence = batch.sequence,
-                "ignoring audit records with a malformed id"
-            );
-        }
-        if cut > 0 {
-            tracing::warn!(
-                node_id,
-                fields = cut,
-                sequence = batch.sequence,
-                "audit record fields over their cap were cut"
-            );
-        }
-        if relabelled > 0 {
-            tracing::warn!(
-                node_id,
                 relabelled,
-                sequence = batch.sequence,
-                "audit records named another node; stored under the stream's node id"
-            );
+            ));
+            checked.push(records);
         }
-        let valid = records.len();
         let db = self.db.clone();
-        let new = tokio::task::spawn_blocking(move || db.insert(&records)).await??;
-        self.metrics.audit_records.inc_by(new);
-        // A resent batch (its ack was lost) stores nothing new; its drops were counted the
-        // first time. A batch of drops only cannot be told from its resend and is counted.
-        let resend = valid > 0 && new == 0;
-        if !resend {
-            self.metrics.audit_dropped.inc_by(batch.dropped);
-        }
-        tracing::debug!(
-            node_id,
-            sequence = batch.sequence,
-            records = valid,
-            new,
-            dropped = batch.dropped,
-            "audit batch stored"
-        );
-        Ok(Ingested {
-            new,
-            invalid,
-            relabelled,
+        let (news, checked) = tokio::task::spawn_blocking(move || {
+            db.insert_all(&checked).map(|news| (news, checked))
         })
+        .await??;
+        // The records are freed here, off the blocking pool's critical section.
+        drop(checked);
+        let mut result = Vec::with_capacity(news.len());
+        for (new, (sequence, dropped, valid, invalid, relabelled)) in
+            news.into_iter().zip(summaries)
+        {
+            self.metrics.audit_records.inc_by(new);
+            // A resent batch (its ack was lost) stores nothing new; its drops were counted
+            // the first time. A batch of drops only cannot be told from its resend and is
+            // counted.
+            let resend = valid > 0 && new == 0;
+            if !resend {
+                self.metrics.audit_dropped.inc_by(dropped);
+            }
+            tracing::debug!(
+                node_id,
+                sequence,
+                records = valid,
+                new,
+                dropped,
+                "audit batch stored"
+            );
+            result.push(Ingested {
+                new,
+                invalid,
+                relabelled,
+            });
+        }
+        Ok(result)
     }
 
     /// QueryAudit: records newest first.
@@ -254,6 +250,35 @@ impl Audit {
             }
         }
     }
+
+    /// Checkpoint `audit.db` every [`CHECKPOINT_INTERVAL`] until `shutdown` (closing the
+    /// database checkpoints the rest).
+    pub async fn run_checkpoints(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(CHECKPOINT_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Log the first failure of a run of failures only.
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {
+                    let db = self.db.clone();
+                    match tokio::task::spawn_blocking(move || db.checkpoint()).await {
+                        Ok(Ok(_)) => failing = false,
+                        Ok(Err(error)) => {
+                            if !failing {
+                                tracing::warn!(%error, "cannot checkpoint the audit database");
+                            }
+                            failing = true;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "audit checkpoint task failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `observability.retention_days` of a stored config document, or the default (also when
@@ -265,6 +290,61 @@ pub fn retention_days(config_json: Option<&str>) -> u32 {
         .and_then(|observability| observability.retention_days)
         .filter(|days| *days > 0)
         .unwrap_or(DEFAULT_RETENTION_DAYS)
+}
+
+/// The records of batch `sequence` that may be stored: malformed ids refused, strings cut
+/// to their caps, node ids set to the stream's. Returns them with the counts of refused and
+/// relabelled records.
+fn check(
+    node_id: &str,
+    sequence: u64,
+    batch: Vec<pb::AuditRecord>,
+) -> (Vec<pb::AuditRecord>, u64, u64) {
+    let mut invalid = 0;
+    let mut relabelled = 0;
+    let mut cut = 0;
+    let mut records = Vec::with_capacity(batch.len());
+    for mut record in batch {
+        if !valid_id(&record.id) {
+            invalid += 1;
+            continue;
+        }
+        // A data plane cuts every string to its cap before sending; one that did not
+        // still cannot store more.
+        cut += bound_audit_record(&mut record);
+        // The stream is authenticated as `node_id`; a data plane cannot write records
+        // in another node's name.
+        if record.node_id != node_id {
+            relabelled += u64::from(!record.node_id.is_empty());
+            node_id.clone_into(&mut record.node_id);
+        }
+        records.push(record);
+    }
+    if invalid > 0 {
+        tracing::warn!(
+            node_id,
+            invalid,
+            sequence,
+            "ignoring audit records with a malformed id"
+        );
+    }
+    if cut > 0 {
+        tracing::warn!(
+            node_id,
+            fields = cut,
+            sequence,
+            "audit record fields over their cap were cut"
+        );
+    }
+    if relabelled > 0 {
+        tracing::warn!(
+            node_id,
+            relabelled,
+            sequence,
+            "audit records named another node; stored under the stream's node id"
+        );
+    }
+    (records, invalid, relabelled)
 }
 
 /// 32 lowercase hex digits.

@@ -394,3 +394,113 @@ fn database_file_and_wal_are_private() {
     let db = AuditDb::open(&dir.path().join("data")).unwrap();
     assert!(db.get(&format!("{:032x}", 1)).unwrap().is_some());
 }
+
+#[test]
+fn a_checkpoint_copies_and_empties_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = AuditDb::open(&dir.path().join("data")).unwrap();
+    let wal = db.path().with_file_name(format!("{AUDIT_DB_FILE}-wal"));
+    let wal_bytes = || std::fs::metadata(&wal).unwrap().len();
+    let now = now_ms();
+    let many: Vec<_> = (1..=1000)
+        .map(|n| record(n, now, "a", "t", "ok", 1))
+        .collect();
+    db.insert(&many).unwrap();
+    assert!(wal_bytes() > 0, "the writer does not checkpoint by itself");
+    db.checkpoint().unwrap();
+    assert_eq!(wal_bytes(), 0);
+    db.insert(&[record(1001, now, "a", "t", "ok", 1)]).unwrap();
+    assert!(wal_bytes() > 0);
+    db.checkpoint().unwrap();
+    assert_eq!(wal_bytes(), 0);
+    assert_eq!(db.count(&Filter::default()).unwrap().requests, 1001);
+}
+
+#[test]
+fn trace_queries_use_the_trace_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = AuditDb::open(&dir.path().join("data")).unwrap();
+    let filter = Filter {
+        trace_id: format!("{:032x}", 7u128 << 64),
+        ..Filter::default()
+    };
+    let (clause, values) = filter.to_sql();
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    let mut statement = conn
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT id FROM audit_records{clause}"
+        ))
+        .unwrap();
+    let plan: Vec<String> = statement
+        .query_map(rusqlite::params_from_iter(values), |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("audit_records_by_trace")),
+        "{plan:?}"
+    );
+}
+
+#[test]
+fn a_version_1_database_keeps_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    {
+        let conn = rusqlite::Connection::open(data.join(AUDIT_DB_FILE)).unwrap();
+        conn.execute_batch(db::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO audit_records VALUES ('00000000000000000000000000000001', 5, \
+             'trace-1', 'dp-1', 3, 'alice', 'acme', 'files', 'tools/call', 'read', '{}', 9, \
+             'ok', 200, NULL, '', 120, '', '', '', '', ''); \
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let db = AuditDb::open(&data).unwrap();
+    let stored = db.get(&format!("{:032x}", 1)).unwrap().unwrap();
+    assert_eq!(
+        (stored.time_unix_ms, stored.trace_id.as_str()),
+        (5, "trace-1")
+    );
+    // The same record again is still a duplicate.
+    assert_eq!(db.insert(std::slice::from_ref(&stored)).unwrap(), 0);
+    let by_trace = Filter {
+        trace_id: "trace-1".into(),
+        ..Filter::default()
+    };
+    assert_eq!(db.query(&by_trace, 10).unwrap(), vec![stored]);
+}
+
+#[tokio::test]
+async fn batches_stored_together_are_counted_each() {
+    let (_dir, audit, metrics) = open();
+    let now = now_ms();
+    let records = vec![
+        record(1, now, "files", "read", "ok", 5),
+        record(2, now, "files", "write", "ok", 7),
+    ];
+    // The second batch is a resend of the first within the same commit.
+    let stored = audit
+        .ingest_all(
+            "dp-1",
+            vec![batch(1, records.clone(), 4), batch(1, records, 4)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|ingested| ingested.new)
+            .collect::<Vec<_>>(),
+        [2, 0]
+    );
+    assert_eq!(metrics.audit_records.get(), 2);
+    assert_eq!(
+        metrics.audit_dropped.get(),
+        4,
+        "a resend's drops are not counted"
+    );
+}
