@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Check the layers of `data-plane/src` that ARCHITECTURE.md describes.
+"""Check the layers of `data-plane/src` and `control-plane/src` that ARCHITECTURE.md
+describes.
 
-Every top-level module of the crate belongs to one layer below. A module may name
+Every top-level module of each crate belongs to one layer below. A module may name
 (`crate::x`, `use crate::{x, ...}`) modules of its own layer or a lower one, never a higher
 one, and the modules of one layer never form a cycle. Test code (`tests.rs`, `*_tests.rs`,
 and what follows a `#[cfg(test)] mod` line) is not checked. A module that is in no layer is
@@ -14,6 +15,7 @@ an error too, so a new module gets a place before it lands.
 import pathlib
 import re
 import sys
+import tempfile
 
 # Bottom to top; keep in step with "Layers of `data-plane/src`" in ARCHITECTURE.md.
 LAYERS = [
@@ -30,14 +32,28 @@ LAYERS = [
                       "cli", "lib", "main"]),
 ]
 
-CRATE_ROOT = pathlib.Path(__file__).resolve().parent.parent / "data-plane" / "src"
+# Bottom to top; keep in step with "Layers of `control-plane/src`" in ARCHITECTURE.md.
+CONTROL_PLANE_LAYERS = [
+    ("vocabulary", ["clock", "tls", "auth", "metrics"]),
+    ("storage", ["store", "principals"]),
+    ("state", ["session_keys", "versions", "fleet"]),
+    ("services", ["audit", "approvals", "key_rotation"]),
+    ("interfaces", ["http", "admin", "discovery"]),
+    ("lifecycle", ["server", "cli", "lib", "main"]),
+]
+
+REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
+CRATES = [
+    (REPOSITORY / "data-plane" / "src", LAYERS),
+    (REPOSITORY / "control-plane" / "src", CONTROL_PLANE_LAYERS),
+]
 TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*(pub(\([a-z]+\))?\s+)?mod\s+\w+\s*\{")
 USE_CRATE = re.compile(r"\buse\s+crate::([^;]*);")
 CRATE_PATH = re.compile(r"(?<![\w:])crate::(\w+)")
 
 
-def module_name(path):
-    relative = path.relative_to(CRATE_ROOT)
+def module_name(crate_root, path):
+    relative = path.relative_to(crate_root)
     if len(relative.parts) > 1:
         return relative.parts[0]
     return relative.stem
@@ -103,19 +119,22 @@ def find_cycle(nodes, edges):
     return None
 
 
-def main():
+def check(crate_root, layers):
+    """The problems of one crate, and its import graph."""
     layer_of = {}
-    for rank, (_, modules) in enumerate(LAYERS):
+    for rank, (_, modules) in enumerate(layers):
         for module in modules:
             layer_of[module] = rank
     edges = {}
     problems = []
-    for path in sorted(CRATE_ROOT.rglob("*.rs")):
+    shown = crate_root.relative_to(REPOSITORY) if crate_root.is_relative_to(REPOSITORY) else crate_root
+    for path in sorted(crate_root.rglob("*.rs")):
         if path.name == "tests.rs" or path.name.endswith("_tests.rs"):
             continue
-        module = module_name(path)
+        module = module_name(crate_root, path)
+        where = shown / path.relative_to(crate_root)
         if module not in layer_of:
-            problems.append(f"{path.relative_to(CRATE_ROOT)}: module `{module}` is in no layer")
+            problems.append(f"{where}: module `{module}` is in no layer")
             continue
         for target in named_modules(production_text(path)) - {module, "self", "super"}:
             edges.setdefault(module, set()).add(target)
@@ -123,22 +142,61 @@ def main():
                 continue
             if layer_of[target] > layer_of[module]:
                 problems.append(
-                    f"{path.relative_to(CRATE_ROOT)}: `{module}` ({LAYERS[layer_of[module]][0]}) "
-                    f"imports `{target}` ({LAYERS[layer_of[target]][0]}), a higher layer"
+                    f"{where}: `{module}` ({layers[layer_of[module]][0]}) "
+                    f"imports `{target}` ({layers[layer_of[target]][0]}), a higher layer"
                 )
-    for name, modules in LAYERS:
+    for name, modules in layers:
         cycle = find_cycle(modules, edges)
         if cycle:
-            problems.append(f"import cycle in layer {name}: {' -> '.join(cycle)}")
-    if "--graph" in sys.argv[1:]:
-        for module in sorted(edges):
-            print(f"{module} -> {' '.join(sorted(edges[module]))}")
-    for problem in problems:
-        print(problem)
-    if problems:
-        return 1
-    print(f"layers hold: {len(layer_of)} modules in {len(LAYERS)} layers")
-    return 0
+            problems.append(f"{shown}: import cycle in layer {name}: {' -> '.join(cycle)}")
+    return problems, edges, len(layer_of)
+
+
+def self_test():
+    """The checker itself finds each kind of problem on a planted crate (run first, so a
+    checker that stopped seeing imports fails instead of passing everything)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = pathlib.Path(scratch)
+        files = {
+            "low.rs": "use crate::high::Thing;\n",
+            "high.rs": "use crate::{low, side::{self, Other}};\n",
+            "side.rs": "fn f() { crate::high::g() }\n",
+            "stray.rs": "",
+            "clean.rs": "// crate::high in a comment\n#[cfg(test)]\nmod tests {\n use crate::high;\n}\n",
+        }
+        for name, text in files.items():
+            (root / name).write_text(text)
+        problems, _, _ = check(root, [("bottom", ["low", "clean"]), ("top", ["high", "side"])])
+    text = "\n".join(problems)
+    expected = [
+        "`low` (bottom) imports `high` (top), a higher layer",
+        "import cycle in layer top: high -> side -> high",
+        "module `stray` is in no layer",
+    ]
+    missing = [line for line in expected if line not in text]
+    if missing or len(problems) != len(expected):
+        print("check_layers.py self-test failed; it reported:\n" + text)
+        return False
+    return True
+
+
+def main():
+    if not self_test():
+        return 2
+    failed = False
+    for crate_root, layers in CRATES:
+        problems, edges, modules = check(crate_root, layers)
+        shown = crate_root.relative_to(REPOSITORY)
+        if "--graph" in sys.argv[1:]:
+            for module in sorted(edges):
+                print(f"{shown}: {module} -> {' '.join(sorted(edges[module]))}")
+        for problem in problems:
+            print(problem)
+        if problems:
+            failed = True
+        else:
+            print(f"{shown}: layers hold: {modules} modules in {len(layers)} layers")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

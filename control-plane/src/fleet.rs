@@ -18,9 +18,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_rfc3339;
+pub use crate::metrics::FleetCounts;
 use crate::store::fleet::StoredError;
 use crate::store::{DataPlaneRow, Store};
-use crate::versions::now_rfc3339;
 
 /// How long the persistence task waits after a change to collect more changes into the
 /// same transaction.
@@ -60,15 +61,6 @@ impl NodeStatus {
 pub struct RolloutSummary {
     pub rejected: bool,
     pub pending: bool,
-}
-
-/// Census for the `conduit_cp_data_planes` gauge.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FleetCounts {
-    pub connected: usize,
-    pub disconnected: usize,
-    pub converged: usize,
-    pub rejecting: usize,
 }
 
 /// A live config stream's claim on its node.

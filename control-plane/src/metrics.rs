@@ -9,7 +9,14 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::fleet::FleetCounts;
+/// Census for the `conduit_cp_data_planes` gauge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FleetCounts {
+    pub connected: usize,
+    pub disconnected: usize,
+    pub converged: usize,
+    pub rejecting: usize,
+}
 
 /// The control plane's metrics.
 pub struct Metrics {

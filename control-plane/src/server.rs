@@ -22,9 +22,11 @@ use crate::admin::AdminService;
 use crate::approvals::Approvals;
 use crate::audit::Audit;
 use crate::auth::BearerAuth;
+use crate::clock;
 use crate::discovery::Discovery;
 use crate::fleet::Fleet;
 use crate::http::{self, HttpState};
+use crate::key_rotation;
 use crate::metrics::Metrics;
 use crate::principals::{AdminAuth, Principals, PrincipalsError};
 use conduit_process::internal_http::InternalSettings;
@@ -157,7 +159,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         let policy = config.session_keys;
         tokio::task::spawn_blocking(move || {
             let versions = Versions::load(store.clone(), dp_token, metrics)?;
-            let (keys, _) = session_keys::refresh(&store, &policy, session_keys::unix_now())?;
+            let (keys, _) = session_keys::refresh(&store, &policy, clock::unix_now())?;
             versions.set_session_keys(keys);
             let versions = Arc::new(versions);
             let approvals = Approvals::load(store.clone(), versions.clone())?;
@@ -243,7 +245,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         config.http_settings.clone(),
         shutdown.clone(),
     ));
-    let rotation = tokio::spawn(session_keys::run_rotation(
+    let rotation = tokio::spawn(key_rotation::run(
         store.clone(),
         versions.clone(),
         config.session_keys,

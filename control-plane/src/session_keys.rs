@@ -9,15 +9,12 @@
 //! the first rotation after that. A rotation does not create a config version: the current
 //! version is sent again with the new keys.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use conduit_proto::v1 as pb;
 use conduit_signing::session_keys::KeyLine;
-use tokio_util::sync::CancellationToken;
 
 use crate::store::{SessionKeyRow, Store, StoreError};
-use crate::versions::Versions;
 
 /// Default interval between two keys.
 pub const DEFAULT_ROTATION: Duration = Duration::from_secs(24 * 3600);
@@ -26,8 +23,6 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest lead between shipping a key and sealing with it: far more than a snapshot
 /// needs to reach a connected fleet.
 const MAX_LEAD: Duration = Duration::from_secs(60);
-/// Wait before retrying a rotation the store refused.
-const RETRY: Duration = Duration::from_secs(30);
 
 /// How keys are rotated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,50 +140,6 @@ pub fn until_due(set: &SessionKeySet, policy: &KeyPolicy, now: i64) -> Duration 
     Duration::from_secs(u64::try_from(due - now).unwrap_or(0))
 }
 
-/// Rotate on schedule until `shutdown`, publishing each new set with the current version.
-pub async fn run_rotation(
-    store: Arc<Store>,
-    versions: Arc<Versions>,
-    policy: KeyPolicy,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let wait = versions
-            .session_keys()
-            .map_or(Duration::ZERO, |set| until_due(&set, &policy, unix_now()));
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
-        }
-        let store = store.clone();
-        let refreshed =
-            tokio::task::spawn_blocking(move || refresh(&store, &policy, unix_now())).await;
-        match refreshed {
-            Ok(Ok((set, changed))) => {
-                if changed {
-                    tracing::info!(
-                        newest = set.newest_id(),
-                        keys = set.keys.len(),
-                        "rotated the session token keys"
-                    );
-                }
-                versions.set_session_keys(set);
-            }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "cannot rotate the session token keys; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(RETRY) => {}
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, "session key rotation panicked");
-                return;
-            }
-        }
-    }
-}
-
 /// The hex signature of `set` shipped with snapshot `version` (format:
 /// `conduit_signing::session_keys`).
 fn sign(token: &str, version: u64, set: &SessionKeySet) -> String {
@@ -213,11 +164,6 @@ fn generate(created_at: i64, activates_at: i64) -> SessionKeyRow {
 
 fn secs(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
-}
-
-/// Wall-clock Unix seconds: keys are compared with tokens sealed on other hosts.
-pub fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 #[cfg(test)]

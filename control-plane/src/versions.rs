@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::auth::{approval_key_signature, snapshot_signature};
+use crate::clock::now_rfc3339;
 use crate::metrics::Metrics;
 use crate::principals::AdminRole;
 use crate::session_keys::SessionKeySet;
@@ -403,11 +404,6 @@ fn author_or_unknown(author: String) -> String {
     } else {
         author
     }
-}
-
-/// Now as RFC 3339 with millisecond precision, UTC.
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use conduit_proto::v1 as pb;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::unix_now;
 use crate::principals::Principal;
 use crate::store::{
     ApprovalRow, ApprovalStatus, Decision, NewApproval, PendingLimits, Recorded, Store, StoreError,
@@ -471,11 +472,6 @@ fn validate(request: pb::ApprovalRequest, node_id: &str) -> Result<NewApproval, 
         created_at: request.created_at,
         expires_at: request.expires_at,
     })
-}
-
-/// Now in unix seconds.
-pub fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 #[cfg(test)]
