@@ -21,8 +21,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use conduit_process::listener::{ListenerLimits, accept, connection_builder};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -38,16 +39,13 @@ use crate::proxy::Proxy;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a client has to complete the TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
-/// An HTTP/2 client that does not answer a ping within this time is gone.
-const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// HTTP/2 ping interval; a client that does not answer a ping within this time is gone.
+const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// Largest request head buffered per connection (HTTP/1.1 read buffer, HTTP/2 header
 /// list): a larger head is refused (431) instead of growing the buffer.
 pub const MAX_HEADER_BUFFER_BYTES: usize = 64 * 1024;
 /// Requests one HTTP/2 connection may have in flight.
 pub const HTTP2_MAX_STREAMS: u32 = 100;
-/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// How the public listener treats connections.
 #[derive(Debug, Clone, Copy)]
@@ -70,35 +68,18 @@ pub async fn serve(
     settings: ListenerSettings,
     limits: Arc<ConnectionLimits>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper enforces the header read timeout only when it has a timer.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
-        .max_buf_size(MAX_HEADER_BUFFER_BYTES)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BUFFER_BYTES as u32)
-        .max_concurrent_streams(HTTP2_MAX_STREAMS)
-        .keep_alive_interval(HTTP2_KEEP_ALIVE_INTERVAL)
-        .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
+    let builder = connection_builder(&ListenerLimits {
+        header_read_timeout: settings.header_read_timeout,
+        max_head_bytes: MAX_HEADER_BUFFER_BYTES,
+        http2_max_streams: HTTP2_MAX_STREAMS,
+        http2_keep_alive: HTTP2_KEEP_ALIVE,
+    });
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
 
     loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = accept(&listener, &shutdown, "public").await else {
+            break;
         };
         let slot = match limits.admit(peer.ip()) {
             Ok(slot) => slot,

@@ -25,12 +25,13 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
+
+use crate::listener::{ListenerLimits, accept, connection_builder};
 
 /// Connections an internal listener serves at once (probes and scrapers need a few).
 pub const MAX_CONNECTIONS: usize = 64;
@@ -38,8 +39,8 @@ pub const MAX_CONNECTIONS: usize = 64;
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How long open connections may finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// Requests at once on one HTTP/2 connection of an internal listener.
+const MAX_HTTP2_STREAMS: u32 = 16;
 
 /// Host names besides IP addresses and `localhost` an internal listener answers to.
 #[derive(Debug, Clone, Default)]
@@ -149,35 +150,19 @@ pub async fn serve(
     settings: InternalSettings,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32)
-        .max_concurrent_streams(16)
-        .keep_alive_interval(settings.header_read_timeout)
-        .keep_alive_timeout(settings.header_read_timeout);
+    let builder = connection_builder(&ListenerLimits {
+        header_read_timeout: settings.header_read_timeout,
+        max_head_bytes: MAX_HEAD_BYTES,
+        http2_max_streams: MAX_HTTP2_STREAMS,
+        http2_keep_alive: settings.header_read_timeout,
+    });
     let builder = Arc::new(builder);
     let hosts = Arc::new(settings.allowed_hosts);
     let open = Arc::new(AtomicUsize::new(0));
     let graceful = GracefulShutdown::new();
     loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accepting an internal connection failed");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = accept(&listener, &shutdown, "internal").await else {
+            break;
         };
         if open.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
             open.fetch_sub(1, Ordering::AcqRel);

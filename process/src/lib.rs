@@ -1,13 +1,14 @@
 //! What every Conduit binary does the same way at start and stop: install the one rustls
 //! crypto provider, set up `tracing` from `--log-format` and `RUST_LOG`, wait for SIGTERM or
 //! SIGINT, and print an error with its causes on one line. The servers also share how they
-//! serve their internal HTTP listener (`internal_http`).
+//! serve their HTTP listeners (`listener`) and their internal HTTP listener (`internal_http`).
 //!
 //! It owns no configuration and no state; each binary keeps its own flags and lifecycle.
 #![forbid(unsafe_code)]
 
 mod escape;
 pub mod internal_http;
+pub mod listener;
 
 use std::error::Error;
 use std::io::IsTerminal as _;
