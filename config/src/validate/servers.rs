@@ -136,35 +136,26 @@ fn stdio_server(c: &mut Checker, path: &str, server: &ServerConfig) {
 
 /// `isolation`, `max_processes` and `idle_timeout_ms` of a stdio server.
 fn isolation(c: &mut Checker, path: &str, server: &ServerConfig) {
+    // The settings of a server's processes, which only a server with several can use.
+    let per_process = [
+        ("max_processes", server.max_processes.is_some()),
+        ("idle_timeout_ms", server.idle_timeout_ms.is_some()),
+    ];
     if server.command.is_none() {
         // The data plane does not run managed releases yet: nothing would apply these.
         const WHY: &str = "only for a stdio server with a command (not a managed_runtime)";
         c.forbid(at(path, "isolation"), server.isolation.is_some(), WHY);
-        c.forbid(
-            at(path, "max_processes"),
-            server.max_processes.is_some(),
-            WHY,
-        );
-        c.forbid(
-            at(path, "idle_timeout_ms"),
-            server.idle_timeout_ms.is_some(),
-            WHY,
-        );
+        for (field, set) in per_process {
+            c.forbid(at(path, field), set, WHY);
+        }
         return;
     }
     if server.isolation() == StdioIsolation::Shared {
         const WHY: &str =
             "only with isolation: tenant or client (a shared server runs one process)";
-        c.forbid(
-            at(path, "max_processes"),
-            server.max_processes.is_some(),
-            WHY,
-        );
-        c.forbid(
-            at(path, "idle_timeout_ms"),
-            server.idle_timeout_ms.is_some(),
-            WHY,
-        );
+        for (field, set) in per_process {
+            c.forbid(at(path, field), set, WHY);
+        }
         return;
     }
     if server.max_processes == Some(0) {
