@@ -395,21 +395,20 @@ impl Proxy {
         };
         telemetry::describe(parts, &message);
         if let (false, Some(method)) = (message.known(), message.method.as_deref()) {
-            return admission::unknown_method(runtime, method, message.notification, id);
+            return admission::unknown_method(runtime, method, message.notification)
+                .respond(id, &self.metrics);
         }
         let target = message.target_on(server_id);
         let admitted = match target {
             // Every other request counts in the rate limits; notifications and responses
             // do not.
             Target::Other if message.method.is_some() && !message.notification => {
-                admission::admit_request(runtime, parts, Some(server_id), id).await
+                admission::admit_request(runtime, parts, Some(server_id)).await
             }
-            _ => admission::admit(runtime, parts, &target, id)
-                .await
-                .map(drop),
+            _ => admission::admit(runtime, parts, &target).await.map(drop),
         };
         if let Err(refused) = admitted {
-            return refused;
+            return refused.respond(id, &self.metrics);
         }
         let response = self.send(server_id, server, parts, body, id).await;
         match message.list() {

@@ -49,6 +49,7 @@ use crate::catalog::routes;
 use crate::caller::Caller;
 use crate::http::{MCP_SESSION_ID, ProxyBody, error};
 use crate::jsonrpc::{self, RequestId};
+use crate::refusal::Refusal;
 use crate::runtime::Runtime;
 use crate::session::{Principal, SESSION_NOT_FOUND, SessionKeys, SessionState};
 use crate::upstream::UpstreamClient;
@@ -90,6 +91,11 @@ impl Call<'_> {
 
     fn member_ids(&self) -> Vec<&str> {
         self.members.iter().map(|m| m.id.as_str()).collect()
+    }
+
+    /// The answer to this request refused by a phase.
+    fn refused(&self, refusal: Refusal) -> Response<ProxyBody> {
+        refusal.respond(&self.id, self.runtime.metrics())
     }
 }
 
@@ -188,7 +194,8 @@ impl Aggregator {
         let notification = message.get("id").is_none();
         if call.runtime.admission_enabled() && !crate::admission::known_method(method, notification)
         {
-            return crate::admission::unknown_method(call.runtime, method, notification, &call.id);
+            return crate::admission::unknown_method(call.runtime, method, notification)
+                .respond(&call.id, call.runtime.metrics());
         }
         if notification {
             return route::notification(self, call, method, &message).await;
@@ -206,9 +213,9 @@ impl Aggregator {
         );
         if !admitted_on_a_member
             && let Err(refused) =
-                crate::admission::admit_request(call.runtime, call.caller, None, &call.id).await
+                crate::admission::admit_request(call.runtime, call.caller, None).await
         {
-            return refused;
+            return call.refused(refused);
         }
         match method {
             "initialize" => handshake::initialize(self, call, &message).await,

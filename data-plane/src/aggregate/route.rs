@@ -85,9 +85,10 @@ async fn admit(
             name: local,
         },
     };
-    admission::admit(call.runtime, call.caller, &target, &call.id)
+    admission::admit(call.runtime, call.caller, &target)
         .await
         .map(drop)
+        .map_err(|refused| call.refused(refused))
 }
 
 /// `completion/complete`: a prompt argument goes where the prompt is, a resource template
@@ -123,10 +124,9 @@ pub(super) async fn completion(
             let Some(uri) = reference.get("uri").and_then(Value::as_str) else {
                 return unadmitted(call, missing_param(call, &message, "ref.uri")).await;
             };
-            if let Some(refused) =
-                admission::refuse_ambiguous_uri(call.runtime, call.caller, uri, &call.id)
+            if let Some(refused) = admission::refuse_ambiguous_uri(call.runtime, call.caller, uri)
             {
-                return unadmitted(call, refused).await;
+                return unadmitted(call, call.refused(refused)).await;
             }
             let server = match resolve_uri(aggregator, call, uri, &message, true).await {
                 Ok(server) => server,
@@ -136,10 +136,8 @@ pub(super) async fn completion(
                 server: &server.id,
                 uri,
             };
-            if let Err(refused) =
-                admission::admit(call.runtime, call.caller, &target, &call.id).await
-            {
-                return refused;
+            if let Err(refused) = admission::admit(call.runtime, call.caller, &target).await {
+                return call.refused(refused);
             }
             forward(aggregator, call, server, &message, routing).await
         }
@@ -153,9 +151,9 @@ pub(super) async fn completion(
 /// The answer to a request refused before admission could run (a missing parameter, a name
 /// no member has): it still counts in the rate limits, which may refuse it instead.
 async fn unadmitted(call: &Call<'_>, response: Response<ProxyBody>) -> Response<ProxyBody> {
-    match admission::admit_request(call.runtime, call.caller, None, &call.id).await {
+    match admission::admit_request(call.runtime, call.caller, None).await {
         Ok(()) => response,
-        Err(refused) => refused,
+        Err(refused) => call.refused(refused),
     }
 }
 
@@ -169,9 +167,8 @@ pub(super) async fn by_uri(
     let Some(uri) = message.pointer("/params/uri").and_then(Value::as_str) else {
         return unadmitted(call, missing_param(call, &message, "uri")).await;
     };
-    if let Some(refused) = admission::refuse_ambiguous_uri(call.runtime, call.caller, uri, &call.id)
-    {
-        return unadmitted(call, refused).await;
+    if let Some(refused) = admission::refuse_ambiguous_uri(call.runtime, call.caller, uri) {
+        return unadmitted(call, call.refused(refused)).await;
     }
     let server = match resolve_uri(aggregator, call, uri, &message, false).await {
         Ok(server) => server,
@@ -183,14 +180,14 @@ pub(super) async fn by_uri(
             server: &server.id,
             uri,
         };
-        admission::admit(call.runtime, call.caller, &target, &call.id)
+        admission::admit(call.runtime, call.caller, &target)
             .await
             .map(drop)
     } else {
-        admission::admit_request(call.runtime, call.caller, Some(&server.id), &call.id).await
+        admission::admit_request(call.runtime, call.caller, Some(&server.id)).await
     };
     if let Err(refused) = admitted {
-        return refused;
+        return call.refused(refused);
     }
     let routing = Routing {
         method: Some(method),
