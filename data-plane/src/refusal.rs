@@ -15,12 +15,12 @@
 use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt as _;
+use prometheus::IntCounter;
 use serde_json::Value;
 
 use crate::http::ProxyBody;
 use crate::http::status::{Answered, Status};
 use crate::jsonrpc::{self, RequestId};
-use crate::metrics::Metrics;
 
 /// Who made the request fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,14 +63,8 @@ struct Facts {
     status: Status,
     /// Answered without a body (a dropped notification: the protocol answers 202).
     empty: bool,
-    counted: Option<Counted>,
-}
-
-/// The metric a refusal counts besides the request itself.
-#[derive(Debug, Clone, Copy)]
-enum Counted {
-    /// `conduit_auth_failures_total{reason}`.
-    AuthFailure(&'static str),
+    /// What the refusal counts besides the request itself (`conduit_auth_failures_total`).
+    counted: Option<IntCounter>,
 }
 
 impl Refusal {
@@ -122,9 +116,9 @@ impl Refusal {
         self
     }
 
-    /// A failed authentication, counted by `reason`.
-    pub(crate) fn counting_auth_failure(mut self, reason: &'static str) -> Refusal {
-        self.0.counted = Some(Counted::AuthFailure(reason));
+    /// Counted in `counter` when answered (a failed authentication, by its reason).
+    pub(crate) fn counting(mut self, counter: IntCounter) -> Refusal {
+        self.0.counted = Some(counter);
         self
     }
 
@@ -139,25 +133,13 @@ impl Refusal {
         self.0.before_auth
     }
 
-    pub(crate) fn http(&self) -> StatusCode {
-        self.0.http
-    }
-
-    pub(crate) fn code(&self) -> i64 {
-        self.0.code
-    }
-
-    pub(crate) fn message(&self) -> &str {
-        &self.0.message
-    }
-
     /// The answer to request `id`: a JSON-RPC error carrying `id` (or an empty body), its
     /// extra header, and the tag the audit record and the span read ([`Answered`]). The one
     /// place a refusal is counted and logged.
-    pub(crate) fn respond(self, id: &RequestId, metrics: &Metrics) -> Response<ProxyBody> {
+    pub(crate) fn respond(self, id: &RequestId) -> Response<ProxyBody> {
         let facts = *self.0;
-        if let Some(Counted::AuthFailure(reason)) = facts.counted {
-            metrics.auth_failures.with_label_values(&[reason]).inc();
+        if let Some(counter) = &facts.counted {
+            counter.inc();
         }
         tracing::debug!(
             cause = facts.cause.as_str(),
@@ -199,6 +181,7 @@ mod tests {
 
     use super::*;
     use crate::http::answered;
+    use crate::metrics::Metrics;
 
     #[tokio::test]
     async fn the_answer_carries_the_id_the_header_and_the_tag() {
@@ -211,9 +194,9 @@ mod tests {
         )
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
         .before_auth()
-        .counting_auth_failure("missing");
+        .counting(metrics.auth_failures.with_label_values(&["missing"]));
         assert!(refusal.is_before_auth());
-        let response = refusal.respond(&RequestId(json!(3)), &metrics);
+        let response = refusal.respond(&RequestId(json!(3)));
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
         assert_eq!(answered(&response).unwrap().status, Status::AuthFailed);
@@ -225,7 +208,7 @@ mod tests {
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             body,
-            json!({"jsonrpc": "2.0", "id": 3, "error": {"code": -32001, "message": "authentication failed: missing credentials"}})
+            json!({"jsonrpc": "2.0", "id": 3, "error": {"code": -32000, "message": "authentication failed: missing credentials"}})
         );
     }
 
@@ -238,7 +221,7 @@ mod tests {
             "dropped",
         )
         .without_body()
-        .respond(&RequestId::null(), &Metrics::new());
+        .respond(&RequestId::null());
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert_eq!(answered(&response).unwrap().status, Status::InvalidRequest);
         let body = response.into_body().collect().await.unwrap().to_bytes();

@@ -35,7 +35,7 @@ use conduit_policy::guardrails::{CallContext, Decision};
 use http::request::Parts;
 use serde_json::Value;
 
-pub(crate) use crate::mcp::{Message, Target, Unreadable, known_method};
+pub(crate) use crate::mcp::{Message, Target, known_method};
 pub(crate) use crate::policies::Policies;
 pub(crate) use crate::verdict::{Admitted, ApprovalNeeded, ApprovalSource, GuardrailOutcome};
 pub(crate) use filter::ItemFilter;
@@ -159,12 +159,7 @@ pub(crate) fn refuse_ambiguous_uri(runtime: &Runtime, parts: &Parts, uri: &str) 
 
 /// Phase 0: a resource URI that normalization cannot make unambiguous (any policy section
 /// on): no rule could tell what it names, and the upstream may read it either way.
-fn uri_phase(
-    runtime: &Runtime,
-    caller: &Caller,
-    server: &str,
-    uri: &str,
-) -> Result<(), Refusal> {
+fn uri_phase(runtime: &Runtime, caller: &Caller, server: &str, uri: &str) -> Result<(), Refusal> {
     if !runtime.admission_enabled() {
         return Ok(());
     }

@@ -42,10 +42,9 @@ pub(super) fn guardrail_blocked(
 pub(super) fn approval_refused(refusal: crate::approvals::Refusal) -> Refusal {
     let refused = Refusal::policy(refusal.code, refusal.message).with_data(refusal.data);
     match refusal.retry_after {
-        Some(seconds) => refused.with_header(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from(seconds),
-        ),
+        Some(seconds) => {
+            refused.with_header(http::header::RETRY_AFTER, http::HeaderValue::from(seconds))
+        }
         None => refused,
     }
 }

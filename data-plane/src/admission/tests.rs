@@ -33,8 +33,7 @@ fn parts(client: Option<(&str, &str)>) -> Parts {
 }
 
 async fn refusal(result: Result<Admitted, Refusal>) -> Value {
-    let metrics = crate::metrics::Metrics::new();
-    let response = result.expect_err("refused").respond(&ID(), &metrics);
+    let response = result.expect_err("refused").respond(&ID());
     assert_eq!(response.status(), http::StatusCode::OK);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let value: Value = serde_json::from_slice(&body).unwrap();
@@ -59,8 +58,7 @@ async fn the_acl_decides_per_client_server_and_kind() {
         .await
         .unwrap();
     assert_eq!(admitted.acl_policy.as_deref(), Some("support"));
-    let error =
-        refusal(admit(&runtime, &agent, &tool("wiki", "get_page", &args)).await).await;
+    let error = refusal(admit(&runtime, &agent, &tool("wiki", "get_page", &args)).await).await;
     assert_eq!(
         error,
         json!({"code": -32003, "message": "access denied: client 'agent-1' may not call tool 'get_page' on server 'wiki'"})
@@ -89,11 +87,7 @@ async fn the_acl_decides_per_client_server_and_kind() {
         "access denied: client 'anonymous' may not read resource 'crm://contacts/1' on server 'crm'"
     );
     // Messages that name nothing pass.
-    assert!(
-        admit(&runtime, &parts(None), &Target::Other)
-            .await
-            .is_ok()
-    );
+    assert!(admit(&runtime, &parts(None), &Target::Other).await.is_ok());
     let metrics = runtime.metrics().encode();
     assert!(metrics.contains("conduit_acl_denials_total{kind=\"tool\",server=\"wiki\"} 1"));
     assert!(metrics.contains("conduit_acl_denials_total{kind=\"resource\",server=\"crm\"} 1"));
@@ -106,21 +100,16 @@ async fn guardrails_block_alert_and_shadow() {
     );
     let anonymous = parts(None);
     let big = json!({"amount": 5000});
-    let error =
-        refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &big)).await).await;
+    let error = refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &big)).await).await;
     assert_eq!(
         error,
         json!({"code": -32004, "message": "blocked by guardrail rule \"big\"",
                "data": {"rule": "big", "severity": "critical"}})
     );
     let small = json!({"amount": 5});
-    let admitted = admit(
-        &runtime,
-        &anonymous,
-        &tool("crm", "transfer", &small),
-    )
-    .await
-    .unwrap();
+    let admitted = admit(&runtime, &anonymous, &tool("crm", "transfer", &small))
+        .await
+        .unwrap();
     assert_eq!(
         admitted.guardrail,
         Some(GuardrailOutcome {
@@ -153,21 +142,12 @@ async fn governance_denies_and_a_standalone_data_plane_cannot_take_approvals() {
     );
     let anonymous = parts(None);
     let args = json!({});
-    let error = refusal(
-        admit(
-            &runtime,
-            &anonymous,
-            &tool("crm", "delete_all", &args),
-        )
-        .await,
-    )
-    .await;
+    let error = refusal(admit(&runtime, &anonymous, &tool("crm", "delete_all", &args)).await).await;
     assert_eq!(
         error,
         json!({"code": -32010, "message": "deleting is not allowed here", "data": {"policy": "no-delete"}})
     );
-    let error =
-        refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &args)).await).await;
+    let error = refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &args)).await).await;
     assert_eq!(error["code"], -32011);
     let message = error["message"].as_str().unwrap();
     assert!(
@@ -317,8 +297,7 @@ async fn rate_limits_run_before_approvals_so_a_limited_caller_queues_no_request(
     assert!(approvals.outbox().pop().is_some());
     // Over the limit: refused by the rate limit, and nothing new waits for an approver.
     for _ in 0..5 {
-        let error =
-            refusal(admit(&runtime, &agent, &tool("crm", "refund", &args)).await).await;
+        let error = refusal(admit(&runtime, &agent, &tool("crm", "refund", &args)).await).await;
         assert_eq!(error["code"], -32029, "{error}");
     }
     assert!(approvals.outbox().is_empty());
@@ -328,11 +307,7 @@ async fn rate_limits_run_before_approvals_so_a_limited_caller_queues_no_request(
 async fn every_request_counts_in_the_client_bucket() {
     let runtime = runtime("rate_limits:\n  per_client: {requests_per_minute: 2}\n");
     let agent = parts(Some(("agent-1", "acme")));
-    assert!(
-        admit_request(&runtime, &agent, Some("crm"))
-            .await
-            .is_ok()
-    );
+    assert!(admit_request(&runtime, &agent, Some("crm")).await.is_ok());
     assert!(admit_request(&runtime, &agent, None).await.is_ok());
     let error = refusal(
         admit_request(&runtime, &agent, Some("wiki"))

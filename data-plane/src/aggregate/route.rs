@@ -124,8 +124,7 @@ pub(super) async fn completion(
             let Some(uri) = reference.get("uri").and_then(Value::as_str) else {
                 return unadmitted(call, missing_param(call, &message, "ref.uri")).await;
             };
-            if let Some(refused) = admission::refuse_ambiguous_uri(call.runtime, call.caller, uri)
-            {
+            if let Some(refused) = admission::refuse_ambiguous_uri(call.runtime, call.caller, uri) {
                 return unadmitted(call, call.refused(refused)).await;
             }
             let server = match resolve_uri(aggregator, call, uri, &message, true).await {

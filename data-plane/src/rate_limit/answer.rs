@@ -137,8 +137,7 @@ mod tests {
                 },
             })
         );
-        let metrics = crate::metrics::Metrics::new();
-        let response = refused.refusal().respond(&id, &metrics);
+        let response = refused.refusal().respond(&id);
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::RETRY_AFTER], "42");
     }
