@@ -47,13 +47,17 @@ pub(crate) use crate::catalog::Scope;
 use crate::catalog::routes;
 
 use crate::caller::Caller;
-use crate::http::{MCP_SESSION_ID, ProxyBody, error};
+use crate::http::{MCP_SESSION_ID, ProxyBody};
 use crate::jsonrpc::{self, RequestId};
 use crate::refusal::{Cause, Refusal};
 use crate::runtime::Runtime;
 use crate::session::{Principal, SESSION_NOT_FOUND, SessionKeys, SessionState};
 use crate::upstream::UpstreamClient;
 use fanout::{Fanout, Member};
+
+/// What a message's handler gives: its answer, or the refusal the caller answers with the
+/// message's id.
+type Handled = Result<Response<ProxyBody>, Refusal>;
 
 /// Invalid method parameter(s).
 const INVALID_PARAMS: i64 = -32602;
@@ -92,11 +96,6 @@ impl Call<'_> {
     fn member_ids(&self) -> Vec<&str> {
         self.members.iter().map(|m| m.id.as_str()).collect()
     }
-
-    /// The answer to this request refused by a phase.
-    fn refused(&self, refusal: Refusal) -> Response<ProxyBody> {
-        refusal.respond(&self.id)
-    }
 }
 
 impl Aggregator {
@@ -126,7 +125,7 @@ impl Aggregator {
         message: Bytes,
         id: &RequestId,
         keys: &SessionKeys,
-    ) -> Result<Response<ProxyBody>, Refusal> {
+    ) -> Handled {
         let Some(member_ids) = runtime.aggregates().members(scope) else {
             return Err(unknown_profile(scope));
         };
@@ -189,9 +188,9 @@ impl Aggregator {
         }
     }
 
-    async fn post(&self, call: &Call<'_>, message: Value) -> Result<Response<ProxyBody>, Refusal> {
+    async fn post(&self, call: &Call<'_>, message: Value) -> Handled {
         let Some(method) = message.get("method").and_then(Value::as_str) else {
-            return Ok(route::client_response(self, call, message).await);
+            return route::client_response(self, call, message).await;
         };
         let notification = message.get("id").is_none();
         if call.runtime.admission_enabled() && !crate::admission::known_method(method, notification)
@@ -219,10 +218,10 @@ impl Aggregator {
         if !admitted_on_a_member {
             crate::admission::admit_request(call.runtime, call.caller, None).await?;
         }
-        Ok(match method {
+        match method {
             "initialize" => handshake::initialize(self, call, &message).await,
             "server/discover" => handshake::discover(self, call, &message).await,
-            "ping" => result(&call.id, json!({})),
+            "ping" => Ok(result(&call.id, json!({}))),
             "tools/call" => route::by_name(self, call, routes::Kind::Tool, message).await,
             "prompts/get" => route::by_name(self, call, routes::Kind::Prompt, message).await,
             "completion/complete" => route::completion(self, call, message).await,
@@ -232,22 +231,20 @@ impl Aggregator {
             "logging/setLevel" => route::broadcast_request(self, call, &message).await,
             _ => match crate::mcp::ListKind::of_method(method) {
                 Some(kind) => lists::list(self, call, kind, &message).await,
-                None => {
-                    return Err(client(
-                        StatusCode::OK,
-                        jsonrpc::METHOD_NOT_FOUND,
-                        format!(
-                            "method {method} is not supported on the aggregate endpoint {}",
-                            call.scope.path()
-                        ),
-                    ));
-                }
+                None => Err(client(
+                    StatusCode::OK,
+                    jsonrpc::METHOD_NOT_FOUND,
+                    format!(
+                        "method {method} is not supported on the aggregate endpoint {}",
+                        call.scope.path()
+                    ),
+                )),
             },
-        })
+        }
     }
 
     /// GET: the merged event streams of the members; 405 when none offers one.
-    async fn listen(&self, call: &Call<'_>) -> Result<Response<ProxyBody>, Refusal> {
+    async fn listen(&self, call: &Call<'_>) -> Handled {
         let opened =
             join_all(call.members.iter().map(|member| async move {
                 (member, self.fanout.listen(member, call.caller).await)
@@ -258,7 +255,7 @@ impl Aggregator {
             match outcome {
                 Ok(Some(messages)) => streams.push((member.id.clone(), messages)),
                 Ok(None) => {}
-                Err(gone) if gone.ends_session() => return Ok(member_error(&call.id, &gone)),
+                Err(gone) if gone.ends_session() => return Err(member_error(&gone)),
                 Err(error) => tracing::warn!(%error, "a member's event stream is not available"),
             }
         }
@@ -287,7 +284,7 @@ impl Aggregator {
 
     /// DELETE: end every member session. Members that cannot be reached are logged: the
     /// client's session is over either way.
-    async fn close(&self, call: &Call<'_>) -> Result<Response<ProxyBody>, Refusal> {
+    async fn close(&self, call: &Call<'_>) -> Handled {
         if call.token.is_none() {
             return Err(client(
                 StatusCode::BAD_REQUEST,
@@ -359,9 +356,9 @@ fn result(id: &RequestId, result: Value) -> Response<ProxyBody> {
     jsonrpc::json_response(StatusCode::OK, &body).map(|b| b.map_err(|never| match never {}).boxed())
 }
 
-/// The client's answer when a member failed: the member's own JSON-RPC error code when it
-/// sent one, else −32603.
-fn member_error(id: &RequestId, failure: &fanout::MemberError) -> Response<ProxyBody> {
+/// The refusal when a member failed: the member's own JSON-RPC error code when it sent
+/// one, else −32603.
+fn member_error(failure: &fanout::MemberError) -> Refusal {
     let code = match failure {
         fanout::MemberError::Status {
             error: Some(error), ..
@@ -372,7 +369,7 @@ fn member_error(id: &RequestId, failure: &fanout::MemberError) -> Response<Proxy
             .unwrap_or(jsonrpc::INTERNAL_ERROR),
         _ => jsonrpc::INTERNAL_ERROR,
     };
-    Refusal::new(Cause::Upstream, failure.status(), code, failure.to_string()).respond(id)
+    Refusal::new(Cause::Upstream, failure.status(), code, failure.to_string())
 }
 
 fn empty(status: StatusCode) -> Response<ProxyBody> {
