@@ -166,6 +166,38 @@ impl RequestContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::{Applied, ConfigSource};
+
+    fn runtime() -> Runtime {
+        let text = "servers:\n  - id: crm\n    url: http://127.0.0.1:1/mcp\nprofiles:\n  - id: ops\n    server_ids: [crm]\n";
+        let document = conduit_config::Document::from_text(text).expect("valid document");
+        let applied = Applied {
+            version: 1,
+            hash: "h".into(),
+            source: ConfigSource::File,
+            applied_at: chrono::Utc::now(),
+        };
+        Runtime::compile(&document, applied).expect("compiles")
+    }
+
+    #[test]
+    fn the_label_names_configured_endpoints_only() {
+        let runtime = runtime();
+        let cases = [
+            ("/mcp/crm", "crm", true),
+            ("/mcp/nope", "unknown", false),
+            ("/mcp", "aggregate", true),
+            ("/mcp/profile/ops", "profile:ops", true),
+            ("/mcp/profile/nope", "unknown", false),
+            ("/metrics", "none", false),
+            ("/mcp/a/b", "none", false),
+        ];
+        for (path, label, known) in cases {
+            let endpoint = Endpoint::resolve(path, &runtime);
+            assert_eq!(endpoint.label(), label, "{path}");
+            assert_eq!(endpoint.known(), known, "{path}");
+        }
+    }
 
     #[test]
     fn matches_only_single_segment_mcp_paths() {
