@@ -21,8 +21,8 @@ import tempfile
 LAYERS = [
     ("vocabulary", ["json_array", "sse", "caller", "trace_context", "backoff", "snapshot",
                     "mcp", "jsonrpc", "http", "upstream", "verdict"]),
-    ("shared services", ["metrics", "deadline", "state", "references", "host_check",
-                         "connection_limit", "session"]),
+    ("shared services", ["metrics", "refusal", "deadline", "state", "references",
+                         "host_check", "connection_limit", "session"]),
     ("features", ["auth", "rate_limit", "approvals", "webhook", "audit", "telemetry",
                   "balancer", "stdio", "public_tls", "policies", "catalog", "answer_check",
                   "batch", "routing_headers"]),

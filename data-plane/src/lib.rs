@@ -33,6 +33,7 @@ mod deadline;
 mod host_check;
 pub mod metrics;
 pub mod references;
+mod refusal;
 mod session;
 mod state;
 

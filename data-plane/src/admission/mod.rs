@@ -32,35 +32,33 @@ use std::sync::Arc;
 use conduit_policy::acl::Capability;
 use conduit_policy::governance::GovernanceDecision;
 use conduit_policy::guardrails::{CallContext, Decision};
-use http::Response;
 use http::request::Parts;
 use serde_json::Value;
 
-pub(crate) use crate::mcp::{Message, Target, Unreadable, known_method};
+pub(crate) use crate::mcp::{Message, Target, known_method};
 pub(crate) use crate::policies::Policies;
 pub(crate) use crate::verdict::{Admitted, ApprovalNeeded, ApprovalSource, GuardrailOutcome};
 pub(crate) use filter::ItemFilter;
+pub(crate) use respond::unreadable;
 
 use crate::caller::Caller;
-use crate::http::ProxyBody;
-use crate::jsonrpc::RequestId;
 use crate::mcp::ListKind;
+use crate::refusal::Refusal;
 use crate::runtime::Runtime;
 use crate::telemetry;
 
-/// Run the policy phases for one message. `Ok` lets it go upstream; `Err` is the answer
-/// to give instead (a JSON-RPC error carrying `id`).
+/// Run the policy phases for one message. `Ok` lets it go upstream; `Err` is the refusal
+/// to answer instead.
 pub(crate) async fn admit(
     runtime: &Runtime,
     parts: &Parts,
     target: &Target<'_>,
-    id: &RequestId,
-) -> Result<Admitted, Response<ProxyBody>> {
+) -> Result<Admitted, Refusal> {
     if matches!(target, Target::Other) {
         return Ok(Admitted::default());
     }
     let span = telemetry::child(parts, telemetry::POLICY);
-    let admitted = phases(runtime, parts, target, id).await;
+    let admitted = phases(runtime, parts, target).await;
     telemetry::end_policy(span, parts, admitted.is_err());
     admitted
 }
@@ -70,11 +68,10 @@ async fn phases(
     runtime: &Runtime,
     parts: &Parts,
     target: &Target<'_>,
-    id: &RequestId,
-) -> Result<Admitted, Response<ProxyBody>> {
+) -> Result<Admitted, Refusal> {
     let caller = Caller::of(parts);
     let mut admitted = Admitted::default();
-    let outcome = decide(runtime, parts, &caller, target, id, &mut admitted).await;
+    let outcome = decide(runtime, parts, &caller, target, &mut admitted).await;
     // The audit record names what decided, whether the message went on or not.
     if let Some(note) = crate::audit::Note::of(parts) {
         note.admission(target, &admitted);
@@ -95,25 +92,22 @@ async fn decide(
     parts: &Parts,
     caller: &Caller,
     target: &Target<'_>,
-    id: &RequestId,
     admitted: &mut Admitted,
-) -> Result<(), Response<ProxyBody>> {
+) -> Result<(), Refusal> {
     if let Target::ResourceRead { server, uri } = *target {
-        uri_phase(runtime, caller, server, uri, id).map_err(|refused| *refused)?;
+        uri_phase(runtime, caller, server, uri)?;
     }
-    acl_phase(runtime, caller, target, id, admitted).map_err(|refused| *refused)?;
-    let mut approval =
-        governance_phase(runtime, caller, target, id, admitted).map_err(|refused| *refused)?;
-    let held = guardrail_phase(runtime, parts, caller, target, id, admitted)
-        .map_err(|refused| *refused)?;
+    acl_phase(runtime, caller, target, admitted)?;
+    let mut approval = governance_phase(runtime, caller, target, admitted)?;
+    let held = guardrail_phase(runtime, parts, caller, target, admitted)?;
     if let Some(held) = held {
         // A guardrail hold is reported over a governance one: it is the more specific.
         approval = Some(held);
     }
     // Rate limits before approvals: a caller over its limit queues no approval request.
-    rate_limit_phase(runtime, parts, caller, target, id).await?;
+    rate_limit_phase(runtime, parts, caller, target).await?;
     if let Some(needed) = approval {
-        approval_phase(runtime, parts, caller, target, id, &needed).await?;
+        approval_phase(runtime, parts, caller, target, &needed).await?;
         admitted.approval = Some(needed);
     }
     Ok(())
@@ -126,24 +120,18 @@ pub(crate) async fn admit_request(
     runtime: &Runtime,
     parts: &Parts,
     server: Option<&str>,
-    id: &RequestId,
-) -> Result<(), Response<ProxyBody>> {
+) -> Result<(), Refusal> {
     let limiter = runtime.rate_limiter();
     if !limiter.is_enabled() {
         return Ok(());
     }
-    crate::rate_limit::admit_other(limiter, &Caller::of(parts), server, id).await
+    crate::rate_limit::admit_other(limiter, &Caller::of(parts), server).await
 }
 
 /// A method MCP does not define for clients, with admission on: a request is answered
 /// −32601 (keeping its id), a notification is dropped (answered 202, as any notification);
 /// both are counted in `conduit_unknown_methods_total`.
-pub(crate) fn unknown_method(
-    runtime: &Runtime,
-    method: &str,
-    notification: bool,
-    id: &RequestId,
-) -> Response<ProxyBody> {
+pub(crate) fn unknown_method(runtime: &Runtime, method: &str, notification: bool) -> Refusal {
     let kind = if notification {
         "notification"
     } else {
@@ -159,32 +147,19 @@ pub(crate) fn unknown_method(
     if notification {
         respond::dropped_notification(method)
     } else {
-        respond::unknown_method(id, method)
+        respond::unknown_method(method)
     }
 }
 
 /// Phase 0 on its own, for an aggregate endpoint, which checks a URI before it looks for
 /// the member that serves it: the refusal of an ambiguous `uri`, if it is one.
-pub(crate) fn refuse_ambiguous_uri(
-    runtime: &Runtime,
-    parts: &Parts,
-    uri: &str,
-    id: &RequestId,
-) -> Option<Response<ProxyBody>> {
-    uri_phase(runtime, &Caller::of(parts), "", uri, id)
-        .err()
-        .map(|refused| *refused)
+pub(crate) fn refuse_ambiguous_uri(runtime: &Runtime, parts: &Parts, uri: &str) -> Option<Refusal> {
+    uri_phase(runtime, &Caller::of(parts), "", uri).err()
 }
 
 /// Phase 0: a resource URI that normalization cannot make unambiguous (any policy section
 /// on): no rule could tell what it names, and the upstream may read it either way.
-fn uri_phase(
-    runtime: &Runtime,
-    caller: &Caller,
-    server: &str,
-    uri: &str,
-    id: &RequestId,
-) -> Result<(), Refused> {
+fn uri_phase(runtime: &Runtime, caller: &Caller, server: &str, uri: &str) -> Result<(), Refusal> {
     if !runtime.admission_enabled() {
         return Ok(());
     }
@@ -192,13 +167,10 @@ fn uri_phase(
         Ok(_) => Ok(()),
         Err(why) => {
             tracing::info!(client = %caller.client_id, server, %why, "ambiguous resource URI refused");
-            Err(Box::new(respond::ambiguous_uri(id, why)))
+            Err(respond::ambiguous_uri(why))
         }
     }
 }
-
-/// A refusal inside admission (boxed: a response is large).
-type Refused = Box<Response<ProxyBody>>;
 
 fn capability<'a>(target: &Target<'a>) -> Option<(&'a str, Capability<'a>)> {
     match *target {
@@ -214,9 +186,8 @@ fn acl_phase(
     runtime: &Runtime,
     caller: &Caller,
     target: &Target<'_>,
-    id: &RequestId,
     admitted: &mut Admitted,
-) -> Result<(), Refused> {
+) -> Result<(), Refusal> {
     let (Some(acl), Some((server, capability))) = (runtime.policies().acl(), capability(target))
     else {
         return Ok(());
@@ -240,13 +211,12 @@ fn acl_phase(
         policy = decision.policy.unwrap_or("default_action"),
         "access denied by the ACL"
     );
-    Err(Box::new(respond::acl_denied(
-        id,
+    Err(respond::acl_denied(
         &caller.client_id,
         kind.verb(),
         capability.name(),
         server,
-    )))
+    ))
 }
 
 /// Phase 2: governance tool policies (tool calls only).
@@ -254,9 +224,8 @@ fn governance_phase(
     runtime: &Runtime,
     caller: &Caller,
     target: &Target<'_>,
-    id: &RequestId,
     admitted: &mut Admitted,
-) -> Result<Option<ApprovalNeeded>, Refused> {
+) -> Result<Option<ApprovalNeeded>, Refusal> {
     let (Some(governance), Target::ToolCall { server, tool, .. }) =
         (runtime.policies().governance(), target)
     else {
@@ -271,7 +240,7 @@ fn governance_phase(
                 .with_label_values(&[policy])
                 .inc();
             tracing::info!(client = %caller.client_id, server, tool, policy, "denied by a governance tool policy");
-            Err(Box::new(respond::governance_denied(id, policy, reason)))
+            Err(respond::governance_denied(policy, reason))
         }
         GovernanceDecision::RequireApproval { policy, reason } => {
             admitted.governance_policy = Some(policy.to_owned());
@@ -290,9 +259,8 @@ fn guardrail_phase(
     parts: &Parts,
     caller: &Caller,
     target: &Target<'_>,
-    id: &RequestId,
     admitted: &mut Admitted,
-) -> Result<Option<ApprovalNeeded>, Refused> {
+) -> Result<Option<ApprovalNeeded>, Refusal> {
     let policies = runtime.policies();
     let (Some(guardrails), Target::ToolCall { server, tool, args }) =
         (policies.guardrails(), *target)
@@ -359,22 +327,20 @@ fn guardrail_phase(
         Decision::Block { rule } => {
             outcome(rule.name(), "block");
             tracing::info!(client = %caller.client_id, server, tool, rule = rule.name(), "blocked by a guardrail rule");
-            Err(Box::new(respond::guardrail_blocked(
-                id,
+            Err(respond::guardrail_blocked(
                 &rule.block_message(),
                 Some(rule.name()),
                 Some(rule.severity()),
-            )))
+            ))
         }
         Decision::DefaultBlock => {
             outcome(DEFAULT_RULE, "block");
             tracing::info!(client = %caller.client_id, server, tool, "blocked by guardrails.default_action");
-            Err(Box::new(respond::guardrail_blocked(
-                id,
+            Err(respond::guardrail_blocked(
                 conduit_policy::guardrails::DEFAULT_BLOCK_MESSAGE,
                 None,
                 None,
-            )))
+            ))
         }
         Decision::RequireApproval { rule } => {
             outcome(rule.name(), "require_approval");
@@ -409,9 +375,8 @@ pub(crate) async fn approval_phase(
     parts: &Parts,
     caller: &Caller,
     target: &Target<'_>,
-    id: &RequestId,
     needed: &ApprovalNeeded,
-) -> Result<(), Response<ProxyBody>> {
+) -> Result<(), Refusal> {
     let Target::ToolCall { server, tool, args } = *target else {
         return Ok(());
     };
@@ -434,7 +399,7 @@ pub(crate) async fn approval_phase(
     };
     approvals
         .check(settings, &parts.headers, &call, &need)
-        .map_err(|refusal| respond::approval_refused(id, refusal))
+        .map_err(respond::approval_refused)
 }
 
 /// Phase 4: rate limits and workspace quotas (see `rate_limit`): `tools/call` counts in
@@ -446,9 +411,8 @@ pub(crate) async fn rate_limit_phase(
     _parts: &Parts,
     caller: &Caller,
     target: &Target<'_>,
-    id: &RequestId,
-) -> Result<(), Response<ProxyBody>> {
-    crate::rate_limit::admit(runtime.rate_limiter(), caller, target, id).await
+) -> Result<(), Refusal> {
+    crate::rate_limit::admit(runtime.rate_limiter(), caller, target).await
 }
 
 /// What one caller may see of one server's lists: the ACL and, for tools, the governance

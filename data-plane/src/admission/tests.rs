@@ -5,6 +5,7 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::jsonrpc::RequestId;
 use crate::runtime::{Applied, ConfigSource};
 
 fn runtime(policies: &str) -> Runtime {
@@ -31,8 +32,8 @@ fn parts(client: Option<(&str, &str)>) -> Parts {
     parts
 }
 
-async fn refusal(result: Result<Admitted, Response<ProxyBody>>) -> Value {
-    let response = result.expect_err("refused");
+async fn refusal(result: Result<Admitted, Refusal>) -> Value {
+    let response = result.expect_err("refused").respond(&ID());
     assert_eq!(response.status(), http::StatusCode::OK);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let value: Value = serde_json::from_slice(&body).unwrap();
@@ -53,12 +54,11 @@ async fn the_acl_decides_per_client_server_and_kind() {
     );
     let args = json!({});
     let agent = parts(Some(("agent-1", "acme")));
-    let admitted = admit(&runtime, &agent, &tool("crm", "get_contact", &args), &ID())
+    let admitted = admit(&runtime, &agent, &tool("crm", "get_contact", &args))
         .await
         .unwrap();
     assert_eq!(admitted.acl_policy.as_deref(), Some("support"));
-    let error =
-        refusal(admit(&runtime, &agent, &tool("wiki", "get_page", &args), &ID()).await).await;
+    let error = refusal(admit(&runtime, &agent, &tool("wiki", "get_page", &args)).await).await;
     assert_eq!(
         error,
         json!({"code": -32003, "message": "access denied: client 'agent-1' may not call tool 'get_page' on server 'wiki'"})
@@ -67,13 +67,13 @@ async fn the_acl_decides_per_client_server_and_kind() {
         server: "crm",
         uri: "crm://contacts/1",
     };
-    assert!(admit(&runtime, &agent, &read, &ID()).await.is_ok());
+    assert!(admit(&runtime, &agent, &read).await.is_ok());
     // Only resources were granted, not prompts.
     let prompt = Target::PromptGet {
         server: "crm",
         name: "p",
     };
-    let error = refusal(admit(&runtime, &agent, &prompt, &ID()).await).await;
+    let error = refusal(admit(&runtime, &agent, &prompt).await).await;
     assert!(
         error["message"]
             .as_str()
@@ -81,17 +81,13 @@ async fn the_acl_decides_per_client_server_and_kind() {
             .contains("may not get prompt 'p'")
     );
     // No policy names the anonymous caller: default deny.
-    let error = refusal(admit(&runtime, &parts(None), &read, &ID()).await).await;
+    let error = refusal(admit(&runtime, &parts(None), &read).await).await;
     assert_eq!(
         error["message"],
         "access denied: client 'anonymous' may not read resource 'crm://contacts/1' on server 'crm'"
     );
     // Messages that name nothing pass.
-    assert!(
-        admit(&runtime, &parts(None), &Target::Other, &ID())
-            .await
-            .is_ok()
-    );
+    assert!(admit(&runtime, &parts(None), &Target::Other).await.is_ok());
     let metrics = runtime.metrics().encode();
     assert!(metrics.contains("conduit_acl_denials_total{kind=\"tool\",server=\"wiki\"} 1"));
     assert!(metrics.contains("conduit_acl_denials_total{kind=\"resource\",server=\"crm\"} 1"));
@@ -104,22 +100,16 @@ async fn guardrails_block_alert_and_shadow() {
     );
     let anonymous = parts(None);
     let big = json!({"amount": 5000});
-    let error =
-        refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &big), &ID()).await).await;
+    let error = refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &big)).await).await;
     assert_eq!(
         error,
         json!({"code": -32004, "message": "blocked by guardrail rule \"big\"",
                "data": {"rule": "big", "severity": "critical"}})
     );
     let small = json!({"amount": 5});
-    let admitted = admit(
-        &runtime,
-        &anonymous,
-        &tool("crm", "transfer", &small),
-        &ID(),
-    )
-    .await
-    .unwrap();
+    let admitted = admit(&runtime, &anonymous, &tool("crm", "transfer", &small))
+        .await
+        .unwrap();
     assert_eq!(
         admitted.guardrail,
         Some(GuardrailOutcome {
@@ -140,7 +130,7 @@ async fn guardrails_block_alert_and_shadow() {
         uri: "x",
     };
     assert_eq!(
-        admit(&runtime, &anonymous, &read, &ID()).await.unwrap(),
+        admit(&runtime, &anonymous, &read).await.unwrap(),
         Admitted::default()
     );
 }
@@ -152,22 +142,12 @@ async fn governance_denies_and_a_standalone_data_plane_cannot_take_approvals() {
     );
     let anonymous = parts(None);
     let args = json!({});
-    let error = refusal(
-        admit(
-            &runtime,
-            &anonymous,
-            &tool("crm", "delete_all", &args),
-            &ID(),
-        )
-        .await,
-    )
-    .await;
+    let error = refusal(admit(&runtime, &anonymous, &tool("crm", "delete_all", &args)).await).await;
     assert_eq!(
         error,
         json!({"code": -32010, "message": "deleting is not allowed here", "data": {"policy": "no-delete"}})
     );
-    let error =
-        refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &args), &ID()).await).await;
+    let error = refusal(admit(&runtime, &anonymous, &tool("crm", "transfer", &args)).await).await;
     assert_eq!(error["code"], -32011);
     let message = error["message"].as_str().unwrap();
     assert!(
@@ -181,7 +161,7 @@ async fn governance_denies_and_a_standalone_data_plane_cannot_take_approvals() {
     assert_eq!(error["data"]["status"], "unavailable");
     assert_eq!(error["data"]["approval_request_id"], Value::Null);
     assert!(
-        admit(&runtime, &anonymous, &tool("crm", "read", &args), &ID())
+        admit(&runtime, &anonymous, &tool("crm", "read", &args))
             .await
             .is_ok()
     );
@@ -263,7 +243,7 @@ async fn a_held_call_gets_a_pending_request_and_a_bad_approval_id_is_refused() {
     approvals.use_control_plane("dp-1");
     let agent = parts(Some(("agent-1", "acme")));
     let args = json!({"order": 42});
-    let error = refusal(admit(&runtime, &agent, &tool("crm", "refund", &args), &ID()).await).await;
+    let error = refusal(admit(&runtime, &agent, &tool("crm", "refund", &args)).await).await;
     assert_eq!(error["code"], -32011);
     assert_eq!(error["message"], "refunds need a second pair of eyes");
     assert_eq!(error["data"]["status"], "pending");
@@ -289,7 +269,7 @@ async fn a_held_call_gets_a_pending_request_and_a_bad_approval_id_is_refused() {
         crate::approvals::APPROVAL_HEADER,
         http::HeaderValue::from_str(request_id).unwrap(),
     );
-    let error = refusal(admit(&runtime, &retry, &tool("crm", "refund", &args), &ID()).await).await;
+    let error = refusal(admit(&runtime, &retry, &tool("crm", "refund", &args)).await).await;
     assert_eq!(
         error["message"],
         "approval is invalid, expired, or does not match this request"
@@ -297,7 +277,7 @@ async fn a_held_call_gets_a_pending_request_and_a_bad_approval_id_is_refused() {
     assert!(approvals.outbox().is_empty());
     // Calls no rule holds are not touched by the approval phase.
     assert!(
-        admit(&runtime, &agent, &tool("crm", "lookup", &args), &ID())
+        admit(&runtime, &agent, &tool("crm", "lookup", &args))
             .await
             .is_ok()
     );
@@ -312,13 +292,12 @@ async fn rate_limits_run_before_approvals_so_a_limited_caller_queues_no_request(
     approvals.use_control_plane("dp-1");
     let agent = parts(Some(("agent-1", "acme")));
     let args = json!({"order": 42});
-    let error = refusal(admit(&runtime, &agent, &tool("crm", "refund", &args), &ID()).await).await;
+    let error = refusal(admit(&runtime, &agent, &tool("crm", "refund", &args)).await).await;
     assert_eq!(error["code"], -32011);
     assert!(approvals.outbox().pop().is_some());
     // Over the limit: refused by the rate limit, and nothing new waits for an approver.
     for _ in 0..5 {
-        let error =
-            refusal(admit(&runtime, &agent, &tool("crm", "refund", &args), &ID()).await).await;
+        let error = refusal(admit(&runtime, &agent, &tool("crm", "refund", &args)).await).await;
         assert_eq!(error["code"], -32029, "{error}");
     }
     assert!(approvals.outbox().is_empty());
@@ -328,14 +307,10 @@ async fn rate_limits_run_before_approvals_so_a_limited_caller_queues_no_request(
 async fn every_request_counts_in_the_client_bucket() {
     let runtime = runtime("rate_limits:\n  per_client: {requests_per_minute: 2}\n");
     let agent = parts(Some(("agent-1", "acme")));
-    assert!(
-        admit_request(&runtime, &agent, Some("crm"), &ID())
-            .await
-            .is_ok()
-    );
-    assert!(admit_request(&runtime, &agent, None, &ID()).await.is_ok());
+    assert!(admit_request(&runtime, &agent, Some("crm")).await.is_ok());
+    assert!(admit_request(&runtime, &agent, None).await.is_ok());
     let error = refusal(
-        admit_request(&runtime, &agent, Some("wiki"), &ID())
+        admit_request(&runtime, &agent, Some("wiki"))
             .await
             .map(|()| Admitted::default()),
     )
@@ -343,7 +318,7 @@ async fn every_request_counts_in_the_client_bucket() {
     assert_eq!(error["data"]["bucket"], "client");
     // Calls share the bucket.
     let args = json!({});
-    let error = refusal(admit(&runtime, &agent, &tool("crm", "t", &args), &ID()).await).await;
+    let error = refusal(admit(&runtime, &agent, &tool("crm", "t", &args)).await).await;
     assert_eq!(error["code"], -32029);
 }
 
@@ -357,7 +332,7 @@ async fn ambiguous_resource_uris_are_refused_before_the_acl() {
         Target::ResourceRead { server: "crm", uri }
     }
     assert!(
-        admit(&runtime, &anonymous, &read("TEST://template/%34%32"), &ID())
+        admit(&runtime, &anonymous, &read("TEST://template/%34%32"))
             .await
             .is_ok()
     );
@@ -365,7 +340,7 @@ async fn ambiguous_resource_uris_are_refused_before_the_acl() {
         "test://template/../static-text",
         "test://template/%2F..%2Fstatic-text",
     ] {
-        let error = refusal(admit(&runtime, &anonymous, &read(uri), &ID()).await).await;
+        let error = refusal(admit(&runtime, &anonymous, &read(uri)).await).await;
         assert_eq!(error["code"], -32602, "{uri}");
         assert!(
             error["message"]

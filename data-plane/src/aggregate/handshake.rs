@@ -4,13 +4,14 @@
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
 use super::fanout::{self, Member, MemberError, Reply, Routing};
-use super::{Aggregator, Call, INVALID_PARAMS, error, merge, result};
-use crate::http::{MCP_SESSION_ID, ProxyBody};
+use super::{Aggregator, Call, Handled, INVALID_PARAMS, client, merge, result};
+use crate::http::MCP_SESSION_ID;
 use crate::jsonrpc;
+use crate::refusal::{Cause, Refusal};
 use crate::session::{SessionState, UpstreamSession};
 
 /// One member's `initialize`, done.
@@ -25,15 +26,14 @@ pub(super) async fn initialize(
     aggregator: &Aggregator,
     call: &Call<'_>,
     message: &Value,
-) -> Response<ProxyBody> {
+) -> Handled {
     let params = message.get("params").cloned().unwrap_or_else(|| json!({}));
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
-        return error(
+        return Err(client(
             StatusCode::OK,
-            &call.id,
             INVALID_PARAMS,
             "initialize needs params.protocolVersion",
-        );
+        ));
     };
     let params = &params;
     let answers = join_all(call.members.iter().map(|member| async move {
@@ -84,16 +84,16 @@ pub(super) async fn initialize(
         );
     }
     if initialized.is_empty() && !call.members.is_empty() {
-        return error(
+        return Err(Refusal::new(
+            Cause::Upstream,
             StatusCode::BAD_GATEWAY,
-            &call.id,
             jsonrpc::INTERNAL_ERROR,
             format!(
                 "no server of {} could be initialized: {}",
                 call.scope.path(),
                 failures.join("; ")
             ),
-        );
+        ));
     }
 
     let answered: Vec<&str> = initialized
@@ -133,7 +133,7 @@ pub(super) async fn initialize(
     if let Ok(token) = HeaderValue::from_str(&call.keys.seal(&state)) {
         response.headers_mut().insert(MCP_SESSION_ID, token);
     }
-    response
+    Ok(response)
 }
 
 /// Tell every member of the new session that initialization is complete; the client's own
@@ -177,11 +177,7 @@ async fn notify_initialized(aggregator: &Aggregator, call: &Call<'_>, state: &Se
 
 /// `server/discover`: the intersection of the members' supported versions. Any failure is
 /// a JSON-RPC error (−32601), which makes 2026-07-28 clients fall back to `initialize`.
-pub(super) async fn discover(
-    aggregator: &Aggregator,
-    call: &Call<'_>,
-    message: &Value,
-) -> Response<ProxyBody> {
+pub(super) async fn discover(aggregator: &Aggregator, call: &Call<'_>, message: &Value) -> Handled {
     let params = message.get("params").cloned().unwrap_or_else(|| json!({}));
     let params = &params;
     let answers = join_all(call.members.iter().map(|member| async move {
@@ -220,20 +216,20 @@ pub(super) async fn discover(
             }
             Err(failure) => failure.to_string(),
         };
-        return unavailable(call, &reason);
+        return Err(unavailable(call, &reason));
     }
     let strategy = call.runtime.aggregates().strategy();
     let borrowed: Vec<(&str, &Value)> = results.iter().map(|(id, r)| (*id, r)).collect();
     match merge::discover_result(strategy, &borrowed) {
-        Ok(merged) => result(&call.id, merged),
-        Err(reason) => unavailable(call, &reason),
+        Ok(merged) => Ok(result(&call.id, merged)),
+        Err(reason) => Err(unavailable(call, &reason)),
     }
 }
 
-fn unavailable(call: &Call<'_>, reason: &str) -> Response<ProxyBody> {
-    error(
+fn unavailable(call: &Call<'_>, reason: &str) -> Refusal {
+    Refusal::new(
+        Cause::Upstream,
         StatusCode::OK,
-        &call.id,
         jsonrpc::METHOD_NOT_FOUND,
         format!(
             "server/discover is not available on {}: {reason}; use initialize",

@@ -12,20 +12,20 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use http::{Response, StatusCode};
+use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::fanout::{self, Member, MemberError, Routing};
 use super::merge;
-use super::{Aggregator, Call, INVALID_PARAMS, error, member_error, result};
+use super::{Aggregator, Call, Handled, INVALID_PARAMS, client, member_error, result};
 use crate::admission::View;
 use crate::admission::filter::filter_items;
 use crate::caller::Caller;
 use crate::catalog::Strategy;
 use crate::catalog::routes::Kind;
-use crate::http::ProxyBody;
 use crate::jsonrpc;
 use crate::mcp::ListKind;
+use crate::refusal::{Cause, Refusal};
 
 /// Most pages read from one member for one list.
 const MAX_PAGES: usize = 100;
@@ -42,24 +42,21 @@ pub(super) async fn list(
     call: &Call<'_>,
     kind: ListKind,
     message: &Value,
-) -> Response<ProxyBody> {
+) -> Handled {
     let params = object_params(message);
     if params.get("cursor").is_some_and(|cursor| !cursor.is_null()) {
-        return error(
+        return Err(client(
             StatusCode::OK,
-            &call.id,
             INVALID_PARAMS,
             format!(
                 "{} on {} returns everything in one page; there is no cursor to continue from",
                 kind.method(),
                 call.scope.path()
             ),
-        );
+        ));
     }
-    match collect(aggregator, call, kind, &params).await {
-        Ok(merged) => result(&call.id, merged),
-        Err(response) => response,
-    }
+    let merged = collect(aggregator, call, kind, &params).await?;
+    Ok(result(&call.id, merged))
 }
 
 /// The params of `message` when they are an object (MCP's only shape), else `{}`.
@@ -86,7 +83,7 @@ pub(super) async fn collect(
     call: &Call<'_>,
     kind: ListKind,
     params: &Value,
-) -> Result<Value, Response<ProxyBody>> {
+) -> Result<Value, Refusal> {
     let fetched = join_all(
         call.members
             .iter()
@@ -100,15 +97,15 @@ pub(super) async fn collect(
             Ok(Some(items)) => listed.push((member.id.as_str(), items)),
             Ok(None) => {}
             Err(gone) if gone.ends_session() => {
-                return Err(member_error(&call.id, &gone));
+                return Err(member_error(&gone));
             }
             Err(failure) => failures.push(failure.to_string()),
         }
     }
     if listed.is_empty() && !failures.is_empty() {
-        return Err(error(
+        return Err(Refusal::new(
+            Cause::Upstream,
             StatusCode::BAD_GATEWAY,
-            &call.id,
             jsonrpc::INTERNAL_ERROR,
             format!(
                 "no server of {} answered {}: {}",
@@ -136,9 +133,9 @@ pub(super) async fn collect(
     let items =
         merge::list_items(kind, strategy, &call.scope.path(), members).map_err(|collision| {
             tracing::warn!(%collision, "names collide on an aggregate");
-            error(
+            Refusal::new(
+                Cause::Internal,
                 StatusCode::OK,
-                &call.id,
                 jsonrpc::INTERNAL_ERROR,
                 collision.to_string(),
             )

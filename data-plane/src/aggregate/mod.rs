@@ -47,12 +47,17 @@ pub(crate) use crate::catalog::Scope;
 use crate::catalog::routes;
 
 use crate::caller::Caller;
-use crate::http::{MCP_SESSION_ID, ProxyBody, error};
+use crate::http::{MCP_SESSION_ID, ProxyBody};
 use crate::jsonrpc::{self, RequestId};
+use crate::refusal::{Cause, Refusal};
 use crate::runtime::Runtime;
 use crate::session::{Principal, SESSION_NOT_FOUND, SessionKeys, SessionState};
 use crate::upstream::UpstreamClient;
 use fanout::{Fanout, Member};
+
+/// What a message's handler gives: its answer, or the refusal the caller answers with the
+/// message's id.
+type Handled = Result<Response<ProxyBody>, Refusal>;
 
 /// Invalid method parameter(s).
 const INVALID_PARAMS: i64 = -32602;
@@ -120,16 +125,20 @@ impl Aggregator {
         message: Bytes,
         id: &RequestId,
         keys: &SessionKeys,
-    ) -> Response<ProxyBody> {
+    ) -> Handled {
         let Some(member_ids) = runtime.aggregates().members(scope) else {
-            return unknown_profile(scope, id);
+            return Err(unknown_profile(scope));
         };
         let parsed = if parts.method == Method::POST {
             match serde_json::from_slice::<Value>(&message) {
                 Ok(parsed) => Some(parsed),
                 Err(failure) => {
                     let message = format!("request body is not valid JSON: {failure}");
-                    return error(StatusCode::BAD_REQUEST, id, jsonrpc::PARSE_ERROR, message);
+                    return Err(client(
+                        StatusCode::BAD_REQUEST,
+                        jsonrpc::PARSE_ERROR,
+                        message,
+                    ));
                 }
             }
         } else {
@@ -150,10 +159,9 @@ impl Aggregator {
                 match keys.open_for(token, &scope.label(), &principal(parts)) {
                     Ok(state) => Some(state),
                     Err(reason) => {
-                        tracing::debug!(%reason, "aggregate session refused");
                         let message =
                             format!("session not found ({reason}): initialize a new session");
-                        return error(StatusCode::NOT_FOUND, id, SESSION_NOT_FOUND, message);
+                        return Err(client(StatusCode::NOT_FOUND, SESSION_NOT_FOUND, message));
                     }
                 }
             }
@@ -172,26 +180,29 @@ impl Aggregator {
             (&Method::GET, _) => self.listen(&call).await,
             (&Method::DELETE, _) => self.close(&call).await,
             (_, Some(message)) => self.post(&call, message).await,
-            (_, None) => error(
+            (_, None) => Err(client(
                 StatusCode::METHOD_NOT_ALLOWED,
-                id,
                 jsonrpc::INVALID_REQUEST,
                 format!("method {} is not allowed on {}", parts.method, scope.path()),
-            ),
+            )),
         }
     }
 
-    async fn post(&self, call: &Call<'_>, message: Value) -> Response<ProxyBody> {
+    async fn post(&self, call: &Call<'_>, message: Value) -> Handled {
         let Some(method) = message.get("method").and_then(Value::as_str) else {
             return route::client_response(self, call, message).await;
         };
         let notification = message.get("id").is_none();
         if call.runtime.admission_enabled() && !crate::admission::known_method(method, notification)
         {
-            return crate::admission::unknown_method(call.runtime, method, notification, &call.id);
+            return Err(crate::admission::unknown_method(
+                call.runtime,
+                method,
+                notification,
+            ));
         }
         if notification {
-            return route::notification(self, call, method, &message).await;
+            return Ok(route::notification(self, call, method, &message).await);
         }
         // Calls, reads, gets and completions count in the rate limits when admitted (on the
         // member that serves them); every other request counts here.
@@ -204,16 +215,13 @@ impl Aggregator {
                 | "resources/subscribe"
                 | "resources/unsubscribe"
         );
-        if !admitted_on_a_member
-            && let Err(refused) =
-                crate::admission::admit_request(call.runtime, call.caller, None, &call.id).await
-        {
-            return refused;
+        if !admitted_on_a_member {
+            crate::admission::admit_request(call.runtime, call.caller, None).await?;
         }
         match method {
             "initialize" => handshake::initialize(self, call, &message).await,
             "server/discover" => handshake::discover(self, call, &message).await,
-            "ping" => result(&call.id, json!({})),
+            "ping" => Ok(result(&call.id, json!({}))),
             "tools/call" => route::by_name(self, call, routes::Kind::Tool, message).await,
             "prompts/get" => route::by_name(self, call, routes::Kind::Prompt, message).await,
             "completion/complete" => route::completion(self, call, message).await,
@@ -223,21 +231,20 @@ impl Aggregator {
             "logging/setLevel" => route::broadcast_request(self, call, &message).await,
             _ => match crate::mcp::ListKind::of_method(method) {
                 Some(kind) => lists::list(self, call, kind, &message).await,
-                None => error(
+                None => Err(client(
                     StatusCode::OK,
-                    &call.id,
                     jsonrpc::METHOD_NOT_FOUND,
                     format!(
                         "method {method} is not supported on the aggregate endpoint {}",
                         call.scope.path()
                     ),
-                ),
+                )),
             },
         }
     }
 
     /// GET: the merged event streams of the members; 405 when none offers one.
-    async fn listen(&self, call: &Call<'_>) -> Response<ProxyBody> {
+    async fn listen(&self, call: &Call<'_>) -> Handled {
         let opened =
             join_all(call.members.iter().map(|member| async move {
                 (member, self.fanout.listen(member, call.caller).await)
@@ -248,22 +255,20 @@ impl Aggregator {
             match outcome {
                 Ok(Some(messages)) => streams.push((member.id.clone(), messages)),
                 Ok(None) => {}
-                Err(gone) if gone.ends_session() => return member_error(&call.id, &gone),
+                Err(gone) if gone.ends_session() => return Err(member_error(&gone)),
                 Err(error) => tracing::warn!(%error, "a member's event stream is not available"),
             }
         }
         if streams.is_empty() {
-            let mut response = error(
+            return Err(client(
                 StatusCode::METHOD_NOT_ALLOWED,
-                &call.id,
                 jsonrpc::INVALID_REQUEST,
                 format!("no server of {} offers an event stream", call.scope.path()),
-            );
-            response.headers_mut().insert(
+            )
+            .with_header(
                 http::header::ALLOW,
                 http::HeaderValue::from_static("POST, DELETE"),
-            );
-            return response;
+            ));
         }
         let mut response = Response::new(stream::merged(streams));
         response.headers_mut().insert(
@@ -274,19 +279,18 @@ impl Aggregator {
             http::header::CACHE_CONTROL,
             http::HeaderValue::from_static("no-cache"),
         );
-        response
+        Ok(response)
     }
 
     /// DELETE: end every member session. Members that cannot be reached are logged: the
     /// client's session is over either way.
-    async fn close(&self, call: &Call<'_>) -> Response<ProxyBody> {
+    async fn close(&self, call: &Call<'_>) -> Handled {
         if call.token.is_none() {
-            return error(
+            return Err(client(
                 StatusCode::BAD_REQUEST,
-                &call.id,
                 jsonrpc::INVALID_REQUEST,
                 "DELETE needs the Mcp-Session-Id of the session to end",
-            );
+            ));
         }
         let closed = join_all(
             call.members
@@ -297,7 +301,7 @@ impl Aggregator {
         for error in closed.into_iter().filter_map(Result::err) {
             tracing::warn!(%error, "a member session could not be ended");
         }
-        empty(StatusCode::NO_CONTENT)
+        Ok(empty(StatusCode::NO_CONTENT))
     }
 }
 
@@ -328,17 +332,17 @@ fn members(
 }
 
 /// The 404 of an unknown profile.
-pub(crate) fn unknown_profile(scope: &Scope, id: &RequestId) -> Response<ProxyBody> {
+fn unknown_profile(scope: &Scope) -> Refusal {
     let message = match scope {
         Scope::Profile(profile) => format!("unknown profile: {profile}"),
         Scope::All => "unknown endpoint".to_owned(),
     };
-    error(
-        StatusCode::NOT_FOUND,
-        id,
-        jsonrpc::METHOD_NOT_FOUND,
-        message,
-    )
+    client(StatusCode::NOT_FOUND, jsonrpc::METHOD_NOT_FOUND, message)
+}
+
+/// A refusal of the client's message (its transport, envelope or session).
+fn client(http: StatusCode, code: i64, message: impl Into<String>) -> Refusal {
+    Refusal::new(Cause::Client, http, code, message)
 }
 
 /// The session principal of the request with these parts: tokens are sealed for it and
@@ -352,9 +356,9 @@ fn result(id: &RequestId, result: Value) -> Response<ProxyBody> {
     jsonrpc::json_response(StatusCode::OK, &body).map(|b| b.map_err(|never| match never {}).boxed())
 }
 
-/// The client's answer when a member failed: the member's own JSON-RPC error code when it
-/// sent one, else −32603.
-fn member_error(id: &RequestId, failure: &fanout::MemberError) -> Response<ProxyBody> {
+/// The refusal when a member failed: the member's own JSON-RPC error code when it sent
+/// one, else −32603.
+fn member_error(failure: &fanout::MemberError) -> Refusal {
     let code = match failure {
         fanout::MemberError::Status {
             error: Some(error), ..
@@ -365,7 +369,7 @@ fn member_error(id: &RequestId, failure: &fanout::MemberError) -> Response<Proxy
             .unwrap_or(jsonrpc::INTERNAL_ERROR),
         _ => jsonrpc::INTERNAL_ERROR,
     };
-    error(failure.status(), id, code, failure.to_string())
+    Refusal::new(Cause::Upstream, failure.status(), code, failure.to_string())
 }
 
 fn empty(status: StatusCode) -> Response<ProxyBody> {

@@ -17,8 +17,8 @@ use tokio::time::Instant;
 use super::fanout::{self, Answer, Member, MemberError, Routing};
 use super::stream::{self, Deadline};
 use super::{
-    Aggregator, Call, INVALID_PARAMS, RESOURCE_NOT_FOUND, empty, error, ids, lists, member_error,
-    result,
+    Aggregator, Call, Handled, INVALID_PARAMS, RESOURCE_NOT_FOUND, client, empty, ids, lists,
+    member_error, result,
 };
 use crate::admission::{self, Target};
 use crate::catalog::Strategy;
@@ -26,6 +26,7 @@ use crate::catalog::routes::Kind;
 use crate::http::ProxyBody;
 use crate::jsonrpc;
 use crate::mcp::ListKind;
+use crate::refusal::Refusal;
 
 /// `tools/call` and `prompts/get`: to the member the name belongs to, name unprefixed.
 pub(super) async fn by_name(
@@ -33,17 +34,15 @@ pub(super) async fn by_name(
     call: &Call<'_>,
     kind: Kind,
     mut message: Value,
-) -> Response<ProxyBody> {
+) -> Handled {
     let Some(name) = message.pointer("/params/name").and_then(Value::as_str) else {
-        return unadmitted(call, missing_param(call, &message, "name")).await;
+        return Err(unadmitted(call, missing_param(&message, "name")).await);
     };
     let (server, local) = match resolve_name(aggregator, call, kind, name, &message).await {
         Ok(resolved) => resolved,
-        Err(response) => return unadmitted(call, response).await,
+        Err(refused) => return Err(unadmitted(call, refused).await),
     };
-    if let Err(refused) = admit(call, &server.id, kind, &local, &message).await {
-        return refused;
-    }
+    admit(call, &server.id, kind, &local, &message).await?;
     message["params"]["name"] = Value::String(local.clone());
     let method = message["method"].as_str().unwrap_or_default().to_owned();
     let routing = Routing {
@@ -61,7 +60,7 @@ async fn admit(
     kind: Kind,
     local: &str,
     message: &Value,
-) -> Result<(), Response<ProxyBody>> {
+) -> Result<(), Refusal> {
     let no_args = Value::Object(Default::default());
     let target = match kind {
         Kind::Tool => {
@@ -70,7 +69,7 @@ async fn admit(
                 Some(args @ Value::Object(_)) => args,
                 Some(_) => {
                     let message = "tools/call needs params.arguments to be an object";
-                    let invalid = error(StatusCode::OK, &call.id, INVALID_PARAMS, message);
+                    let invalid = client(StatusCode::OK, INVALID_PARAMS, message);
                     return Err(unadmitted(call, invalid).await);
                 }
             };
@@ -85,7 +84,7 @@ async fn admit(
             name: local,
         },
     };
-    admission::admit(call.runtime, call.caller, &target, &call.id)
+    admission::admit(call.runtime, call.caller, &target)
         .await
         .map(drop)
 }
@@ -97,7 +96,7 @@ pub(super) async fn completion(
     aggregator: &Aggregator,
     call: &Call<'_>,
     mut message: Value,
-) -> Response<ProxyBody> {
+) -> Handled {
     let reference = message.pointer("/params/ref").cloned().unwrap_or_default();
     let routing = Routing {
         method: Some("completion/complete"),
@@ -106,76 +105,63 @@ pub(super) async fn completion(
     match reference.get("type").and_then(Value::as_str) {
         Some("ref/prompt") => {
             let Some(name) = reference.get("name").and_then(Value::as_str) else {
-                return unadmitted(call, missing_param(call, &message, "ref.name")).await;
+                return Err(unadmitted(call, missing_param(&message, "ref.name")).await);
             };
             let (server, local) =
                 match resolve_name(aggregator, call, Kind::Prompt, name, &message).await {
                     Ok(resolved) => resolved,
-                    Err(response) => return unadmitted(call, response).await,
+                    Err(refused) => return Err(unadmitted(call, refused).await),
                 };
-            if let Err(refused) = admit(call, &server.id, Kind::Prompt, &local, &message).await {
-                return refused;
-            }
+            admit(call, &server.id, Kind::Prompt, &local, &message).await?;
             message["params"]["ref"]["name"] = Value::String(local);
             forward(aggregator, call, server, &message, routing).await
         }
         Some("ref/resource") => {
             let Some(uri) = reference.get("uri").and_then(Value::as_str) else {
-                return unadmitted(call, missing_param(call, &message, "ref.uri")).await;
+                return Err(unadmitted(call, missing_param(&message, "ref.uri")).await);
             };
-            if let Some(refused) =
-                admission::refuse_ambiguous_uri(call.runtime, call.caller, uri, &call.id)
-            {
-                return unadmitted(call, refused).await;
+            if let Some(refused) = admission::refuse_ambiguous_uri(call.runtime, call.caller, uri) {
+                return Err(unadmitted(call, refused).await);
             }
             let server = match resolve_uri(aggregator, call, uri, &message, true).await {
                 Ok(server) => server,
-                Err(response) => return unadmitted(call, response).await,
+                Err(refused) => return Err(unadmitted(call, refused).await),
             };
             let target = Target::ResourceRead {
                 server: &server.id,
                 uri,
             };
-            if let Err(refused) =
-                admission::admit(call.runtime, call.caller, &target, &call.id).await
-            {
-                return refused;
-            }
+            admission::admit(call.runtime, call.caller, &target).await?;
             forward(aggregator, call, server, &message, routing).await
         }
         _ => {
-            let missing = missing_param(call, &message, "ref.type (ref/prompt or ref/resource)");
-            unadmitted(call, missing).await
+            let missing = missing_param(&message, "ref.type (ref/prompt or ref/resource)");
+            Err(unadmitted(call, missing).await)
         }
     }
 }
 
 /// The answer to a request refused before admission could run (a missing parameter, a name
 /// no member has): it still counts in the rate limits, which may refuse it instead.
-async fn unadmitted(call: &Call<'_>, response: Response<ProxyBody>) -> Response<ProxyBody> {
-    match admission::admit_request(call.runtime, call.caller, None, &call.id).await {
-        Ok(()) => response,
+async fn unadmitted(call: &Call<'_>, refusal: Refusal) -> Refusal {
+    match admission::admit_request(call.runtime, call.caller, None).await {
+        Ok(()) => refusal,
         Err(refused) => refused,
     }
 }
 
 /// `resources/read`, `resources/subscribe`, `resources/unsubscribe`: to the member that
 /// lists the URI or has a template matching it.
-pub(super) async fn by_uri(
-    aggregator: &Aggregator,
-    call: &Call<'_>,
-    message: Value,
-) -> Response<ProxyBody> {
+pub(super) async fn by_uri(aggregator: &Aggregator, call: &Call<'_>, message: Value) -> Handled {
     let Some(uri) = message.pointer("/params/uri").and_then(Value::as_str) else {
-        return unadmitted(call, missing_param(call, &message, "uri")).await;
+        return Err(unadmitted(call, missing_param(&message, "uri")).await);
     };
-    if let Some(refused) = admission::refuse_ambiguous_uri(call.runtime, call.caller, uri, &call.id)
-    {
-        return unadmitted(call, refused).await;
+    if let Some(refused) = admission::refuse_ambiguous_uri(call.runtime, call.caller, uri) {
+        return Err(unadmitted(call, refused).await);
     }
     let server = match resolve_uri(aggregator, call, uri, &message, false).await {
         Ok(server) => server,
-        Err(response) => return unadmitted(call, response).await,
+        Err(refused) => return Err(unadmitted(call, refused).await),
     };
     let method = message["method"].as_str().unwrap_or_default();
     let admitted = if matches!(method, "resources/read" | "resources/subscribe") {
@@ -183,15 +169,13 @@ pub(super) async fn by_uri(
             server: &server.id,
             uri,
         };
-        admission::admit(call.runtime, call.caller, &target, &call.id)
+        admission::admit(call.runtime, call.caller, &target)
             .await
             .map(drop)
     } else {
-        admission::admit_request(call.runtime, call.caller, Some(&server.id), &call.id).await
+        admission::admit_request(call.runtime, call.caller, Some(&server.id)).await
     };
-    if let Err(refused) = admitted {
-        return refused;
-    }
+    admitted?;
     let routing = Routing {
         method: Some(method),
         name: Some(uri),
@@ -206,7 +190,7 @@ async fn resolve_name<'c>(
     kind: Kind,
     name: &str,
     message: &Value,
-) -> Result<(&'c Member, String), Response<ProxyBody>> {
+) -> Result<(&'c Member, String), Refusal> {
     let noun = match kind {
         Kind::Tool => "tool",
         Kind::Prompt => "prompt",
@@ -214,7 +198,7 @@ async fn resolve_name<'c>(
     let path = call.scope.path();
     let unknown = |why: String| {
         let message = format!("unknown {noun} \"{name}\" on {path}: {why}");
-        error(StatusCode::OK, &call.id, INVALID_PARAMS, message)
+        client(StatusCode::OK, INVALID_PARAMS, message)
     };
     match call.runtime.aggregates().strategy() {
         Strategy::Prefix => {
@@ -262,7 +246,7 @@ async fn resolve_uri<'c>(
     uri: &str,
     message: &Value,
     template: bool,
-) -> Result<&'c Member, Response<ProxyBody>> {
+) -> Result<&'c Member, Refusal> {
     let routes = call.runtime.aggregates().routes();
     let members = call.member_ids();
     let owner = || {
@@ -283,9 +267,8 @@ async fn resolve_uri<'c>(
         lists::collect(aggregator, call, kind, &params).await?;
     }
     owner().ok_or_else(|| {
-        error(
+        client(
             StatusCode::OK,
-            &call.id,
             RESOURCE_NOT_FOUND,
             format!(
                 "resource not found: no server of {} lists {uri} or has a template matching it",
@@ -302,7 +285,7 @@ async fn forward(
     member: &Member,
     message: &Value,
     routing: Routing<'_>,
-) -> Response<ProxyBody> {
+) -> Handled {
     if let Some(note) = crate::audit::Note::of(call.caller) {
         note.member(&member.id);
     }
@@ -315,10 +298,10 @@ async fn forward(
     let sent = aggregator.fanout.post(member, call.caller, body, routing);
     let exchange = match tokio::time::timeout_at(deadline, sent).await {
         Ok(Ok(exchange)) => exchange,
-        Ok(Err(failure)) => return member_error(&call.id, &failure),
-        Err(_) => return member_error(&call.id, &MemberError::timeout(&member.id, timeout)),
+        Ok(Err(failure)) => return Err(member_error(&failure)),
+        Err(_) => return Err(member_error(&MemberError::timeout(&member.id, timeout))),
     };
-    match exchange.answer {
+    Ok(match exchange.answer {
         Answer::Accepted => empty(StatusCode::ACCEPTED),
         Answer::Message(body) => {
             let mut response =
@@ -346,7 +329,7 @@ async fn forward(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             response
         }
-    }
+    })
 }
 
 /// The client's answer to a server→client request: back to the member that asked, with
@@ -355,26 +338,24 @@ pub(super) async fn client_response(
     aggregator: &Aggregator,
     call: &Call<'_>,
     mut message: Value,
-) -> Response<ProxyBody> {
+) -> Handled {
     let target = message.get("id").and_then(ids::member_request_id);
     let Some((server, original)) = target else {
-        return error(
+        return Err(client(
             StatusCode::BAD_REQUEST,
-            &call.id,
             jsonrpc::INVALID_REQUEST,
             format!(
                 "cannot route this response: its id was not issued by {}",
                 call.scope.path()
             ),
-        );
+        ));
     };
     let Some(member) = call.member(server) else {
-        return error(
+        return Err(client(
             StatusCode::BAD_REQUEST,
-            &call.id,
             jsonrpc::INVALID_REQUEST,
             format!("cannot route this response: no server \"{server}\" in this session"),
-        );
+        ));
     };
     message["id"] = original;
     let body = Bytes::from(message.to_string());
@@ -383,8 +364,8 @@ pub(super) async fn client_response(
         .post(member, call.caller, body, Routing::default())
         .await
     {
-        Ok(_) => empty(StatusCode::ACCEPTED),
-        Err(failure) => member_error(&call.id, &failure),
+        Ok(_) => Ok(empty(StatusCode::ACCEPTED)),
+        Err(failure) => Err(member_error(&failure)),
     }
 }
 
@@ -441,7 +422,7 @@ pub(super) async fn broadcast_request(
     aggregator: &Aggregator,
     call: &Call<'_>,
     message: &Value,
-) -> Response<ProxyBody> {
+) -> Handled {
     let method = message["method"].as_str().unwrap_or_default();
     let params = lists::object_params(message);
     let answers = join_all(call.members.iter().map(|member| async {
@@ -470,7 +451,7 @@ pub(super) async fn broadcast_request(
                     });
                 }
             }
-            Err(gone) if gone.ends_session() => return member_error(&call.id, &gone),
+            Err(gone) if gone.ends_session() => return Err(member_error(&gone)),
             Err(failure) => failures.push(failure),
         }
     }
@@ -478,16 +459,15 @@ pub(super) async fn broadcast_request(
         tracing::warn!(%failure, method, "a member did not take a request sent to all");
     }
     match failures.first() {
-        Some(failure) if taken == 0 => member_error(&call.id, failure),
-        _ => result(&call.id, json!({})),
+        Some(failure) if taken == 0 => Err(member_error(failure)),
+        _ => Ok(result(&call.id, json!({}))),
     }
 }
 
-fn missing_param(call: &Call<'_>, message: &Value, param: &str) -> Response<ProxyBody> {
+fn missing_param(message: &Value, param: &str) -> Refusal {
     let method = message["method"].as_str().unwrap_or_default();
-    error(
+    client(
         StatusCode::OK,
-        &call.id,
         INVALID_PARAMS,
         format!("{method} needs params.{param}"),
     )

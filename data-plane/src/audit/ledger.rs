@@ -1,10 +1,11 @@
 //! The facts of one request, gathered while it runs and turned into audit records when its
 //! answer ends.
 //!
-//! `Proxy::handle` puts a [`Ledger`] in the request's extensions; each phase that learns
-//! something writes it down: routing the runtime and method, authentication the caller,
-//! dispatch one [`Note`] per message (a batch entry gets its own, in its own copy of the
-//! request parts), admission what it decided, an aggregate endpoint the member it called.
+//! The request's context (`proxy/context.rs`) starts a [`Ledger`] and puts it in the
+//! request's extensions; each phase that learns something writes it down: the context the
+//! runtime, the envelope check the method, authentication the caller, dispatch one [`Note`]
+//! per message (a batch entry gets its own, in its own copy of the request parts),
+//! admission what it decided, an aggregate endpoint the member it called.
 //! The lock is a std `Mutex` taken only for plain field writes, never across an `.await`.
 //! Nothing here parses or formats: that waits for the end of the answer (`record`), off the
 //! path to the upstream.

@@ -1,4 +1,4 @@
-//! The answer to a refused message: HTTP 200 with a JSON-RPC error −32029 carrying the
+//! The refusal of a message over a limit: HTTP 200 with a JSON-RPC error −32029 carrying the
 //! request's id, `rate limit exceeded: <bucket>/<window>, retry after <n> s`, data
 //! `{limit, window, retry_after, bucket}`, and a `Retry-After: <n>` header (which a batch
 //! answer drops: its entries are answered together, each with its own `retry_after`).
@@ -8,41 +8,37 @@
 //! initialize, lists, ping, ...) without one. Notifications and responses are not counted.
 
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode};
-use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
 use super::{RateLimited, RateLimiter, RateRequest};
 use crate::caller::Caller;
-use crate::http::ProxyBody;
 use crate::jsonrpc::{self, RATE_LIMITED, RequestId};
 use crate::mcp::Target;
+use crate::refusal::Refusal;
 
-/// The admission phase: count `target` for `caller`, or the answer refusing it.
-pub async fn admit(
+/// The admission phase: count `target` for `caller`, or the refusal.
+pub(crate) async fn admit(
     limiter: &RateLimiter,
     caller: &Caller,
     target: &Target<'_>,
-    id: &RequestId,
-) -> Result<(), Response<ProxyBody>> {
+) -> Result<(), Refusal> {
     if !limiter.is_enabled() {
         return Ok(());
     }
     let Some(request) = request_of(caller, target) else {
         return Ok(());
     };
-    check(limiter, &request, id).await
+    check(limiter, &request).await
 }
 
 /// The rate-limit phase of a request without a [`Target`] on `server` (`None`: an
 /// aggregate endpoint, no single server): the global, client, server and workspace
 /// buckets.
-pub async fn admit_other(
+pub(crate) async fn admit_other(
     limiter: &RateLimiter,
     caller: &Caller,
     server: Option<&str>,
-    id: &RequestId,
-) -> Result<(), Response<ProxyBody>> {
+) -> Result<(), Refusal> {
     if !limiter.is_enabled() {
         return Ok(());
     }
@@ -52,14 +48,10 @@ pub async fn admit_other(
         server_id: server,
         tool: None,
     };
-    check(limiter, &request, id).await
+    check(limiter, &request).await
 }
 
-async fn check(
-    limiter: &RateLimiter,
-    request: &RateRequest<'_>,
-    id: &RequestId,
-) -> Result<(), Response<ProxyBody>> {
+async fn check(limiter: &RateLimiter, request: &RateRequest<'_>) -> Result<(), Refusal> {
     limiter.check(request).await.map_err(|refused| {
         tracing::debug!(
             client = request.client_id,
@@ -68,7 +60,7 @@ async fn check(
             %refused,
             "rate limited"
         );
-        refused.response(id)
+        refused.refusal()
     })
 }
 
@@ -106,21 +98,21 @@ impl RateLimited {
         error
     }
 
-    /// The HTTP answer to request `id`, with `Retry-After`.
-    pub fn response(&self, id: &RequestId) -> Response<ProxyBody> {
-        let mut response = jsonrpc::json_response(StatusCode::OK, &self.error_object(id))
-            .map(|body| body.map_err(|never| match never {}).boxed());
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(self.retry_after_secs),
-        );
-        crate::http::tag(&mut response, RATE_LIMITED, &self.to_string());
-        response
+    /// The refusal of the admission phase: −32029 with `data` and `Retry-After`.
+    pub(crate) fn refusal(&self) -> Refusal {
+        Refusal::policy(RATE_LIMITED, self.to_string())
+            .with_data(self.data())
+            .with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(self.retry_after_secs),
+            )
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use http::StatusCode;
+
     use super::*;
     use crate::rate_limit::{BucketKind, Window};
 
@@ -145,7 +137,7 @@ mod tests {
                 },
             })
         );
-        let response = refused.response(&id);
+        let response = refused.refusal().respond(&id);
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::RETRY_AFTER], "42");
     }

@@ -26,7 +26,7 @@
 //! limit applies to the next request and counted requests are not forgotten.
 //!
 //! [`admit`] is the admission phase (`admission::rate_limit_phase`) and builds the −32029
-//! answer (`answer`); `plan` turns the configuration into the counters of a request; `key`
+//! refusal (`answer`); `plan` turns the configuration into the counters of a request; `key`
 //! names them.
 
 mod answer;
@@ -45,7 +45,7 @@ use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
-pub use answer::{admit, admit_other};
+pub(crate) use answer::{admit, admit_other};
 pub use memory::{DEFAULT_BUCKET_CAPACITY, MemoryStore};
 use plan::Plan;
 pub use redis_store::RedisStore;

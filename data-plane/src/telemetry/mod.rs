@@ -29,8 +29,8 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 pub(crate) use spans::{
-    AUTH, ChildSpan, POLICY, authenticated, child, describe, describe_body, end_policy, failed,
-    note_batch, upstream, upstream_context,
+    AUTH, ChildSpan, POLICY, RequestSpan, authenticated, child, describe, describe_body,
+    end_policy, failed, note_batch, upstream, upstream_context,
 };
 
 /// `service.name` when the config names none.
