@@ -4,9 +4,11 @@ describes.
 
 Every top-level module of each crate belongs to one layer below. A module may name
 (`crate::x`, `use crate::{x, ...}`) modules of its own layer or a lower one, never a higher
-one, and the modules of one layer never form a cycle. Test code (`tests.rs`, `*_tests.rs`,
-and what follows a `#[cfg(test)] mod` line) is not checked. A module that is in no layer is
-an error too, so a new module gets a place before it lands.
+one, and the modules of one layer never form a cycle. A submodule listed on its own
+(`x::y`, the file `x/y.rs` or the folder `x/y/`) has a layer apart from the rest of `x`; it
+is named as `crate::x::y`, `crate::{x::y, ...}` or `crate::x::{y, ...}`. Test code
+(`tests.rs`, `*_tests.rs`, and what follows a `#[cfg(test)] mod` line) is not checked. A
+module that is in no layer is an error too, so a new module gets a place before it lands.
 
     python3 scripts/check_layers.py            # exits 1 and lists what breaks the layers
     python3 scripts/check_layers.py --graph    # also prints who imports whom
@@ -24,8 +26,8 @@ LAYERS = [
     ("shared services", ["metrics", "refusal", "deadline", "state", "references",
                          "host_check", "connection_limit", "session"]),
     ("features", ["auth", "rate_limit", "approvals", "webhook", "audit", "telemetry",
-                  "balancer", "stdio", "public_tls", "policies", "catalog", "answer_check",
-                  "batch", "routing_headers"]),
+                  "balancer", "upstream::exchange", "stdio", "public_tls", "policies",
+                  "catalog", "answer_check", "batch", "routing_headers"]),
     ("runtime", ["runtime"]),
     ("config paths", ["apply", "source"]),
     ("request path", ["admission", "aggregate", "proxy", "server", "admin", "lifecycle",
@@ -49,11 +51,19 @@ CRATES = [
 ]
 TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*(pub(\([a-z]+\))?\s+)?mod\s+\w+\s*\{")
 USE_CRATE = re.compile(r"\buse\s+crate::([^;]*);")
-CRATE_PATH = re.compile(r"(?<![\w:])crate::(\w+)")
+CRATE_PATH = re.compile(r"(?<![\w:])crate::(\w+)(?:::(\w+))?")
+# Submodules with a layer of their own (`x::y`).
+SUBMODULES = {
+    name for _, layers in CRATES for _, modules in layers for name in modules if "::" in name
+}
 
 
 def module_name(crate_root, path):
     relative = path.relative_to(crate_root)
+    if len(relative.parts) > 2 or (len(relative.parts) == 2 and relative.suffix == ".rs"):
+        submodule = f"{relative.parts[0]}::{pathlib.Path(relative.parts[1]).stem}"
+        if submodule in SUBMODULES:
+            return submodule
     if len(relative.parts) > 1:
         return relative.parts[0]
     return relative.stem
@@ -69,10 +79,17 @@ def production_text(path):
 
 
 def named_modules(text):
-    """The top-level modules a file's text names through `crate::`."""
-    names = set(CRATE_PATH.findall(text))
+    """The top-level modules (and listed submodules) a file's text names through `crate::`."""
+    names = set()
+    for module, item in CRATE_PATH.findall(text):
+        submodule = f"{module}::{item}"
+        names.add(submodule if submodule in SUBMODULES else module)
     for statement in USE_CRATE.findall(text):
         statement = re.sub(r"\s+", "", statement)
+        for submodule in SUBMODULES:
+            module, item = submodule.split("::")
+            if re.search(rf"(?<![\w:]){module}::\{{[^;]*\b{item}\b", statement):
+                names.add(submodule)
         if not statement.startswith("{"):
             continue
         depth = 0
@@ -85,9 +102,11 @@ def named_modules(text):
             if (char == "," and depth == 1) or (char == "}" and depth == 0):
                 item = statement[start:index]
                 start = index + 1
-                head = re.split(r"::|\{", item)[0]
-                if head:
-                    names.add(head)
+                path = re.split(r"::|\{", item)
+                if len(path) > 1 and f"{path[0]}::{path[1]}" in SUBMODULES:
+                    names.add(f"{path[0]}::{path[1]}")
+                elif path[0]:
+                    names.add(path[0])
     return names
 
 

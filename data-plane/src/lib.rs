@@ -24,6 +24,7 @@ mod mcp;
 pub mod snapshot;
 mod sse;
 mod trace_context;
+// The client; its `exchange` submodule sits above `balancer` (see ARCHITECTURE.md).
 mod upstream;
 mod verdict;
 

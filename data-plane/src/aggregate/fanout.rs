@@ -18,14 +18,14 @@ use futures_util::{Stream, StreamExt as _};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use serde_json::Value;
+use tokio::time::Instant;
 
 pub(super) use super::member_error::MemberError;
 
 use super::events::messages;
 use super::upstream_headers::member_headers;
-use crate::balancer::{Leased, Outcome};
 use crate::caller::Caller;
 use crate::http::{MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, is_event_stream};
 use crate::runtime::{HttpUpstream, Server, Upstream};
@@ -34,6 +34,7 @@ use crate::stdio::StdioServer;
 use crate::telemetry::{self, ChildSpan};
 use crate::trace_context::TraceContext;
 use crate::upstream::UpstreamClient;
+use crate::upstream::exchange::{Answered, Exchange as HttpExchange};
 
 /// JSON-RPC messages as they arrive on a member's event stream, each the text of one
 /// message.
@@ -230,7 +231,8 @@ impl Fanout {
     }
 
     /// Send one request to a replica of the member: the one holding its session, else one
-    /// chosen by the balancer. The replica's outcome is reported once the head is in.
+    /// chosen by the balancer (the exchange `/mcp/{id}` uses too). The replica's outcome is
+    /// reported once the head is in.
     async fn send_http(
         &self,
         member: &Member,
@@ -239,34 +241,18 @@ impl Fanout {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<Sent, MemberError> {
+        let failed = |failure| MemberError::of_exchange(&member.id, upstream.timeout, failure);
         let pinned = member.session.as_ref().and_then(|s| s.replica.as_deref());
-        let mut lease = upstream.replicas.pick(pinned)?;
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = method;
-        *request.uri_mut() = lease.uri().clone();
-        *request.headers_mut() = headers;
-        let sent = tokio::time::timeout(upstream.timeout, self.client.request(request)).await;
-        lease.report(match &sent {
-            Ok(Ok(response)) => Outcome::of_status(response.status()),
-            Ok(Err(_)) | Err(_) => Outcome::Failure,
-        });
-        match sent {
-            Ok(Ok(response)) => {
-                // Only a server with several replicas needs its sessions pinned.
-                let replica =
-                    (upstream.replicas.replicas().len() > 1).then(|| lease.url().to_owned());
-                Ok(Sent {
-                    response: response
-                        .map(|body| Leased::new(body, lease).map_err(Into::into).boxed()),
-                    replica,
-                })
-            }
-            Ok(Err(error)) => Err(MemberError::Unreachable {
-                server: member.id.clone(),
-                cause: crate::error_chain(&error),
-            }),
-            Err(_) => Err(MemberError::timeout(&member.id, upstream.timeout)),
-        }
+        let exchange = HttpExchange::pick(&upstream.replicas, pinned).map_err(failed)?;
+        let deadline = Instant::now() + upstream.timeout;
+        let sent = exchange.send(&self.client, method, headers, body, deadline);
+        let Answered { response, lease } = sent.await.map_err(failed)?;
+        // Only a server with several replicas needs its sessions pinned.
+        let replica = lease.replica().map(str::to_owned);
+        Ok(Sent {
+            response: lease.hold(response),
+            replica,
+        })
     }
 }
 

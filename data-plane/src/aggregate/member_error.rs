@@ -8,6 +8,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use crate::balancer::NoReplica;
+use crate::upstream::exchange::ExchangeError;
 
 /// A member could not answer. Each names the member: the fault is upstream, except
 /// `Managed`, a gap of the gateway.
@@ -65,6 +66,22 @@ impl MemberError {
     /// session, or the replica holding it is gone): the client must start a new session.
     pub(super) fn ends_session(&self) -> bool {
         self.status() == StatusCode::NOT_FOUND
+    }
+
+    /// The member's exchange failed (`timeout`: the one it had).
+    pub(super) fn of_exchange(
+        server: &str,
+        timeout: Duration,
+        failure: ExchangeError,
+    ) -> MemberError {
+        match failure {
+            ExchangeError::NoReplica(no_replica) => MemberError::NoReplica(no_replica),
+            ExchangeError::Unreachable { cause } => MemberError::Unreachable {
+                server: server.to_owned(),
+                cause,
+            },
+            ExchangeError::TimedOut => MemberError::timeout(server, timeout),
+        }
     }
 
     /// The member did not answer within `timeout`.

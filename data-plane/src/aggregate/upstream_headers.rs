@@ -13,6 +13,7 @@ use super::fanout::{Member, Routing};
 use crate::http::MCP_SESSION_ID;
 use crate::runtime::HttpUpstream;
 use crate::trace_context::TraceContext;
+use crate::upstream::exchange::request_headers;
 
 /// First protocol version whose servers require the `Mcp-Method` / `Mcp-Name` headers.
 const STANDARD_HEADERS_VERSION: &str = "2026-07-28";
@@ -22,9 +23,9 @@ const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 
 /// The headers of a request to `member`: its session and protocol version (the client's
 /// version on session-less requests), the trace context (a span of the gateway's in the
-/// caller's trace), the caller's
-/// `Authorization` only when the server opts in, then the server's static headers, which
-/// win.
+/// caller's trace), the routing headers, then what every upstream request gets
+/// (`request_headers`): a tool call's argument headers, the caller's `Authorization` only
+/// when the server opts in, and the server's static headers, which win.
 pub(super) fn member_headers(
     caller: &Parts,
     upstream: &HttpUpstream,
@@ -69,11 +70,6 @@ pub(super) fn member_headers(
     if let Some(trace) = caller.extensions.get::<TraceContext>() {
         trace.propagate(&mut headers);
     }
-    if upstream.forward_authorization
-        && let Some(value) = caller.headers.get(header::AUTHORIZATION)
-    {
-        headers.insert(header::AUTHORIZATION, value.clone());
-    }
     if standard_headers && let Some(rpc_method) = routing.method {
         if let Ok(value) = HeaderValue::from_str(rpc_method) {
             headers.insert(MCP_METHOD, value);
@@ -81,19 +77,12 @@ pub(super) fn member_headers(
         if let Some(value) = routing.name.and_then(|n| header_value(n).ok()) {
             headers.insert(MCP_NAME, value);
         }
-        // Argument headers mirror tool arguments, which the gateway passes unchanged.
-        if rpc_method == "tools/call" {
-            for (name, value) in &caller.headers {
-                if name.as_str().starts_with("mcp-param-") {
-                    headers.append(name.clone(), value.clone());
-                }
-            }
-        }
     }
-    for (name, value) in &upstream.headers {
-        headers.insert(name.clone(), value.clone());
-    }
-    headers
+    // Argument headers mirror tool arguments, which the gateway passes unchanged.
+    let arguments = standard_headers && routing.method == Some("tools/call");
+    let forward = |name: &HeaderName| arguments && name.as_str().starts_with("mcp-param-");
+    let (fixed, authorization) = (&upstream.headers, upstream.forward_authorization);
+    request_headers(headers, &caller.headers, forward, fixed, authorization)
 }
 
 /// A 2026-07-28 header value: as is when it is plain visible ASCII, else wrapped as
