@@ -28,7 +28,7 @@ LAYERS = [
     ("features", ["auth", "rate_limit", "approvals", "webhook", "audit", "telemetry",
                   "balancer", "upstream::exchange", "stdio", "public_tls", "policies",
                   "catalog", "answer_check", "batch", "routing_headers"]),
-    ("runtime", ["runtime"]),
+    ("runtime", ["runtime", "services"]),
     ("config paths", ["apply", "source"]),
     ("request path", ["admission", "aggregate", "proxy", "server", "admin", "lifecycle",
                       "cli", "lib", "main"]),

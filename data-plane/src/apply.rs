@@ -19,6 +19,7 @@ use crate::balancer::health::HttpProber;
 use crate::metrics::{ApplyOutcome, Metrics};
 use crate::references::ReferencePolicy;
 use crate::runtime::{Applied, ConfigSource, Runtime};
+use crate::services::Services;
 use crate::session::KeyRing;
 use crate::stdio;
 use crate::telemetry::{self, Telemetry};
@@ -43,17 +44,15 @@ pub struct Candidate {
 #[derive(Debug, Clone)]
 pub struct Applier {
     runtime: SharedRuntime,
-    metrics: Arc<Metrics>,
+    /// The process's metrics, approval state and webhook sender, shared with the request
+    /// path; no applied configuration replaces them.
+    services: Services,
     /// Probes the replicas of the serving runtime's HTTP servers.
     prober: HttpProber,
     /// The stdio processes of the applied runtimes.
     stdio: stdio::Pool,
     /// Session keys from outside the config (control plane, or this process's own).
     key_ring: Arc<KeyRing>,
-    /// Grants and outgoing approval requests, handed to every runtime.
-    approvals: Approvals,
-    /// The guardrail webhook sender, handed to every runtime (`None`: nothing is sent).
-    webhooks: Option<Webhooks>,
     /// Trace export, reconfigured by every apply.
     telemetry: Telemetry,
     /// What `${file:}` / `${env:}` references may read.
@@ -65,12 +64,10 @@ impl Applier {
         let stdio = stdio::Pool::new(Arc::clone(&metrics));
         Applier {
             runtime,
-            approvals: Approvals::new(Arc::clone(&metrics)),
-            metrics,
+            services: Services::new(metrics),
             prober: HttpProber::new(),
             stdio,
             key_ring: Arc::new(KeyRing::new()),
-            webhooks: None,
             telemetry: Telemetry::new(""),
             references: ReferencePolicy::default(),
         }
@@ -89,9 +86,9 @@ impl Applier {
         self
     }
 
-    /// Hand `webhooks` (the process's one sender) to every runtime applied from now on.
+    /// Send guardrail webhook events through `webhooks` (the process's one sender).
     pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
-        self.webhooks = Some(webhooks);
+        self.services = self.services.with_webhooks(webhooks);
         self
     }
 
@@ -101,7 +98,12 @@ impl Applier {
 
     /// The data plane's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
+        &self.services.metrics
+    }
+
+    /// The services the request path shares with this applier.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// The stdio processes, for the shutdown path.
@@ -114,9 +116,9 @@ impl Applier {
         &self.key_ring
     }
 
-    /// The approval state every runtime this applier builds uses.
+    /// The process's approval state.
     pub fn approvals(&self) -> &Approvals {
-        &self.approvals
+        &self.services.approvals
     }
 
     /// What is serving now, if anything.
@@ -141,10 +143,6 @@ impl Applier {
             compile(candidate, &self.stdio, &self.references).map(|(mut runtime, traces)| {
                 let previous = self.runtime.load_full();
                 runtime.inherit(&previous);
-                runtime.set_approvals(self.approvals.clone());
-                if let Some(webhooks) = &self.webhooks {
-                    runtime.set_webhooks(webhooks.clone());
-                }
                 let runtime = Arc::new(runtime);
                 // Before the swap: once the new configuration is reported applied, its trace
                 // settings are in effect (building an exporter loads the trust store).
@@ -161,7 +159,8 @@ impl Applier {
             });
         self.record(candidate, &result);
         if result.is_ok() {
-            self.metrics
+            self.services
+                .metrics
                 .snapshot_apply
                 .observe(started.elapsed().as_secs_f64());
         }
@@ -173,14 +172,17 @@ impl Applier {
         let source = candidate.source.as_str();
         match result {
             Ok(applied) => {
-                self.metrics
+                self.services
+                    .metrics
                     .config_applies
                     .with_label_values(&[ApplyOutcome::Applied.as_str()])
                     .inc();
-                self.metrics
+                self.services
+                    .metrics
                     .config_version
                     .set(i64::try_from(applied.version).unwrap_or(i64::MAX));
-                self.metrics
+                self.services
+                    .metrics
                     .config_last_apply_timestamp
                     .set(applied.applied_at.timestamp_millis() as f64 / 1000.0);
                 tracing::info!(
@@ -191,7 +193,8 @@ impl Applier {
                 );
             }
             Err(errors) => {
-                self.metrics
+                self.services
+                    .metrics
                     .config_applies
                     .with_label_values(&[ApplyOutcome::Rejected.as_str()])
                     .inc();

@@ -54,8 +54,9 @@ mod stdio;
 mod telemetry;
 mod webhook;
 
-// What one configuration compiles into.
+// What one configuration compiles into, and the services that outlive it.
 mod runtime;
+mod services;
 
 // The config paths.
 mod apply;

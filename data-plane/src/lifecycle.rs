@@ -149,6 +149,7 @@ impl DataPlane {
             .expect("replica metric names are unique");
         let stdio = applier.stdio().clone();
         let key_ring = Arc::clone(applier.key_ring());
+        let services = applier.services().clone();
         let draining = Arc::new(AtomicBool::new(false));
         let stop_traffic = CancellationToken::new();
         let stop_admin = CancellationToken::new();
@@ -217,7 +218,7 @@ impl DataPlane {
         };
 
         let proxy = Arc::new(
-            Proxy::new(Arc::clone(&runtime), Arc::clone(&metrics))
+            Proxy::new(Arc::clone(&runtime), services)
                 .with_key_ring(key_ring)
                 .with_telemetry(telemetry.clone())
                 .with_audit(Arc::new(auditor))

@@ -36,9 +36,9 @@ use crate::audit::{AuditedBody, Auditor};
 use crate::deadline::DeadlineBody;
 use crate::http::{ProxyBody, error, is_event_stream, pass_back};
 use crate::jsonrpc::{self, RequestId};
-use crate::metrics::Metrics;
 use crate::refusal::Refusal;
 use crate::runtime::HttpUpstream;
+use crate::services::Services;
 use crate::session::{KeyRing, ServerSession};
 use crate::telemetry::{self, Telemetry};
 use crate::trace_context::TraceContext;
@@ -55,7 +55,8 @@ pub struct Proxy {
     runtime: SharedRuntime,
     client: UpstreamClient,
     aggregate: Aggregator,
-    metrics: Arc<Metrics>,
+    /// The process's long-lived services (metrics, approvals, webhooks).
+    services: Services,
     /// Session keys not named by the config (the applier's ring).
     key_ring: Arc<KeyRing>,
     /// Trace export (off unless the config enables it).
@@ -67,14 +68,14 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(runtime: SharedRuntime, metrics: Arc<Metrics>) -> Proxy {
+    pub fn new(runtime: SharedRuntime, services: Services) -> Proxy {
         let client = upstream_client();
         Proxy {
             runtime,
-            aggregate: Aggregator::new(client.clone()),
+            aggregate: Aggregator::new(client.clone(), services.clone()),
             client,
-            audit: Arc::new(Auditor::to_log(String::new(), &metrics)),
-            metrics,
+            audit: Arc::new(Auditor::to_log(String::new(), &services.metrics)),
+            services,
             key_ring: Arc::new(KeyRing::new()),
             telemetry: Telemetry::new(""),
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
@@ -130,7 +131,7 @@ impl Proxy {
         transport::resolve_endpoint(ctx)?;
         transport::check_method(ctx)?;
         transport::guard_host(ctx)?;
-        transport::authenticate(ctx, &self.metrics).await?;
+        transport::authenticate(ctx, &self.services.metrics).await?;
         transport::read_body(ctx, body, self.body_read_timeout).await?;
         transport::check_envelope(ctx)?;
         transport::require_configuration(ctx)?;

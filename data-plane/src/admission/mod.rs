@@ -45,12 +45,14 @@ use crate::caller::Caller;
 use crate::mcp::ListKind;
 use crate::refusal::Refusal;
 use crate::runtime::Runtime;
+use crate::services::Services;
 use crate::telemetry;
 
 /// Run the policy phases for one message. `Ok` lets it go upstream; `Err` is the refusal
 /// to answer instead.
 pub(crate) async fn admit(
     runtime: &Runtime,
+    services: &Services,
     parts: &Parts,
     target: &Target<'_>,
 ) -> Result<Admitted, Refusal> {
@@ -58,7 +60,7 @@ pub(crate) async fn admit(
         return Ok(Admitted::default());
     }
     let span = telemetry::child(parts, telemetry::POLICY);
-    let admitted = phases(runtime, parts, target).await;
+    let admitted = phases(runtime, services, parts, target).await;
     telemetry::end_policy(span, parts, admitted.is_err());
     admitted
 }
@@ -66,12 +68,13 @@ pub(crate) async fn admit(
 /// The phases of [`admit`], then what they decided into the audit record.
 async fn phases(
     runtime: &Runtime,
+    services: &Services,
     parts: &Parts,
     target: &Target<'_>,
 ) -> Result<Admitted, Refusal> {
     let caller = Caller::of(parts);
     let mut admitted = Admitted::default();
-    let outcome = decide(runtime, parts, &caller, target, &mut admitted).await;
+    let outcome = decide(runtime, services, parts, &caller, target, &mut admitted).await;
     // The audit record names what decided, whether the message went on or not.
     if let Some(note) = crate::audit::Note::of(parts) {
         note.admission(target, &admitted);
@@ -89,6 +92,7 @@ async fn phases(
 /// The phases in order, writing what they decided into `admitted`.
 async fn decide(
     runtime: &Runtime,
+    services: &Services,
     parts: &Parts,
     caller: &Caller,
     target: &Target<'_>,
@@ -97,9 +101,9 @@ async fn decide(
     if let Target::ResourceRead { server, uri } = *target {
         uri_phase(runtime, caller, server, uri)?;
     }
-    acl_phase(runtime, caller, target, admitted)?;
-    let mut approval = governance_phase(runtime, caller, target, admitted)?;
-    let held = guardrail_phase(runtime, parts, caller, target, admitted)?;
+    acl_phase(runtime, services, caller, target, admitted)?;
+    let mut approval = governance_phase(runtime, services, caller, target, admitted)?;
+    let held = guardrail_phase(runtime, services, parts, caller, target, admitted)?;
     if let Some(held) = held {
         // A guardrail hold is reported over a governance one: it is the more specific.
         approval = Some(held);
@@ -107,7 +111,7 @@ async fn decide(
     // Rate limits before approvals: a caller over its limit queues no approval request.
     rate_limit_phase(runtime, parts, caller, target).await?;
     if let Some(needed) = approval {
-        approval_phase(runtime, parts, caller, target, &needed).await?;
+        approval_phase(runtime, services, parts, caller, target, &needed).await?;
         admitted.approval = Some(needed);
     }
     Ok(())
@@ -131,14 +135,14 @@ pub(crate) async fn admit_request(
 /// A method MCP does not define for clients, with admission on: a request is answered
 /// −32601 (keeping its id), a notification is dropped (answered 202, as any notification);
 /// both are counted in `conduit_unknown_methods_total`.
-pub(crate) fn unknown_method(runtime: &Runtime, method: &str, notification: bool) -> Refusal {
+pub(crate) fn unknown_method(services: &Services, method: &str, notification: bool) -> Refusal {
     let kind = if notification {
         "notification"
     } else {
         "request"
     };
-    runtime
-        .metrics()
+    services
+        .metrics
         .unknown_methods
         .with_label_values(&[kind])
         .inc();
@@ -184,6 +188,7 @@ fn capability<'a>(target: &Target<'a>) -> Option<(&'a str, Capability<'a>)> {
 /// Phase 1: the ACL.
 fn acl_phase(
     runtime: &Runtime,
+    services: &Services,
     caller: &Caller,
     target: &Target<'_>,
     admitted: &mut Admitted,
@@ -198,8 +203,8 @@ fn acl_phase(
         return Ok(());
     }
     let kind = capability.kind();
-    runtime
-        .metrics()
+    services
+        .metrics
         .acl_denials
         .with_label_values(&[server, kind.as_str()])
         .inc();
@@ -222,6 +227,7 @@ fn acl_phase(
 /// Phase 2: governance tool policies (tool calls only).
 fn governance_phase(
     runtime: &Runtime,
+    services: &Services,
     caller: &Caller,
     target: &Target<'_>,
     admitted: &mut Admitted,
@@ -234,8 +240,8 @@ fn governance_phase(
     match governance.decide(&caller.client_id, &caller.tenant_id, server, tool) {
         GovernanceDecision::Allow => Ok(None),
         GovernanceDecision::Deny { policy, reason } => {
-            runtime
-                .metrics()
+            services
+                .metrics
                 .governance_denials
                 .with_label_values(&[policy])
                 .inc();
@@ -256,6 +262,7 @@ fn governance_phase(
 /// `webhook` queues its event (`crate::webhook`); delivery never holds the call.
 fn guardrail_phase(
     runtime: &Runtime,
+    services: &Services,
     parts: &Parts,
     caller: &Caller,
     target: &Target<'_>,
@@ -275,7 +282,7 @@ fn guardrail_phase(
         annotations: &annotations,
         args,
     });
-    if let Some(webhooks) = runtime.webhooks() {
+    if let Some(webhooks) = &services.webhooks {
         let trace_id = trace_id(parts);
         webhooks.notify_decision(
             &verdict.decision,
@@ -291,7 +298,7 @@ fn guardrail_phase(
             guardrails.webhook_allows_private_networks(),
         );
     }
-    let actions = &runtime.metrics().guardrail_actions;
+    let actions = &services.metrics.guardrail_actions;
     for hit in &verdict.shadow {
         let action = hit.action.as_str();
         actions
@@ -372,6 +379,7 @@ pub(crate) const DEFAULT_RULE: &str = "default_action";
 /// standalone data plane). No control-plane round trip either way.
 pub(crate) async fn approval_phase(
     runtime: &Runtime,
+    services: &Services,
     parts: &Parts,
     caller: &Caller,
     target: &Target<'_>,
@@ -381,7 +389,7 @@ pub(crate) async fn approval_phase(
         return Ok(());
     };
     let trace_id = trace_id(parts);
-    let (approvals, settings) = runtime.approvals();
+    let (approvals, settings) = (&services.approvals, runtime.approval_settings());
     let call = crate::approvals::Call {
         caller,
         server_id: server,

@@ -8,7 +8,36 @@ use super::*;
 use crate::jsonrpc::RequestId;
 use crate::runtime::{Applied, ConfigSource};
 
-fn runtime(policies: &str) -> Runtime {
+/// A compiled configuration with the services a data plane hands the request path.
+struct Served {
+    runtime: Runtime,
+    services: Services,
+}
+
+impl std::ops::Deref for Served {
+    type Target = Runtime;
+
+    fn deref(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
+impl Served {
+    fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.services.metrics
+    }
+
+    fn approvals(&self) -> &crate::approvals::Approvals {
+        &self.services.approvals
+    }
+}
+
+/// [`super::admit`] with the runtime and services of `served`.
+async fn admit(served: &Served, parts: &Parts, target: &Target<'_>) -> Result<Admitted, Refusal> {
+    super::admit(&served.runtime, &served.services, parts, target).await
+}
+
+fn runtime(policies: &str) -> Served {
     let text = format!(
         "servers:\n  - id: crm\n    url: http://127.0.0.1:1/mcp\n  - id: wiki\n    url: http://127.0.0.1:2/mcp\n{policies}"
     );
@@ -19,7 +48,10 @@ fn runtime(policies: &str) -> Runtime {
         source: ConfigSource::File,
         applied_at: chrono::Utc::now(),
     };
-    Runtime::compile(&document, applied).expect("compiles")
+    Served {
+        runtime: Runtime::compile(&document, applied).expect("compiles"),
+        services: Services::new(std::sync::Arc::new(crate::metrics::Metrics::new())),
+    }
 }
 
 fn parts(client: Option<(&str, &str)>) -> Parts {
@@ -202,7 +234,7 @@ fn without_policy_sections_nothing_is_read() {
     assert!(!runtime.admission_enabled());
 }
 
-fn runtime_with_disabled() -> Runtime {
+fn runtime_with_disabled() -> Served {
     runtime(
         "acl:\n  enabled: false\n  default_action: deny\nguardrails:\n  enabled: false\n  default_action: block\n",
     )
@@ -239,7 +271,7 @@ async fn a_held_call_gets_a_pending_request_and_a_bad_approval_id_is_refused() {
     let runtime = runtime(
         "guardrails:\n  default_action: allow\n  rules:\n    - name: hold-refunds\n      tools: [refund]\n      action: require_approval\n      message: refunds need a second pair of eyes\ngovernance:\n  approvals:\n    ttl_seconds: 60\n",
     );
-    let (approvals, _) = runtime.approvals();
+    let approvals = runtime.approvals();
     approvals.use_control_plane("dp-1");
     let agent = parts(Some(("agent-1", "acme")));
     let args = json!({"order": 42});
@@ -288,7 +320,7 @@ async fn rate_limits_run_before_approvals_so_a_limited_caller_queues_no_request(
     let runtime = runtime(
         "guardrails:\n  default_action: allow\n  rules:\n    - name: hold-refunds\n      tools: [refund]\n      action: require_approval\ngovernance:\n  approvals:\n    ttl_seconds: 60\nrate_limits:\n  per_client: {requests_per_minute: 1}\n",
     );
-    let (approvals, _) = runtime.approvals();
+    let approvals = runtime.approvals();
     approvals.use_control_plane("dp-1");
     let agent = parts(Some(("agent-1", "acme")));
     let args = json!({"order": 42});

@@ -51,6 +51,7 @@ use crate::http::{MCP_SESSION_ID, ProxyBody};
 use crate::jsonrpc::{self, RequestId};
 use crate::refusal::{Cause, Refusal};
 use crate::runtime::Runtime;
+use crate::services::Services;
 use crate::session::{Principal, SESSION_NOT_FOUND, SessionKeys, SessionState};
 use crate::upstream::UpstreamClient;
 use fanout::{Fanout, Member};
@@ -68,6 +69,8 @@ const RESOURCE_NOT_FOUND: i64 = -32002;
 #[derive(Debug)]
 pub(crate) struct Aggregator {
     fanout: Fanout,
+    /// What admission decides with besides the runtime (metrics, approvals, webhooks).
+    services: Services,
     inflight: inflight::InFlight,
     next_id: AtomicU64,
 }
@@ -75,6 +78,7 @@ pub(crate) struct Aggregator {
 /// One request on an aggregate endpoint, with everything its handlers need.
 struct Call<'a> {
     runtime: &'a Runtime,
+    services: &'a Services,
     scope: &'a Scope,
     /// The caller's request (its headers and trace context).
     caller: &'a Parts,
@@ -99,10 +103,11 @@ impl Call<'_> {
 }
 
 impl Aggregator {
-    /// An aggregator sending over the proxy's connection pool.
-    pub(crate) fn new(client: UpstreamClient) -> Aggregator {
+    /// An aggregator sending over the proxy's connection pool, deciding with `services`.
+    pub(crate) fn new(client: UpstreamClient, services: Services) -> Aggregator {
         Aggregator {
             fanout: Fanout::new(client),
+            services,
             inflight: inflight::InFlight::default(),
             next_id: AtomicU64::new(rand::random::<u32>().into()),
         }
@@ -169,6 +174,7 @@ impl Aggregator {
         };
         let call = Call {
             runtime,
+            services: &self.services,
             scope,
             caller: parts,
             members: members(runtime, member_ids, session.as_ref(), fresh),
@@ -196,7 +202,7 @@ impl Aggregator {
         if call.runtime.admission_enabled() && !crate::admission::known_method(method, notification)
         {
             return Err(crate::admission::unknown_method(
-                call.runtime,
+                call.services,
                 method,
                 notification,
             ));

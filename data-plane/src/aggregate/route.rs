@@ -84,7 +84,7 @@ async fn admit(
             name: local,
         },
     };
-    admission::admit(call.runtime, call.caller, &target)
+    admission::admit(call.runtime, call.services, call.caller, &target)
         .await
         .map(drop)
 }
@@ -131,7 +131,7 @@ pub(super) async fn completion(
                 server: &server.id,
                 uri,
             };
-            admission::admit(call.runtime, call.caller, &target).await?;
+            admission::admit(call.runtime, call.services, call.caller, &target).await?;
             forward(aggregator, call, server, &message, routing).await
         }
         _ => {
@@ -169,7 +169,7 @@ pub(super) async fn by_uri(aggregator: &Aggregator, call: &Call<'_>, message: Va
             server: &server.id,
             uri,
         };
-        admission::admit(call.runtime, call.caller, &target)
+        admission::admit(call.runtime, call.services, call.caller, &target)
             .await
             .map(drop)
     } else {

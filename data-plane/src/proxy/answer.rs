@@ -129,7 +129,7 @@ impl Proxy {
         telemetry::describe(parts, &message);
         if let (false, Some(method)) = (message.known(), message.method.as_deref()) {
             return Err(admission::unknown_method(
-                runtime,
+                &self.services,
                 method,
                 message.notification,
             ));
@@ -142,7 +142,7 @@ impl Proxy {
                 admission::admit_request(runtime, parts, Some(server_id)).await?;
             }
             _ => {
-                admission::admit(runtime, parts, &target).await?;
+                admission::admit(runtime, &self.services, parts, &target).await?;
             }
         }
         let response = self.send(server_id, server, parts, body, id).await?;

@@ -46,11 +46,13 @@ impl Proxy {
         let method = ctx.ledger.noted_method_label();
         let status = response.status();
         let elapsed = ctx.started.elapsed();
-        self.metrics
+        self.services
+            .metrics
             .requests
             .with_label_values(&[label, method, status_class(status)])
             .inc();
-        self.metrics
+        self.services
+            .metrics
             .request_duration
             .with_label_values(&[label])
             .observe(elapsed.as_secs_f64());

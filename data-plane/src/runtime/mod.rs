@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use conduit_config::{ConfigErrors, Document};
 use conduit_policy::Redactor;
 
-use crate::approvals::{ApprovalSettings, Approvals};
+use crate::approvals::ApprovalSettings;
 use crate::auth::Authenticator;
 use crate::balancer::health::Probe;
 use crate::catalog::Catalog;
@@ -23,7 +23,6 @@ use crate::public_tls::PublicTls;
 use crate::rate_limit::RateLimiter;
 use crate::session::SessionKeys;
 use crate::stdio;
-use crate::webhook::Webhooks;
 use error::CompileError;
 
 mod error;
@@ -76,8 +75,6 @@ pub struct Runtime {
     session_keys: Option<SessionKeys>,
     /// The compiled `acl`, `guardrails` and `governance` sections (admission).
     policies: Policies,
-    /// The data plane's metrics (policy decisions are counted per request).
-    metrics: Arc<Metrics>,
     /// `auth`; `None` without authentication (every caller is anonymous).
     auth: Option<Authenticator>,
     /// `rate_limits` and `governance.quotas`; its counters outlive the runtime (`inherit`).
@@ -86,11 +83,6 @@ pub struct Runtime {
     approval_settings: ApprovalSettings,
     /// What audit records hold (`observability`) and this configuration's version.
     audit_profile: Arc<crate::audit::Profile>,
-    /// The process's approval state (grants, request queue), set by the applier.
-    approvals: Approvals,
-    /// The process's guardrail webhook sender, set by the applier; `None` sends nothing
-    /// (a runtime compiled outside a data plane, as in unit tests).
-    webhooks: Option<Webhooks>,
 }
 
 // === impl Runtime ===
@@ -107,13 +99,10 @@ impl Runtime {
             masked_config: serde_json::Value::Null,
             session_keys: None,
             policies: Policies::default(),
-            metrics: Arc::new(Metrics::new()),
             auth: None,
             rate_limiter: RateLimiter::disabled(&Metrics::new()),
             approval_settings: ApprovalSettings::default(),
             audit_profile: Arc::default(),
-            approvals: Approvals::new(Arc::new(crate::metrics::Metrics::new())),
-            webhooks: None,
         }
     }
 
@@ -223,13 +212,10 @@ impl Runtime {
             masked_config: conduit_config::mask_secrets(document),
             session_keys,
             policies,
-            metrics: Arc::clone(stdio.metrics()),
             auth,
             rate_limiter,
             approval_settings: ApprovalSettings::compile(document),
             audit_profile,
-            approvals: Approvals::new(Arc::clone(stdio.metrics())),
-            webhooks: None,
         })
     }
 
@@ -339,29 +325,9 @@ impl Runtime {
         self.policies.enabled() || self.rate_limiter.is_enabled()
     }
 
-    /// The data plane's metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-
     /// How callers authenticate; `None` when they do not.
     pub fn auth(&self) -> Option<&Authenticator> {
         self.auth.as_ref()
-    }
-
-    /// Use the process's approval state (call before the runtime is shared).
-    pub fn set_approvals(&mut self, approvals: Approvals) {
-        self.approvals = approvals;
-    }
-
-    /// Use the process's webhook sender (call before the runtime is shared).
-    pub fn set_webhooks(&mut self, webhooks: Webhooks) {
-        self.webhooks = Some(webhooks);
-    }
-
-    /// The process's guardrail webhook sender, if the applier set one.
-    pub fn webhooks(&self) -> Option<&Webhooks> {
-        self.webhooks.as_ref()
     }
 
     /// `observability.redact_fields`, compiled once per configuration (the same redactor
@@ -375,10 +341,10 @@ impl Runtime {
         &self.audit_profile
     }
 
-    /// The approval state and this configuration's approval settings: the approvals phase
-    /// is `approvals.check(settings, ...)`.
-    pub fn approvals(&self) -> (&Approvals, &ApprovalSettings) {
-        (&self.approvals, &self.approval_settings)
+    /// This configuration's approval settings: the approvals phase is
+    /// `approvals.check(settings, ...)` with the process's approval state (`Services`).
+    pub fn approval_settings(&self) -> &ApprovalSettings {
+        &self.approval_settings
     }
 
     /// The configuration's own session keys, if it names any.
