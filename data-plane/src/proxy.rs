@@ -34,9 +34,9 @@ use crate::answer_check;
 use crate::apply::SharedRuntime;
 use crate::audit::{AuditedBody, Auditor};
 use crate::deadline::DeadlineBody;
-use crate::http::{ProxyBody, error, is_event_stream, pass_back};
+use crate::http::{ProxyBody, is_event_stream, pass_back};
 use crate::jsonrpc::{self, RequestId};
-use crate::refusal::Refusal;
+use crate::refusal::{Cause, Refusal};
 use crate::runtime::HttpUpstream;
 use crate::services::Services;
 use crate::session::{KeyRing, ServerSession};
@@ -149,12 +149,12 @@ impl Proxy {
         parts: &Parts,
         body: Bytes,
         id: &RequestId,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, Refusal> {
         let session = parts.extensions.get::<ServerSession>();
         let exchange =
             match Exchange::pick(&upstream.replicas, session.and_then(ServerSession::replica)) {
                 Ok(exchange) => exchange,
-                Err(failure) => return upstream_failure(server_id, upstream, id, failure),
+                Err(failure) => return Err(upstream_failure(server_id, upstream, failure)),
             };
         let mut headers = upstream_headers(
             &parts.headers,
@@ -184,7 +184,7 @@ impl Proxy {
         }
         let Answered { response, lease } = match sent {
             Ok(answered) => answered,
-            Err(failure) => return upstream_failure(server_id, upstream, id, failure),
+            Err(failure) => return Err(upstream_failure(server_id, upstream, failure)),
         };
         let mut response = match response {
             response if parts.method == Method::POST && !is_event_stream(response.headers()) => {
@@ -200,29 +200,28 @@ impl Proxy {
             session.to_client(response.headers_mut(), lease.replica());
         }
         // The replica counts the request in flight until its answer has been streamed.
-        lease.hold(response)
+        Ok(lease.hold(response))
     }
 }
 
-/// The answer when the exchange with the upstream of `server_id` brought none: a JSON-RPC
-/// error with the exchange's status (503/404 no replica, 502 unreachable, 504 timed out).
-fn upstream_failure(
-    server_id: &str,
-    upstream: &HttpUpstream,
-    id: &RequestId,
-    failure: ExchangeError,
-) -> Response<ProxyBody> {
+/// The refusal when the exchange with the upstream of `server_id` brought no answer: the
+/// exchange's status (503/404 no replica, 502 unreachable, 504 timed out) with a JSON-RPC
+/// error that says which server and why.
+fn upstream_failure(server_id: &str, upstream: &HttpUpstream, failure: ExchangeError) -> Refusal {
     let message = match &failure {
         ExchangeError::NoReplica(no_replica) => no_replica.to_string(),
         ExchangeError::Unreachable { cause } => {
-            tracing::warn!(server = server_id, error = %cause, "upstream request failed");
             format!("upstream server {server_id} is unreachable: {cause}")
         }
         ExchangeError::TimedOut => {
             let timeout = humantime::format_duration(upstream.timeout);
-            tracing::warn!(server = server_id, %timeout, "upstream request timed out");
             format!("upstream server {server_id} did not respond within {timeout}")
         }
     };
-    error(failure.status(), id, jsonrpc::INTERNAL_ERROR, message)
+    Refusal::new(
+        Cause::Upstream,
+        failure.status(),
+        jsonrpc::INTERNAL_ERROR,
+        message,
+    )
 }

@@ -141,13 +141,23 @@ impl Refusal {
         if let Some(counter) = &facts.counted {
             counter.inc();
         }
-        tracing::debug!(
-            cause = facts.cause.as_str(),
-            http = facts.http.as_u16(),
-            code = facts.code,
-            message = %facts.message,
-            "request refused"
-        );
+        // What the operator must look at (an upstream that fails) is a warning; what callers
+        // did wrong, or policies decided, only shows when debugging.
+        if facts.cause == Cause::Upstream {
+            tracing::warn!(
+                http = facts.http.as_u16(),
+                message = %facts.message,
+                "upstream request failed"
+            );
+        } else {
+            tracing::debug!(
+                cause = facts.cause.as_str(),
+                http = facts.http.as_u16(),
+                code = facts.code,
+                message = %facts.message,
+                "request refused"
+            );
+        }
         let mut response = if facts.empty {
             Response::new(
                 http_body_util::Empty::new()

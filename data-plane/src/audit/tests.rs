@@ -15,12 +15,18 @@ use super::*;
 use crate::caller::Caller;
 use crate::deadline::DeadlineExceeded;
 use crate::http::BodyError;
-use crate::http::error;
+use crate::http::ProxyBody;
 use crate::jsonrpc::{self, RequestId};
 use crate::mcp::Target;
 use crate::runtime::{Applied, ConfigSource, Runtime};
 use crate::trace_context::TraceContext;
 use crate::verdict::{Admitted, GuardrailOutcome};
+
+/// An answer the gateway makes itself, as the request path makes it (a refusal).
+fn error(http: StatusCode, id: &RequestId, code: i64, message: &str) -> http::Response<ProxyBody> {
+    let cause = crate::refusal::Cause::Client;
+    crate::refusal::Refusal::new(cause, http, code, message).respond(id)
+}
 
 fn runtime(observability: &str) -> Arc<Runtime> {
     let text = format!("servers:\n  - id: crm\n    url: http://127.0.0.1:1/mcp\n{observability}");

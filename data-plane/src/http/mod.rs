@@ -12,5 +12,5 @@ pub(crate) mod status;
 pub(crate) use body::{
     BodyError, MAX_BODY_BYTES, MCP_SESSION_ID, ProxyBody, SERVER_ID_HEADER, is_event_stream,
 };
-pub(crate) use response::{error, pass_back};
+pub(crate) use response::pass_back;
 pub(crate) use status::{Status, answered, tag};

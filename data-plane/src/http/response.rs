@@ -1,28 +1,10 @@
-//! The answers the gateway makes itself, and the upstream's answer as the caller sees it.
+//! The upstream's answer as the caller sees it (the answers the gateway makes itself are
+//! refusals: `crate::refusal`).
 
+use http::Response;
 use http::header::{self, HeaderName};
-use http::{Response, StatusCode};
-use http_body_util::BodyExt;
 
 use super::body::{MCP_SESSION_ID, ProxyBody};
-use super::status;
-use crate::jsonrpc::{self, RequestId};
-
-/// An answer the gateway makes itself: a JSON-RPC error carrying `id`, tagged for the
-/// audit record (`status`).
-pub(crate) fn error(
-    status: StatusCode,
-    id: &RequestId,
-    code: i64,
-    message: impl Into<String>,
-) -> Response<ProxyBody> {
-    let message = message.into();
-    let mut response = jsonrpc::error_response(status, id, code, message.as_str())
-        .map(|body| body.map_err(|never| match never {}).boxed());
-    // Audit records and trace spans both read why the gateway answered from this tag.
-    status::tag(&mut response, code, &message);
-    response
-}
 
 /// The upstream's response as the caller sees it: status, the headers MCP clients need,
 /// and the body streamed as it arrives.
@@ -54,7 +36,8 @@ const PASSED_BACK_RESPONSE_HEADERS: [HeaderName; 4] = [
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use http_body_util::Full;
+    use http::StatusCode;
+    use http_body_util::{BodyExt as _, Full};
 
     use super::*;
 

@@ -165,9 +165,7 @@ impl Proxy {
         id: &RequestId,
     ) -> Result<Response<ProxyBody>, Refusal> {
         match &server.upstream {
-            Upstream::Http(upstream) => {
-                Ok(self.forward(server_id, upstream, parts, body, id).await)
-            }
+            Upstream::Http(upstream) => self.forward(server_id, upstream, parts, body, id).await,
             Upstream::Stdio(stdio) => {
                 let _span = telemetry::upstream(parts, server_id, None);
                 Ok(stdio.handle(parts, body).await)
