@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::http::ProxyBody;
 use crate::http::status::{Answered, Status};
 use crate::jsonrpc::{self, RequestId};
+use crate::metrics::Metrics;
 
 /// Who made the request fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,9 +136,14 @@ impl Refusal {
 
     /// The answer to request `id`: a JSON-RPC error carrying `id` (or an empty body), its
     /// extra header, and the tag the audit record and the span read ([`Answered`]). The one
-    /// place a refusal is counted and logged.
-    pub(crate) fn respond(self, id: &RequestId) -> Response<ProxyBody> {
+    /// place a refusal is counted (`conduit_dp_refusals_total` in `metrics`, and its own
+    /// counter if it has one) and logged.
+    pub(crate) fn respond(self, id: &RequestId, metrics: &Metrics) -> Response<ProxyBody> {
         let facts = *self.0;
+        metrics
+            .refusals
+            .with_label_values(&[facts.cause.as_str(), facts.status.as_str()])
+            .inc();
         if let Some(counter) = &facts.counted {
             counter.inc();
         }
@@ -191,7 +197,6 @@ mod tests {
 
     use super::*;
     use crate::http::answered;
-    use crate::metrics::Metrics;
 
     #[tokio::test]
     async fn the_answer_carries_the_id_the_header_and_the_tag() {
@@ -206,7 +211,7 @@ mod tests {
         .before_auth()
         .counting(metrics.auth_failures.with_label_values(&["missing"]));
         assert!(refusal.is_before_auth());
-        let response = refusal.respond(&RequestId(json!(3)));
+        let response = refusal.respond(&RequestId(json!(3)), &metrics);
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
         assert_eq!(answered(&response).unwrap().status, Status::AuthFailed);
@@ -214,6 +219,10 @@ mod tests {
             metrics.auth_failures.with_label_values(&["missing"]).get(),
             1
         );
+        let refusals = metrics
+            .refusals
+            .with_label_values(&["client", "auth_failed"]);
+        assert_eq!(refusals.get(), 1);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
@@ -231,7 +240,7 @@ mod tests {
             "dropped",
         )
         .without_body()
-        .respond(&RequestId::null());
+        .respond(&RequestId::null(), &Metrics::new());
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert_eq!(answered(&response).unwrap().status, Status::InvalidRequest);
         let body = response.into_body().collect().await.unwrap().to_bytes();

@@ -65,7 +65,9 @@ fn parts(client: Option<(&str, &str)>) -> Parts {
 }
 
 async fn refusal(result: Result<Admitted, Refusal>) -> Value {
-    let response = result.expect_err("refused").respond(&ID());
+    let response = result
+        .expect_err("refused")
+        .respond(&ID(), &crate::metrics::Metrics::new());
     assert_eq!(response.status(), http::StatusCode::OK);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let value: Value = serde_json::from_slice(&body).unwrap();

@@ -25,7 +25,8 @@ use crate::verdict::{Admitted, GuardrailOutcome};
 /// An answer the gateway makes itself, as the request path makes it (a refusal).
 fn error(http: StatusCode, id: &RequestId, code: i64, message: &str) -> http::Response<ProxyBody> {
     let cause = crate::refusal::Cause::Client;
-    crate::refusal::Refusal::new(cause, http, code, message).respond(id)
+    let metrics = crate::metrics::Metrics::new();
+    crate::refusal::Refusal::new(cause, http, code, message).respond(id, &metrics)
 }
 
 fn runtime(observability: &str) -> Arc<Runtime> {

@@ -61,6 +61,10 @@ pub struct Metrics {
     pub unknown_methods: IntCounterVec,
     /// `conduit_auth_failures_total{reason}`, reason from `auth::Reason`.
     pub auth_failures: IntCounterVec,
+    /// `conduit_dp_refusals_total{cause, status}`: answers the gateway gave itself instead
+    /// of an upstream's, by who caused them (client, upstream, internal, policy) and the
+    /// audit status; labels from the refusal's closed sets.
+    pub refusals: IntCounterVec,
     pub rate_limit_rejections: IntCounterVec,
     pub rate_limit_backend_errors: IntCounterVec,
     /// `conduit_approvals_total{outcome}` (see `approvals::Outcome`).
@@ -268,6 +272,15 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "conduit_dp_refusals_total",
+                "Requests and batch entries the gateway answered itself instead of an upstream, \
+                 by who caused the refusal (client, upstream, internal, policy) and audit status.",
+            ),
+            &["cause", "status"],
+        )
+        .expect("valid metric");
         let audit_dropped = IntCounter::new(
             "conduit_audit_dropped_total",
             "Audit records dropped because the queue to the control plane was full.",
@@ -326,6 +339,7 @@ impl Metrics {
             Box::new(governance_denials.clone()),
             Box::new(unknown_methods.clone()),
             Box::new(auth_failures.clone()),
+            Box::new(refusals.clone()),
             Box::new(rate_limit_rejections.clone()),
             Box::new(rate_limit_backend_errors.clone()),
             Box::new(approvals.clone()),
@@ -375,6 +389,7 @@ impl Metrics {
             governance_denials,
             unknown_methods,
             auth_failures,
+            refusals,
             rate_limit_rejections,
             rate_limit_backend_errors,
             approvals,
@@ -440,6 +455,10 @@ mod tests {
             .with_label_values(&["a"])
             .observe(0.1);
         metrics.stdio_restarts.with_label_values(&["s"]).inc();
+        metrics
+            .refusals
+            .with_label_values(&["upstream", "upstream_timeout"])
+            .inc();
         metrics.stdio_up.with_label_values(&["s"]).set(1);
         metrics.acl_denials.with_label_values(&["s", "tool"]).inc();
         metrics
@@ -479,6 +498,7 @@ mod tests {
             "conduit_dp_approval_requests_dropped_total",
             "conduit_dp_approval_grants",
             "conduit_dp_approval_grant_uses",
+            "conduit_dp_refusals_total{cause=\"upstream\",status=\"upstream_timeout\"} 1",
             "conduit_audit_dropped_total 0",
             "conduit_dp_audit_undeliverable_total 0",
             "conduit_dp_audit_queue_depth 0",

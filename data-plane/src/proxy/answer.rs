@@ -93,7 +93,7 @@ impl Proxy {
             }
         };
         // A refused message is answered here, with its own id (a batch entry's, in a batch).
-        answered.unwrap_or_else(|refusal| refusal.respond(id))
+        answered.unwrap_or_else(|refusal| refusal.respond(id, &self.services.metrics))
     }
 
     /// Run one message (or a GET/DELETE) through admission, then to the server's upstream;

@@ -27,7 +27,7 @@ impl Proxy {
             Ok(response) => (response, true),
             Err(refusal) => {
                 let may_name = !refusal.is_before_auth() || ctx.runtime.auth().is_none();
-                (refusal.respond(&ctx.id), may_name)
+                (refusal.respond(&ctx.id, &self.services.metrics), may_name)
             }
         };
         let label = ctx.endpoint.label();

@@ -137,7 +137,9 @@ mod tests {
                 },
             })
         );
-        let response = refused.refusal().respond(&id);
+        let response = refused
+            .refusal()
+            .respond(&id, &crate::metrics::Metrics::new());
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::RETRY_AFTER], "42");
     }

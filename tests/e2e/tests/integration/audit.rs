@@ -310,6 +310,20 @@ fn every_request_through_two_data_planes_is_one_redacted_record() -> anyhow::Res
         );
         let auth = metric(&text, "conduit_auth_failures_total", &[]);
         ensure!(auth == 1.0, "{}: auth failures = {auth}", dp.node_id());
+        // Each of those answers the gateway gave itself is counted once, by its cause.
+        for (cause, status) in [
+            ("policy", "acl_denied"),
+            ("policy", "guardrail_blocked"),
+            ("client", "auth_failed"),
+        ] {
+            let labels = [("cause", cause), ("status", status)];
+            let refused = metric(&text, "conduit_dp_refusals_total", &labels);
+            ensure!(
+                refused == 1.0,
+                "{}: refusals {cause}/{status} = {refused}",
+                dp.node_id()
+            );
+        }
         let written = metric(&text, "conduit_dp_audit_records_total", &[]);
         ensure!(
             written == per_node as f64,
