@@ -529,25 +529,50 @@ pub(super) fn insert_segment(tx: &Transaction<'_>, segment: &Segment) -> Result<
 
 /// Which of `doubtful` (keys with their ids) are stored: the segments that can hold their
 /// times are found by the time index, and only those whose filter may hold one of the ids
-/// are decoded.
+/// are decoded. Records far apart in time are looked up apart, so a commit holding an old
+/// record (the end of a long event stream) reads the segments around its time only.
 fn stored_keys(conn: &Connection, doubtful: &[(Key, &str)]) -> Result<HashSet<Key>, StoreError> {
-    let earliest = doubtful
-        .iter()
-        .map(|((time, _), _)| *time)
-        .min()
-        .unwrap_or(0);
-    let latest = doubtful
-        .iter()
-        .map(|((time, _), _)| *time)
-        .max()
-        .unwrap_or(0);
+    let mut sorted: Vec<&(Key, &str)> = doubtful.iter().collect();
+    sorted.sort_unstable_by_key(|((time, _), _)| *time);
+    let mut stored = HashSet::new();
+    let mut rest = sorted.as_slice();
+    while let Some(((first, _), _)) = rest.first() {
+        let mut last = *first;
+        let len = rest
+            .iter()
+            .take_while(|((time, _), _)| {
+                let near = *time - last <= MAX_SPAN_MS;
+                if near {
+                    last = *time;
+                }
+                near
+            })
+            .count();
+        let (cluster, tail) = rest.split_at(len);
+        stored_keys_near(conn, cluster, *first, last, &mut stored)?;
+        rest = tail;
+    }
+    Ok(stored)
+}
+
+/// [`stored_keys`] for records between `earliest` and `latest` (ms).
+fn stored_keys_near(
+    conn: &Connection,
+    doubtful: &[&(Key, &str)],
+    earliest: i64,
+    latest: i64,
+    stored: &mut HashSet<Key>,
+) -> Result<(), StoreError> {
     let wanted: HashSet<Key> = doubtful.iter().map(|(key, _)| *key).collect();
     let hashes: Vec<u64> = doubtful
         .iter()
         .map(|(_, id)| segment::hash(Kind::Id, id))
         .collect();
+    // A segment spans at most MAX_SPAN_MS: one holding a record at `t` ends within
+    // MAX_SPAN_MS after `t`.
     let mut segments = conn.prepare_cached(
-        "SELECT seq, filter FROM audit_records          WHERE max_time_ms >= ?1 AND max_time_ms <= ?2 AND min_time_ms <= ?3",
+        "SELECT seq, filter FROM audit_records \
+         WHERE max_time_ms >= ?1 AND max_time_ms <= ?2 AND min_time_ms <= ?3",
     )?;
     let mut body = conn.prepare_cached("SELECT body FROM audit_records WHERE seq = ?")?;
     let mut rows = segments.query(params![
@@ -555,7 +580,6 @@ fn stored_keys(conn: &Connection, doubtful: &[(Key, &str)]) -> Result<HashSet<Ke
         latest.saturating_add(MAX_SPAN_MS),
         latest
     ])?;
-    let mut stored = HashSet::new();
     while let Some(row) = rows.next()? {
         // Not a blob cannot be: an empty filter rules nothing out.
         let filter = row.get_ref(1)?.as_blob().unwrap_or_default();
@@ -574,7 +598,7 @@ fn stored_keys(conn: &Connection, doubtful: &[(Key, &str)]) -> Result<HashSet<Ke
             }
         }
     }
-    Ok(stored)
+    Ok(())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

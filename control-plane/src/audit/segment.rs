@@ -20,8 +20,11 @@ use crate::store::StoreError;
 pub const MAX_RECORDS: usize = 2048;
 /// Time between a segment's first and last record at most (ms): records whose times are
 /// further apart go to separate segments, so a segment that can hold a record at `t` has
-/// `t <= max_time_ms <= t + MAX_SPAN_MS`.
-pub const MAX_SPAN_MS: i64 = 60_000;
+/// `t <= max_time_ms <= t + MAX_SPAN_MS`, and looking up whether a record is stored reads
+/// the segments of about a second around its time. (A data plane's records of the last
+/// second fit one segment; stragglers, like the records of long event streams, get small
+/// segments of their own.)
+pub const MAX_SPAN_MS: i64 = 1_000;
 
 /// Filter bits per distinct key (with [`PROBES`] probes: about 1% false positives).
 const BITS_PER_KEY: usize = 10;
