@@ -18,7 +18,7 @@
 //! Queries read segments newest first and skip those whose filter rules the wanted values
 //! out ([`super::scan`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,7 @@ use conduit_proto::v1 as pb;
 use rusqlite::{Connection, Transaction, params};
 
 use super::legacy;
-use super::recent::Recent;
+use super::recent::{KeySet, Recent};
 use super::scan::{self, Newest, Wanted};
 use super::segment::{self, Key, Kind, MAX_SPAN_MS, Segment};
 use crate::store::{StoreError, open_private};
@@ -300,46 +300,61 @@ impl AuditDb {
 
     /// Store every group of `groups` in one transaction; returns how many records of each
     /// group are new. A record already stored, or earlier in `groups`, is not stored again.
-    pub fn insert_all(&self, groups: Vec<Vec<pb::AuditRecord>>) -> Result<Vec<u64>, StoreError> {
+    pub fn insert_all(
+        &self,
+        mut groups: Vec<Vec<pb::AuditRecord>>,
+    ) -> Result<Vec<u64>, StoreError> {
         let mut writer = lock(&self.writer);
         let Writer { conn, recent } = &mut *writer;
+        let keys: Vec<Key> = groups.iter().flatten().map(segment::key).collect();
         // Records older than what memory covers are looked up on disk, all at once.
         let doubtful: Vec<(Key, &str)> = groups
             .iter()
             .flatten()
-            .map(|record| (segment::key(record), record.id.as_str()))
-            .filter(|(key, _)| !recent.knows(key.0) && !recent.contains(key))
+            .zip(&keys)
+            .filter(|(_, key)| !recent.knows(key.0) && !recent.contains(key))
+            .map(|(record, key)| (*key, record.id.as_str()))
             .collect();
         let stored = if doubtful.is_empty() {
-            HashSet::new()
+            KeySet::default()
         } else {
             stored_keys(conn, &doubtful)?
         };
         let mut news = Vec::with_capacity(groups.len());
-        let mut fresh = HashSet::new();
-        let mut keep = Vec::new();
-        for group in groups {
+        let mut fresh = KeySet::default();
+        let mut is_kept = Vec::with_capacity(keys.len());
+        let mut keys = keys.into_iter();
+        for group in &mut groups {
             let mut new = 0;
-            for mut record in group {
-                let key = segment::key(&record);
-                if recent.contains(&key) || stored.contains(&key) || !fresh.insert(key) {
-                    continue;
+            for record in group.iter_mut() {
+                let Some(key) = keys.next() else { break };
+                let is_new = !recent.contains(&key) && !stored.contains(&key) && fresh.insert(key);
+                if is_new {
+                    segment::clamp(record);
+                    new += 1;
                 }
-                segment::clamp(&mut record);
-                keep.push(record);
-                new += 1;
+                is_kept.push(is_new);
             }
             news.push(new);
         }
-        if keep.is_empty() {
+        if fresh.is_empty() {
             return Ok(news);
         }
+        let kept: Vec<&pb::AuditRecord> = groups
+            .iter()
+            .flatten()
+            .zip(is_kept)
+            .filter_map(|(record, keep)| keep.then_some(record))
+            .collect();
         let tx = conn.transaction()?;
-        for segment in segment::build(keep) {
+        for segment in segment::build(kept) {
             insert_segment(&tx, &segment)?;
         }
         tx.commit()?;
         recent.remember(fresh.into_iter().collect());
+        drop(writer);
+        // The records are freed here, with the writer released.
+        drop(groups);
         Ok(news)
     }
 
@@ -463,7 +478,7 @@ impl AuditDb {
             purged += old.len() as u64;
             // The kept records fit one segment; it keeps its place in arrival order.
             tx.execute("DELETE FROM audit_records WHERE seq = ?", [seq])?;
-            for segment in segment::build(kept) {
+            for segment in segment::build(kept.iter().collect()) {
                 tx.prepare_cached(
                     "INSERT INTO audit_records                      (seq, min_time_ms, max_time_ms, record_count, filter, body)                      VALUES (?, ?, ?, ?, ?, ?)",
                 )?
@@ -531,10 +546,10 @@ pub(super) fn insert_segment(tx: &Transaction<'_>, segment: &Segment) -> Result<
 /// times are found by the time index, and only those whose filter may hold one of the ids
 /// are decoded. Records far apart in time are looked up apart, so a commit holding an old
 /// record (the end of a long event stream) reads the segments around its time only.
-fn stored_keys(conn: &Connection, doubtful: &[(Key, &str)]) -> Result<HashSet<Key>, StoreError> {
+fn stored_keys(conn: &Connection, doubtful: &[(Key, &str)]) -> Result<KeySet, StoreError> {
     let mut sorted: Vec<&(Key, &str)> = doubtful.iter().collect();
     sorted.sort_unstable_by_key(|((time, _), _)| *time);
-    let mut stored = HashSet::new();
+    let mut stored = KeySet::default();
     let mut rest = sorted.as_slice();
     while let Some(((first, _), _)) = rest.first() {
         let mut last = *first;
@@ -561,9 +576,9 @@ fn stored_keys_near(
     doubtful: &[&(Key, &str)],
     earliest: i64,
     latest: i64,
-    stored: &mut HashSet<Key>,
+    stored: &mut KeySet,
 ) -> Result<(), StoreError> {
-    let wanted: HashSet<Key> = doubtful.iter().map(|(key, _)| *key).collect();
+    let wanted: KeySet = doubtful.iter().map(|(key, _)| *key).collect();
     let hashes: Vec<u64> = doubtful
         .iter()
         .map(|(_, id)| segment::hash(Kind::Id, id))

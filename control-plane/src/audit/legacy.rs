@@ -44,9 +44,10 @@ pub fn convert(conn: &mut Connection) -> Result<u64, StoreError> {
             let done = row.is_none();
             if chunk.len() == MAX_RECORDS || (done && !chunk.is_empty()) {
                 converted += chunk.len() as u64;
-                for segment in segment::build(std::mem::take(&mut chunk)) {
+                for segment in segment::build(chunk.iter().collect()) {
                     insert_segment(&tx, &segment)?;
                 }
+                chunk.clear();
             }
             if done {
                 break;

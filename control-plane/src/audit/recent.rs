@@ -9,8 +9,12 @@
 //! segments of its time (`AuditDb`, through their filters).
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 
 use super::segment::Key;
+
+/// A set of record keys with [`KeyHashing`].
+pub type KeySet = HashSet<Key, KeyHashing>;
 
 /// Keys remembered at most (about 40 bytes each, with the set's own overhead).
 pub const CAPACITY: usize = 1 << 19;
@@ -18,7 +22,7 @@ pub const CAPACITY: usize = 1 << 19;
 /// Recently stored record keys.
 #[derive(Debug)]
 pub struct Recent {
-    keys: HashSet<Key>,
+    keys: KeySet,
     /// The keys of each remembered commit, oldest first, with its newest record time.
     commits: VecDeque<(i64, Vec<Key>)>,
     /// The newest record time that may be stored without being remembered here.
@@ -29,7 +33,7 @@ impl Recent {
     /// Nothing remembered; records at or before `stored_until_ms` may be stored already.
     pub fn new(stored_until_ms: i64) -> Self {
         Self {
-            keys: HashSet::new(),
+            keys: KeySet::default(),
             commits: VecDeque::new(),
             forgotten_until_ms: stored_until_ms,
         }
@@ -77,6 +81,64 @@ impl Recent {
             });
         }
         self.commits.retain(|(_, commit)| !commit.is_empty());
+    }
+}
+
+/// Hashing of record keys: a few multiplications per key instead of SipHash (the set is
+/// probed several times per stored record). Ids are random, and the seed is random per
+/// process, so a data plane cannot choose ids that collide.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyHashing {
+    seed: u64,
+}
+
+impl Default for KeyHashing {
+    fn default() -> Self {
+        Self {
+            seed: rand::random(),
+        }
+    }
+}
+
+impl BuildHasher for KeyHashing {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.seed)
+    }
+}
+
+/// See [`KeyHashing`].
+#[derive(Debug)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        // One round of a folded multiply (the high and low halves of the 128-bit product).
+        let product = u128::from(self.0 ^ word) * 0x9e37_79b9_7f4a_7c15_u128;
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+
+    fn write_i64(&mut self, word: i64) {
+        self.write_u64(word as u64);
+    }
+
+    fn write_u128(&mut self, word: u128) {
+        self.write_u64(word as u64);
+        self.write_u64((word >> 64) as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        let product = u128::from(self.0) * 0xbf58_476d_1ce4_e5b9_u128;
+        (product as u64) ^ ((product >> 64) as u64)
     }
 }
 
