@@ -28,7 +28,7 @@ use conduit_proto::v1 as pb;
 use rusqlite::{Connection, Transaction, params};
 
 use super::legacy;
-use super::recent::{KeySet, Recent};
+use super::recent::{Forgotten, KeySet, Recent};
 use super::scan::{self, Newest, Wanted};
 use super::segment::{self, Key, Kind, MAX_SPAN_MS, Segment};
 use crate::store::{StoreError, open_private};
@@ -232,12 +232,7 @@ impl AuditDb {
         // the size of its busiest second; cut it back when it is reused.
         writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         legacy::convert(&mut writer)?;
-        // Every stored record is at or before the newest segment's end; none is in memory.
-        let stored_until: Option<i64> =
-            writer.query_row("SELECT MAX(max_time_ms) FROM audit_records", [], |row| {
-                row.get(0)
-            })?;
-        let recent = Recent::new(stored_until.unwrap_or(i64::MIN));
+        let recent = Recent::new(stored_ranges(&writer)?);
         let reader = Connection::open(&path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         reader.pragma_update(None, "query_only", true)?;
@@ -525,6 +520,32 @@ impl AuditDb {
         self.decoded.fetch_add(decoded, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The time ranges of the stored records (none is in memory after open): one range up to
+/// the newest segment that ends by now, and the ranges of the segments that end later (a
+/// data plane whose clock runs ahead), so that its records do not make every other record
+/// look like one that may be stored.
+fn stored_ranges(conn: &Connection) -> Result<Forgotten, StoreError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut forgotten = Forgotten::default();
+    let until_now: Option<i64> = conn.query_row(
+        "SELECT MAX(max_time_ms) FROM audit_records WHERE max_time_ms <= ?",
+        [now],
+        |row| row.get(0),
+    )?;
+    if let Some(until_now) = until_now {
+        forgotten.add(i64::MIN, until_now);
+    }
+    let mut later = conn.prepare(
+        "SELECT min_time_ms, max_time_ms FROM audit_records WHERE max_time_ms > ? \
+         ORDER BY max_time_ms",
+    )?;
+    let mut rows = later.query([now])?;
+    while let Some(row) = rows.next()? {
+        forgotten.add(row.get(0)?, row.get(1)?);
+    }
+    Ok(forgotten)
 }
 
 /// Append one segment.

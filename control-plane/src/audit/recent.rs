@@ -3,15 +3,18 @@
 //!
 //! A record is the same record when its time and id are ([`Key`]). The set holds the keys of
 //! the latest commits, up to [`CAPACITY`] keys; older commits are forgotten whole, and the
-//! newest record time among what was forgotten is kept. A record newer than that can only be
-//! stored among the remembered commits, so the set answers alone; an older one (a data plane
-//! resending after a long break, or the first records after a restart) is looked up in the
-//! segments of its time (`AuditDb`, through their filters).
+//! time ranges of what was forgotten are kept (merged, [`Forgotten`]). A record whose time
+//! lies in no forgotten range can only be stored among the remembered commits, so the set
+//! answers alone; one inside a forgotten range (a data plane resending after a long break,
+//! the end of a long event stream, the first records after a restart) is looked up in the
+//! segments of its time (`AuditDb`, through their filters). Ranges rather than one horizon:
+//! a data plane whose clock runs ahead would otherwise push the horizon past every other
+//! data plane's records and send all of them to disk.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 
-use super::segment::Key;
+use super::segment::{Key, MAX_SPAN_MS};
 
 /// A set of record keys with [`KeyHashing`].
 pub type KeySet = HashSet<Key, KeyHashing>;
@@ -19,23 +22,70 @@ pub type KeySet = HashSet<Key, KeyHashing>;
 /// Keys remembered at most (about 40 bytes each, with the set's own overhead).
 pub const CAPACITY: usize = 1 << 19;
 
+/// Forgotten ranges kept at most; past that the oldest two are merged.
+const MAX_RANGES: usize = 4096;
+
 /// Recently stored record keys.
 #[derive(Debug)]
 pub struct Recent {
     keys: KeySet,
-    /// The keys of each remembered commit, oldest first, with its newest record time.
-    commits: VecDeque<(i64, Vec<Key>)>,
-    /// The newest record time that may be stored without being remembered here.
-    forgotten_until_ms: i64,
+    /// The keys of each remembered commit, oldest first, with its time range.
+    commits: VecDeque<((i64, i64), Vec<Key>)>,
+    /// Where records may be stored without being remembered here.
+    forgotten: Forgotten,
+}
+
+/// Disjoint time ranges (ms, both ends included), by start; ranges closer than a segment's
+/// span are merged.
+#[derive(Debug, Default)]
+pub struct Forgotten {
+    ranges: BTreeMap<i64, i64>,
+}
+
+impl Forgotten {
+    /// Whether `time_ms` lies in a range.
+    pub fn holds(&self, time_ms: i64) -> bool {
+        self.ranges
+            .range(..=time_ms)
+            .next_back()
+            .is_some_and(|(_, end)| time_ms <= *end)
+    }
+
+    /// Add the range `start..=end`.
+    pub fn add(&mut self, start: i64, end: i64) {
+        let (mut start, mut end) = (start.min(end), start.max(end));
+        let near: Vec<i64> = self
+            .ranges
+            .range(..=end.saturating_add(MAX_SPAN_MS))
+            .rev()
+            .take_while(|(_, other_end)| **other_end >= start.saturating_sub(MAX_SPAN_MS))
+            .map(|(other_start, _)| *other_start)
+            .collect();
+        for other_start in near {
+            if let Some(other_end) = self.ranges.remove(&other_start) {
+                start = start.min(other_start);
+                end = end.max(other_end);
+            }
+        }
+        self.ranges.insert(start, end);
+        while self.ranges.len() > MAX_RANGES {
+            let (Some((first, _)), Some((_, second_end))) =
+                (self.ranges.pop_first(), self.ranges.pop_first())
+            else {
+                break;
+            };
+            self.ranges.insert(first, second_end);
+        }
+    }
 }
 
 impl Recent {
-    /// Nothing remembered; records at or before `stored_until_ms` may be stored already.
-    pub fn new(stored_until_ms: i64) -> Self {
+    /// Nothing remembered; records in `forgotten` may be stored already.
+    pub fn new(forgotten: Forgotten) -> Self {
         Self {
             keys: KeySet::default(),
             commits: VecDeque::new(),
-            forgotten_until_ms: stored_until_ms,
+            forgotten,
         }
     }
 
@@ -46,24 +96,25 @@ impl Recent {
 
     /// Whether a record at `time_ms` that is not in the set is certainly not stored.
     pub fn knows(&self, time_ms: i64) -> bool {
-        time_ms > self.forgotten_until_ms
+        !self.forgotten.holds(time_ms)
     }
 
     /// Remember the keys of one commit (after it committed).
     pub fn remember(&mut self, keys: Vec<Key>) {
-        let Some(newest) = keys.iter().map(|(time, _)| *time).max() else {
+        let Some(oldest) = keys.iter().map(|(time, _)| *time).min() else {
             return;
         };
+        let newest = keys.iter().map(|(time, _)| *time).max().unwrap_or(oldest);
         self.keys.extend(keys.iter().copied());
-        self.commits.push_back((newest, keys));
+        self.commits.push_back(((oldest, newest), keys));
         while self.keys.len() > CAPACITY {
-            let Some((newest, keys)) = self.commits.pop_front() else {
+            let Some(((oldest, newest), keys)) = self.commits.pop_front() else {
                 break;
             };
             for key in &keys {
                 self.keys.remove(key);
             }
-            self.forgotten_until_ms = self.forgotten_until_ms.max(newest);
+            self.forgotten.add(oldest, newest);
         }
     }
 
@@ -148,27 +199,55 @@ mod tests {
 
     #[test]
     fn remembers_the_latest_commits_and_what_it_forgot() {
-        let mut recent = Recent::new(100);
+        let mut stored = Forgotten::default();
+        stored.add(i64::MIN, 100);
+        let mut recent = Recent::new(stored);
         assert!(!recent.knows(100));
         assert!(recent.knows(101));
-        recent.remember(vec![(200, 1), (150, 2)]);
-        assert!(recent.contains(&(200, 1)));
+        recent.remember(vec![(20_000, 1), (15_000, 2)]);
+        assert!(recent.contains(&(20_000, 1)));
         assert!(
-            !recent.contains(&(201, 1)),
+            !recent.contains(&(20_001, 1)),
             "the time is part of the identity"
         );
-        // Fill past the capacity: the first commit is forgotten, its newest time kept.
+        // Fill past the capacity: the first commit is forgotten, its time range kept.
         let many: Vec<Key> = (0..CAPACITY as u128).map(|n| (120, n + 10)).collect();
         recent.remember(many);
-        assert!(!recent.contains(&(200, 1)));
-        assert!(!recent.knows(200));
-        assert!(recent.knows(201));
+        assert!(!recent.contains(&(20_000, 1)));
+        assert!(!recent.knows(15_000));
+        assert!(!recent.knows(20_000));
+        assert!(recent.knows(20_001));
+        assert!(recent.knows(5_000), "between the forgotten ranges");
         assert!(recent.contains(&(120, 10)));
     }
 
     #[test]
+    fn forgotten_ranges_merge_when_close_and_stay_bounded() {
+        let mut forgotten = Forgotten::default();
+        forgotten.add(10_000, 11_000);
+        forgotten.add(50_000, 50_000);
+        forgotten.add(11_500, 12_000);
+        assert_eq!(forgotten.ranges.len(), 2);
+        assert!(
+            forgotten.holds(11_200),
+            "merged across a gap under a second"
+        );
+        assert!(!forgotten.holds(30_000));
+        forgotten.add(12_000, 49_500);
+        assert_eq!(forgotten.ranges.len(), 1);
+        assert!(forgotten.holds(30_000));
+        let mut many = Forgotten::default();
+        for n in 0..(MAX_RANGES as i64 + 10) {
+            many.add(n * 10_000, n * 10_000);
+        }
+        assert_eq!(many.ranges.len(), MAX_RANGES);
+        assert!(many.holds(0) && many.holds(55_000), "the oldest merged");
+        assert!(!many.holds(MAX_RANGES as i64 * 10_000 - 5_000));
+    }
+
+    #[test]
     fn forgets_what_retention_deleted() {
-        let mut recent = Recent::new(i64::MIN);
+        let mut recent = Recent::new(Forgotten::default());
         recent.remember(vec![(5, 1), (50, 2)]);
         recent.forget_before(10);
         assert!(!recent.contains(&(5, 1)));

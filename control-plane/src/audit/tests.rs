@@ -579,19 +579,23 @@ fn a_resend_after_a_restart_is_not_stored_again() {
     let records: Vec<_> = (1..=300)
         .map(|n| record(n, now - i64::from(n) * 1000, "files", "read", "ok", 1))
         .collect();
+    // From a data plane whose clock runs an hour ahead.
+    let ahead = record(400, now + 60 * MINUTE_MS, "files", "read", "ok", 1);
     {
         let db = AuditDb::open(&data).unwrap();
         assert_eq!(db.insert(&records).unwrap(), 300);
+        assert_eq!(db.insert(std::slice::from_ref(&ahead)).unwrap(), 1);
     }
     // Memory starts empty: these are found on disk, through the segments of their times.
     let db = AuditDb::open(&data).unwrap();
     assert_eq!(db.insert(&records[100..200]).unwrap(), 0);
+    assert_eq!(db.insert(std::slice::from_ref(&ahead)).unwrap(), 0);
     // An older record with a new id, and a stored id at another time, are new.
     let mut moved = records[0].clone();
     moved.time_unix_ms -= 1;
     let older = record(301, now - 10 * MINUTE_MS, "files", "read", "ok", 1);
     assert_eq!(db.insert(&[moved, older, records[5].clone()]).unwrap(), 2);
-    assert_eq!(db.count(&Filter::default()).unwrap().requests, 302);
+    assert_eq!(db.count(&Filter::default()).unwrap().requests, 303);
 }
 
 #[test]
