@@ -28,7 +28,8 @@ use conduit_proto::v1 as pb;
 use rusqlite::{Connection, Transaction, params};
 
 use super::legacy;
-use super::recent::{Forgotten, KeySet, Recent};
+use super::lookup::{stored_keys, stored_ranges};
+use super::recent::{KeySet, Recent};
 use super::scan::{self, Newest, Wanted};
 use super::segment::{self, Key, Kind, MAX_SPAN_MS, Segment};
 use crate::store::{StoreError, open_private};
@@ -40,94 +41,7 @@ pub const AUDIT_DB_FILE: &str = "audit.db";
 /// chunks and ingest keeps flowing.
 const PURGE_CHUNK: i64 = 100;
 
-/// Schema migrations of `audit.db`, applied in order (`PRAGMA user_version`).
-pub(super) const MIGRATIONS: &[&str] = &[
-    // 1: one row per audit record, as the data plane reported it (node id verified).
-    "CREATE TABLE audit_records (
-        id TEXT PRIMARY KEY,
-        time_ms INTEGER NOT NULL,
-        trace_id TEXT NOT NULL,
-        node_id TEXT NOT NULL,
-        config_version INTEGER NOT NULL,
-        client_id TEXT NOT NULL,
-        tenant_id TEXT NOT NULL,
-        server_id TEXT NOT NULL,
-        method TEXT NOT NULL,
-        target TEXT NOT NULL,
-        arguments_json TEXT NOT NULL,
-        duration_us INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        http_status INTEGER NOT NULL,
-        error_code INTEGER NULL,
-        error_message TEXT NOT NULL,
-        response_bytes INTEGER NOT NULL,
-        guardrail_rule TEXT NOT NULL,
-        guardrail_action TEXT NOT NULL,
-        acl_policy TEXT NOT NULL,
-        cache_status TEXT NOT NULL,
-        response_json TEXT NOT NULL
-    ) STRICT;
-    CREATE INDEX audit_records_by_time ON audit_records (time_ms);
-    CREATE INDEX audit_records_by_client ON audit_records (client_id, time_ms);
-    CREATE INDEX audit_records_by_server ON audit_records (server_id, time_ms);
-    CREATE INDEX audit_records_by_target ON audit_records (target, time_ms);
-    CREATE INDEX audit_records_by_trace ON audit_records (trace_id);",
-    // 2: rows keyed in arrival order; unique (time_ms, id) instead of a unique id; the
-    // trace index on an 8-character prefix (see the module docs).
-    "CREATE TABLE audit_records_v2 (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL,
-        time_ms INTEGER NOT NULL,
-        trace_id TEXT NOT NULL,
-        node_id TEXT NOT NULL,
-        config_version INTEGER NOT NULL,
-        client_id TEXT NOT NULL,
-        tenant_id TEXT NOT NULL,
-        server_id TEXT NOT NULL,
-        method TEXT NOT NULL,
-        target TEXT NOT NULL,
-        arguments_json TEXT NOT NULL,
-        duration_us INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        http_status INTEGER NOT NULL,
-        error_code INTEGER NULL,
-        error_message TEXT NOT NULL,
-        response_bytes INTEGER NOT NULL,
-        guardrail_rule TEXT NOT NULL,
-        guardrail_action TEXT NOT NULL,
-        acl_policy TEXT NOT NULL,
-        cache_status TEXT NOT NULL,
-        response_json TEXT NOT NULL
-    ) STRICT;
-    INSERT INTO audit_records_v2 (id, time_ms, trace_id, node_id, config_version, client_id,
-        tenant_id, server_id, method, target, arguments_json, duration_us, status,
-        http_status, error_code, error_message, response_bytes, guardrail_rule,
-        guardrail_action, acl_policy, cache_status, response_json)
-    SELECT id, time_ms, trace_id, node_id, config_version, client_id, tenant_id, server_id,
-        method, target, arguments_json, duration_us, status, http_status, error_code,
-        error_message, response_bytes, guardrail_rule, guardrail_action, acl_policy,
-        cache_status, response_json
-    FROM audit_records ORDER BY rowid;
-    DROP TABLE audit_records;
-    ALTER TABLE audit_records_v2 RENAME TO audit_records;
-    CREATE UNIQUE INDEX audit_records_by_time ON audit_records (time_ms, id);
-    CREATE INDEX audit_records_by_client ON audit_records (client_id, time_ms);
-    CREATE INDEX audit_records_by_server ON audit_records (server_id, time_ms);
-    CREATE INDEX audit_records_by_target ON audit_records (target, time_ms);
-    CREATE INDEX audit_records_by_trace ON audit_records (substr(trace_id, 1, 8));",
-    // 3: one row per segment of records (see `segment`); the per-record table is kept under
-    // another name until `legacy::convert` has moved its rows into segments.
-    "ALTER TABLE audit_records RENAME TO audit_rows_v2;
-    CREATE TABLE audit_records (
-        seq INTEGER PRIMARY KEY,
-        min_time_ms INTEGER NOT NULL,
-        max_time_ms INTEGER NOT NULL,
-        record_count INTEGER NOT NULL,
-        filter BLOB NOT NULL,
-        body BLOB NOT NULL
-    ) STRICT;
-    CREATE INDEX audit_segments_by_time ON audit_records (max_time_ms);",
-];
+pub(super) use super::schema::MIGRATIONS;
 
 /// Exact-match filters shared by QueryAudit and AuditStats; empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -522,32 +436,6 @@ impl AuditDb {
     }
 }
 
-/// The time ranges of the stored records (none is in memory after open): one range up to
-/// the newest segment that ends by now, and the ranges of the segments that end later (a
-/// data plane whose clock runs ahead), so that its records do not make every other record
-/// look like one that may be stored.
-fn stored_ranges(conn: &Connection) -> Result<Forgotten, StoreError> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let mut forgotten = Forgotten::default();
-    let until_now: Option<i64> = conn.query_row(
-        "SELECT MAX(max_time_ms) FROM audit_records WHERE max_time_ms <= ?",
-        [now],
-        |row| row.get(0),
-    )?;
-    if let Some(until_now) = until_now {
-        forgotten.add(i64::MIN, until_now);
-    }
-    let mut later = conn.prepare(
-        "SELECT min_time_ms, max_time_ms FROM audit_records WHERE max_time_ms > ? \
-         ORDER BY max_time_ms",
-    )?;
-    let mut rows = later.query([now])?;
-    while let Some(row) = rows.next()? {
-        forgotten.add(row.get(0)?, row.get(1)?);
-    }
-    Ok(forgotten)
-}
-
 /// Append one segment.
 pub(super) fn insert_segment(tx: &Transaction<'_>, segment: &Segment) -> Result<(), StoreError> {
     tx.prepare_cached(
@@ -560,80 +448,6 @@ pub(super) fn insert_segment(tx: &Transaction<'_>, segment: &Segment) -> Result<
         segment.filter,
         segment.body
     ])?;
-    Ok(())
-}
-
-/// Which of `doubtful` (keys with their ids) are stored: the segments that can hold their
-/// times are found by the time index, and only those whose filter may hold one of the ids
-/// are decoded. Records far apart in time are looked up apart, so a commit holding an old
-/// record (the end of a long event stream) reads the segments around its time only.
-fn stored_keys(conn: &Connection, doubtful: &[(Key, &str)]) -> Result<KeySet, StoreError> {
-    let mut sorted: Vec<&(Key, &str)> = doubtful.iter().collect();
-    sorted.sort_unstable_by_key(|((time, _), _)| *time);
-    let mut stored = KeySet::default();
-    let mut rest = sorted.as_slice();
-    while let Some(((first, _), _)) = rest.first() {
-        let mut last = *first;
-        let len = rest
-            .iter()
-            .take_while(|((time, _), _)| {
-                let near = *time - last <= MAX_SPAN_MS;
-                if near {
-                    last = *time;
-                }
-                near
-            })
-            .count();
-        let (cluster, tail) = rest.split_at(len);
-        stored_keys_near(conn, cluster, *first, last, &mut stored)?;
-        rest = tail;
-    }
-    Ok(stored)
-}
-
-/// [`stored_keys`] for records between `earliest` and `latest` (ms).
-fn stored_keys_near(
-    conn: &Connection,
-    doubtful: &[&(Key, &str)],
-    earliest: i64,
-    latest: i64,
-    stored: &mut KeySet,
-) -> Result<(), StoreError> {
-    let wanted: KeySet = doubtful.iter().map(|(key, _)| *key).collect();
-    let hashes: Vec<u64> = doubtful
-        .iter()
-        .map(|(_, id)| segment::hash(Kind::Id, id))
-        .collect();
-    // A segment spans at most MAX_SPAN_MS: one holding a record at `t` ends within
-    // MAX_SPAN_MS after `t`.
-    let mut segments = conn.prepare_cached(
-        "SELECT seq, filter FROM audit_records \
-         WHERE max_time_ms >= ?1 AND max_time_ms <= ?2 AND min_time_ms <= ?3",
-    )?;
-    let mut body = conn.prepare_cached("SELECT body FROM audit_records WHERE seq = ?")?;
-    let mut rows = segments.query(params![
-        earliest,
-        latest.saturating_add(MAX_SPAN_MS),
-        latest
-    ])?;
-    while let Some(row) = rows.next()? {
-        // Not a blob cannot be: an empty filter rules nothing out.
-        let filter = row.get_ref(1)?.as_blob().unwrap_or_default();
-        if !hashes
-            .iter()
-            .any(|hash| segment::may_contain(filter, std::slice::from_ref(hash)))
-        {
-            continue;
-        }
-        let seq: i64 = row.get(0)?;
-        let bytes: Vec<u8> = body.query_row([seq], |row| row.get(0))?;
-        for record in segment::decode(&bytes)? {
-            let key = segment::key(&record);
-            if wanted.contains(&key) {
-                stored.insert(key);
-            }
-        }
-    }
     Ok(())
 }
 

@@ -12,8 +12,10 @@
 pub mod db;
 pub mod ingest;
 mod legacy;
+mod lookup;
 mod recent;
 mod scan;
+mod schema;
 mod segment;
 pub mod stats;
 
