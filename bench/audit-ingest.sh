@@ -154,7 +154,10 @@ if command -v python3 >/dev/null; then
     rows=$(python3 - "$work/data/audit.db" <<'EOF'
 import sqlite3, sys
 conn = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-print(conn.execute("SELECT COUNT(*) FROM audit_records").fetchone()[0])
+columns = [row[1] for row in conn.execute("PRAGMA table_info(audit_records)")]
+# Segments (schema 3) hold record_count records each; older schemas a record per row.
+count = "SUM(record_count)" if "record_count" in columns else "COUNT(*)"
+print(conn.execute(f"SELECT COALESCE({count}, 0) FROM audit_records").fetchone()[0])
 EOF
 )
 fi
@@ -163,7 +166,7 @@ echo
 echo "median of $rounds rounds: $(median "${rates[@]}") records/s stored by one core," \
     "$(median "${costs[@]}") µs of control-plane CPU per stored record" \
     "(targets: >= 200000/s, <= 5 µs)"
-echo "records: $sent_total sent, $stored_metric stored (metric), $rows rows in audit.db" \
+echo "records: $sent_total sent, $stored_metric stored (metric), $rows in audit.db" \
     "(${db_mb} MB with its WAL), $failures ingest failures"
 if [ "$stored_metric" != "$sent_total" ] || { [[ "$rows" =~ ^[0-9]+$ ]] && [ "$rows" != "$sent_total" ]; }; then
     echo "FAIL: the records stored differ from the records sent" >&2

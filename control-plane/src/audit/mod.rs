@@ -11,6 +11,12 @@
 
 pub mod db;
 pub mod ingest;
+mod legacy;
+mod lookup;
+mod recent;
+mod scan;
+mod schema;
+mod segment;
 pub mod stats;
 
 use std::path::Path;
@@ -96,9 +102,9 @@ impl Audit {
     }
 
     /// Store the batches of one stream, in order, in one transaction: the batches a stream
-    /// has queued while the previous commit ran share one commit (each commit writes the
-    /// pages it touched to the WAL, so fewer, larger commits write fewer pages per
-    /// record). Only committed batches return `Ok` (and may be acknowledged).
+    /// has queued while the previous commit ran share one commit (and its segments: fewer,
+    /// larger commits write fewer pages per record). Only committed batches return `Ok`
+    /// (and may be acknowledged).
     pub async fn ingest_all(
         &self,
         node_id: &str,
@@ -118,12 +124,7 @@ impl Audit {
             checked.push(records);
         }
         let db = self.db.clone();
-        let (news, checked) = tokio::task::spawn_blocking(move || {
-            db.insert_all(&checked).map(|news| (news, checked))
-        })
-        .await??;
-        // The records are freed here, off the blocking pool's critical section.
-        drop(checked);
+        let news = tokio::task::spawn_blocking(move || db.insert_all(checked)).await??;
         let mut result = Vec::with_capacity(news.len());
         for (new, (sequence, dropped, valid, invalid, relabelled)) in
             news.into_iter().zip(summaries)

@@ -1,4 +1,4 @@
-//! AuditStats arithmetic: request and error counts come exactly from SQL; latency
+//! AuditStats arithmetic: request and error counts are exact (every matching record); latency
 //! percentiles are computed here from the durations of the matching records.
 //!
 //! The work is bounded: percentiles use at most [`SAMPLE_CAP`] durations (the newest
@@ -33,7 +33,7 @@ pub struct Stats {
     pub groups: Vec<StatsRow>,
 }
 
-/// Combine the SQL counts with percentiles of the sampled `(key, duration µs)` pairs.
+/// Combine the exact counts with percentiles of the sampled `(key, duration µs)` pairs.
 pub fn assemble(total: GroupCount, groups: Vec<GroupCount>, samples: Vec<(String, u64)>) -> Stats {
     let mut all: Vec<u64> = samples.iter().map(|(_, micros)| *micros).collect();
     let mut by_key: HashMap<String, Vec<u64>> = HashMap::new();
