@@ -14,6 +14,7 @@
 #                                                       # (e.g. a saved copy of an older one)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source bench/lib.sh
 
 rounds=3
 duration=10s
@@ -51,39 +52,14 @@ if [ "$build" -eq 1 ]; then
     CARGO_INCREMENTAL=0 cargo build --release -p conduit-control-plane -p conduit-e2e --bins
 fi
 
-work=$(mktemp -d -t conduit-bench-audit.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_work_dir conduit-bench-audit
 
 # Copies, so a rebuild elsewhere cannot swap a binary mid-run.
 cp "${cp_binary:-$target_dir/release/conduit-control-plane}" "$work/conduit-control-plane"
 cp "$target_dir/release/conduit-bench-audit-ingest" "$work/"
 
-free_port() {
-    local attempt port
-    for attempt in $(seq 1 100); do
-        port=$((20000 + RANDOM % 30000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    echo "no free port found" >&2
-    return 1
-}
-grpc_port=$(free_port)
-http_port=$(free_port)
-while [ "$http_port" = "$grpc_port" ]; do http_port=$(free_port); done
+take_port grpc_port
+take_port http_port
 export CONDUIT_DP_TOKEN="bench-dp-token-$RANDOM$RANDOM"
 export CONDUIT_ADMIN_TOKEN="bench-admin-token-$RANDOM$RANDOM"
 mkdir -m 700 "$work/data"
@@ -98,15 +74,6 @@ for attempt in $(seq 1 100); do
     sleep 0.1
 done
 
-clock_ticks=$(getconf CLK_TCK)
-# utime + stime of all threads, in clock ticks (fields 14 and 15 of /proc/PID/stat).
-cpu_ticks() {
-    local stat
-    stat=$(<"/proc/$1/stat")
-    # The command name may hold spaces; the fields after it are fixed.
-    set -- ${stat##*) }
-    echo $((${12} + ${13}))
-}
 metric() {
     curl -sf --max-time 2 "http://127.0.0.1:$http_port/metrics" |
         awk -v name="$1" '$1 ~ "^" name "({|$)" {s += $NF} END {printf "%d", s}'

@@ -15,6 +15,7 @@
 #   bash bench/proxy.sh --no-build               # reuse the release binaries
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source bench/lib.sh
 
 rounds=3
 duration=10
@@ -96,19 +97,7 @@ if [ "$build" -eq 1 ]; then
     CARGO_INCREMENTAL=0 cargo build --release "${packages[@]}"
 fi
 
-work=$(mktemp -d -t conduit-bench-proxy.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_work_dir conduit-bench-proxy
 
 # Copies, so a rebuild elsewhere cannot swap a binary mid-run.
 cp "$target_dir/release/conduit-data-plane" "$target_dir/release/conduit-bench-upstream" \
@@ -117,25 +106,10 @@ if [ "$control_plane" = 1 ]; then
     cp "$target_dir/release/conduit-control-plane" "$target_dir/release/conduitctl" "$work/"
 fi
 
-taken=""
-free_port() {
-    local attempt port
-    for attempt in $(seq 1 100); do
-        port=$((20000 + RANDOM % 30000))
-        case " $taken " in *" $port "*) continue ;; esac
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            taken="$taken $port"
-            echo "$port"
-            return
-        fi
-    done
-    echo "no free port found" >&2
-    return 1
-}
-upstream_port=$(free_port)
-proxy_port=$(free_port)
-admin_port=$(free_port)
-bare_port=$(free_port)
+take_port upstream_port
+take_port proxy_port
+take_port admin_port
+take_port bare_port
 direct_url="http://127.0.0.1:$upstream_port/mcp"
 bare_url="http://127.0.0.1:$bare_port/mcp"
 gateway_url="http://127.0.0.1:$proxy_port/mcp/fast"
@@ -193,8 +167,8 @@ pids+=("$bare_pid")
 config_source=(--config "$work/config/conduit.yaml")
 cp_pid=""
 if [ "$control_plane" = 1 ]; then
-    cp_grpc_port=$(free_port)
-    cp_http_port=$(free_port)
+    take_port cp_grpc_port
+    take_port cp_http_port
     mkdir -m 700 "$work/cp-data"
     RUST_LOG=info "$work/conduit-control-plane" serve --listen "127.0.0.1:$cp_grpc_port" \
         --http-listen "127.0.0.1:$cp_http_port" --data-dir "$work/cp-data" \
@@ -243,16 +217,6 @@ rss_idle_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$dp_pid/status")
 # The bare proxy has served the probe above; its RSS is for scale.
 bare_rss_idle_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$bare_pid/status")
 probe "$gateway_url" || { echo "a request through the data plane failed" >&2; cat "$work/data-plane.log" >&2; exit 1; }
-
-clock_ticks=$(getconf CLK_TCK)
-# utime + stime of all threads, in clock ticks (fields 14 and 15 of /proc/PID/stat).
-cpu_ticks() {
-    local stat
-    stat=$(<"/proc/$1/stat")
-    # The command name may hold spaces; the fields after it are fixed.
-    set -- ${stat##*) }
-    echo $((${12} + ${13}))
-}
 
 results="$work/results"
 : >"$results"
