@@ -3,8 +3,10 @@
 #
 #   bash scripts/test.sh
 #
-# Installs what the tests need when it is missing, then: rustfmt check, the data plane's
-# layers (scripts/check_layers.py, ARCHITECTURE.md), clippy with warnings denied, a build of every binary (the end-to-end tests run the real binaries),
+# Installs what the tests need when it is missing, then: rustfmt check, the layers of both
+# planes (scripts/check_layers.py, ARCHITECTURE.md), the shell syntax of every script (the
+# benchmarks are not run here), clippy with warnings denied, a build of every binary (the
+# end-to-end tests run the real binaries),
 # every test of the workspace, and the interop suite (tests/interop/run.sh: real MCP SDK
 # clients and servers and the official conformance suite, through a real data plane).
 set -euo pipefail
@@ -25,8 +27,13 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
-log "data-plane layers (ARCHITECTURE.md)"
+log "layers of both planes (ARCHITECTURE.md)"
 python3 scripts/check_layers.py
+
+log "shell syntax of the scripts"
+for script in .ci/run scripts/*.sh bench/*.sh tests/interop/*.sh; do
+    bash -n "$script"
+done
 
 log "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets -- -D warnings
