@@ -257,7 +257,7 @@ impl AuditDb {
             .collect();
         let tx = conn.transaction()?;
         for segment in segment::build(kept) {
-            insert_segment(&tx, &segment)?;
+            insert_segment(&tx, None, &segment)?;
         }
         tx.commit()?;
         recent.remember(fresh.into_iter().collect());
@@ -388,17 +388,7 @@ impl AuditDb {
             // The kept records fit one segment; it keeps its place in arrival order.
             tx.execute("DELETE FROM audit_records WHERE seq = ?", [seq])?;
             for segment in segment::build(kept.iter().collect()) {
-                tx.prepare_cached(
-                    "INSERT INTO audit_records                      (seq, min_time_ms, max_time_ms, record_count, filter, body)                      VALUES (?, ?, ?, ?, ?, ?)",
-                )?
-                .execute(params![
-                    seq,
-                    segment.min_time_ms,
-                    segment.max_time_ms,
-                    segment.count as i64,
-                    segment.filter,
-                    segment.body
-                ])?;
+                insert_segment(&tx, Some(seq), &segment)?;
             }
         }
         tx.commit()?;
@@ -436,12 +426,19 @@ impl AuditDb {
     }
 }
 
-/// Append one segment.
-pub(super) fn insert_segment(tx: &Transaction<'_>, segment: &Segment) -> Result<(), StoreError> {
+/// Write one segment at row `seq`, or appended after the last one (`None`).
+pub(super) fn insert_segment(
+    tx: &Transaction<'_>,
+    seq: Option<i64>,
+    segment: &Segment,
+) -> Result<(), StoreError> {
+    // A NULL `seq` (the integer primary key) takes the next row number.
     tx.prepare_cached(
-        "INSERT INTO audit_records (min_time_ms, max_time_ms, record_count, filter, body)          VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO audit_records (seq, min_time_ms, max_time_ms, record_count, filter, body) \
+         VALUES (?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
+        seq,
         segment.min_time_ms,
         segment.max_time_ms,
         segment.count as i64,

@@ -45,7 +45,7 @@ pub fn convert(conn: &mut Connection) -> Result<u64, StoreError> {
             if chunk.len() == MAX_RECORDS || (done && !chunk.is_empty()) {
                 converted += chunk.len() as u64;
                 for segment in segment::build(chunk.iter().collect()) {
-                    insert_segment(&tx, &segment)?;
+                    insert_segment(&tx, None, &segment)?;
                 }
                 chunk.clear();
             }
